@@ -1,0 +1,160 @@
+"""The base every kzoo cell shares: one step split into an input projection and a recurrent step.
+
+A cell computes one time step as ``step(project_inputs(x_t), states)``. Splitting it this way lets
+the sequence layers project the inputs of *all* time steps in one matmul before the loop, and
+lets the same cell also be stepped by ``keras.layers.RNN`` through the usual
+``call(inputs, states, training)``.
+"""
+
+import keras
+import tensorflow as tf
+
+# Keras' RNN layer pre-creates and resets per-sequence dropout masks only for cells that are
+# instances of this mixin (keras/src/layers/rnn/rnn.py), so ours inherit it to behave the same
+# inside keras.layers.RNN.
+from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
+
+
+def check_rate(layer_name, name, value):
+    if not isinstance(value, (int, float)) or not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"{layer_name}: `{name}` must be a float in [0, 1), got {value!r}")
+    return float(value)
+
+
+def check_positive_int(layer_name, name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{layer_name}: `{name}` must be a positive integer, got {value!r}")
+    return value
+
+
+def check_choice(layer_name, name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{layer_name}: `{name}` must be one of {tuple(choices)}, got {value!r}")
+    return value
+
+
+class RecurrentCell(DropoutRNNCell, keras.layers.Layer):
+    """One recurrent step ``(y_t, s_t) = step(project_inputs(x_t), s_{t-1})``.
+
+    Subclasses define ``state_size``, ``build``, ``project_inputs`` (applies to any number of
+    leading axes, so ``(B, T, F)`` projects every step at once) and ``step``. The first state
+    always has the shape of the output.
+    """
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        name = type(self).__name__
+        self.units = check_positive_int(name, "units", units)
+        self.activation = get_activation(name, "activation", activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = keras.regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.kernel_constraint = keras.constraints.get(kernel_constraint)
+        self.recurrent_constraint = keras.constraints.get(recurrent_constraint)
+        self.bias_constraint = keras.constraints.get(bias_constraint)
+        self.dropout = check_rate(name, "dropout", dropout)
+        self.recurrent_dropout = check_rate(name, "recurrent_dropout", recurrent_dropout)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed=seed)
+
+    def add_kernel(self, name, shape, kind):
+        """A weight with the initializer/regularizer/constraint of ``kind``
+        ("kernel", "recurrent" or "bias")."""
+        return self.add_weight(
+            name=name,
+            shape=shape,
+            initializer=getattr(self, f"{kind}_initializer"),
+            regularizer=getattr(self, f"{kind}_regularizer"),
+            constraint=getattr(self, f"{kind}_constraint"),
+        )
+
+    # -- the split step -------------------------------------------------------------------------
+    def project_inputs(self, inputs):
+        raise NotImplementedError
+
+    def step(self, projected, states, recurrent_mask=None):
+        """``projected`` is ``project_inputs(x_t)``; returns ``(output, new_states)``."""
+        raise NotImplementedError
+
+    # -- keras.layers.RNN protocol --------------------------------------------------------------
+    @property
+    def output_size(self):
+        return self.state_size[0]
+
+    def call(self, inputs, states, training=False):
+        states = list(states) if isinstance(states, (list, tuple)) else [states]
+        if training and self.dropout > 0:
+            inputs = inputs * self.get_dropout_mask(inputs)
+        recurrent_mask = None
+        if training and self.recurrent_dropout > 0:
+            recurrent_mask = self.get_recurrent_dropout_mask(states[0])
+        output, new_states = self.step(self.project_inputs(inputs), states, recurrent_mask)
+        return output, list(new_states)
+
+    def get_initial_state(self, batch_size=None):
+        return [
+            tf.zeros([batch_size, *(s if isinstance(s, (list, tuple)) else (s,))],
+                     dtype=self.compute_dtype)
+            for s in self.state_size
+        ]
+
+    def step_input_rank(self):
+        """Rank of one time step of input, batch included (2 for vectors, 4 for frames)."""
+        return 2
+
+    def get_config(self):
+        s = keras.saving.serialize_keras_object
+        config = {
+            "units": self.units,
+            "activation": s(self.activation),
+            "use_bias": self.use_bias,
+            "kernel_initializer": s(self.kernel_initializer),
+            "recurrent_initializer": s(self.recurrent_initializer),
+            "bias_initializer": s(self.bias_initializer),
+            "kernel_regularizer": s(self.kernel_regularizer),
+            "recurrent_regularizer": s(self.recurrent_regularizer),
+            "bias_regularizer": s(self.bias_regularizer),
+            "kernel_constraint": s(self.kernel_constraint),
+            "recurrent_constraint": s(self.recurrent_constraint),
+            "bias_constraint": s(self.bias_constraint),
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "seed": self.seed,
+        }
+        return {**super().get_config(), **config}
+
+
+def get_activation(layer_name, name, identifier):
+    try:
+        return keras.activations.get(identifier)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{layer_name}: unknown `{name}` {identifier!r} ({error})") from None
+
+
+def dense(inputs, kernel):
+    """``inputs @ kernel`` over the last axis, for any number of leading axes (one matmul)."""
+    if inputs.shape.rank == 2:
+        return tf.matmul(inputs, kernel)
+    return tf.tensordot(inputs, kernel, 1)

@@ -1,0 +1,195 @@
+"""The sequence layer every kzoo recurrent layer is: a cell run over time by the scan engine.
+
+``Recurrent(cell)`` projects the inputs of all time steps in one call of
+``cell.project_inputs`` and runs ``cell.step`` through :func:`kzoo.layers.scan.scan`. It takes the
+arguments ``keras.layers.RNN`` users know: ``return_sequences``, ``return_state``,
+``go_backwards``, ``stateful``, ``zero_output_for_mask``, ``initial_state=`` and ``mask=``.
+"""
+
+import keras
+import tensorflow as tf
+
+from kzoo.layers.cell import RecurrentCell
+from kzoo.layers.scan import scan
+
+_LAYER_KEYS = ("return_sequences", "return_state", "go_backwards", "stateful",
+               "zero_output_for_mask")
+_BASE_KEYS = ("name", "trainable", "dtype")
+
+
+class Recurrent(keras.layers.Layer):
+    """Runs ``cell`` over the time axis of ``(batch, time, ...)`` inputs.
+
+    Subclasses (``SimpleRNN``, ``LSTM``...) build their cell from their own arguments, and their
+    config is the cell's arguments plus the layer's, as in Keras.
+    """
+
+    cell_class = None
+
+    def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False,
+                 stateful=False, zero_output_for_mask=False, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(cell, RecurrentCell):
+            raise TypeError(f"{type(self).__name__}: `cell` must be a kzoo RecurrentCell, "
+                            f"got {type(cell).__name__}")
+        self.cell = cell
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self.stateful = bool(stateful)
+        self.zero_output_for_mask = bool(zero_output_for_mask)
+        self.supports_masking = True
+        self.states = None
+
+    @classmethod
+    def _split_kwargs(cls, kwargs):
+        """Separate the layer's own keyword arguments from the cell's."""
+        layer_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in _LAYER_KEYS + _BASE_KEYS
+                        or k in ("input_shape", "batch_input_shape", "batch_size")}
+        return layer_kwargs, kwargs
+
+    # -- shapes and validation ------------------------------------------------------------------
+    @property
+    def _rank(self):
+        return self.cell.step_input_rank() + 1
+
+    def _describe(self):
+        return f"{type(self).__name__} layer '{self.name}'"
+
+    def _check_shape(self, shape):
+        shape = tuple(shape)
+        rank = self._rank
+        if len(shape) != rank:
+            expected = "(batch, time, features)" if rank == 3 else "(batch, time, rows, cols, channels)"
+            raise ValueError(f"{self._describe()} expects inputs of rank {rank} {expected}, "
+                             f"got shape {shape}")
+        if shape[1] == 0:
+            raise ValueError(f"{self._describe()} got a sequence of zero time steps "
+                             f"(shape {shape}); every sequence needs at least one step")
+        expected_features = getattr(self.cell, "input_features", None)
+        if self.cell.built and expected_features is not None and shape[-1] is not None \
+                and shape[-1] != expected_features:
+            raise ValueError(f"{self._describe()} was built for inputs with last dimension "
+                             f"{expected_features}, got shape {shape}")
+
+    def _check_dtype(self, sequences):
+        dtype = tf.as_dtype(sequences.dtype)
+        if not dtype.is_floating:
+            raise TypeError(f"{self._describe()} expects floating-point inputs, got {dtype.name} "
+                            f"(token ids need an Embedding layer first)")
+
+    def build(self, sequences_shape, initial_state_shape=None):
+        self._check_shape(sequences_shape)
+        step_shape = (sequences_shape[0],) + tuple(sequences_shape[2:])
+        if not self.cell.built:
+            self.cell.build(step_shape)
+        if self.stateful:
+            batch = sequences_shape[0]
+            if batch is None:
+                raise ValueError(f"{self._describe()} is stateful and needs a fixed batch size: "
+                                 f"give the Input a `batch_size` (got shape {sequences_shape})")
+            self.states = [
+                self.add_weight(name=f"state_{i}", shape=tuple(s.shape), initializer="zeros",
+                                trainable=False)
+                for i, s in enumerate(self.cell.get_initial_state(batch))
+            ]
+
+    def reset_state(self):
+        if self.states is not None:
+            for variable in self.states:
+                variable.assign(tf.zeros_like(variable))
+
+    def reset_states(self):
+        self.reset_state()
+
+    def _state_shapes(self, batch):
+        return [(batch, *(s if isinstance(s, (list, tuple)) else (s,)))
+                for s in self.cell.state_size]
+
+    def compute_output_shape(self, sequences_shape, initial_state_shape=None):
+        batch, time = sequences_shape[0], sequences_shape[1]
+        state_shapes = self._state_shapes(batch)
+        output = state_shapes[0]
+        if self.return_sequences:
+            output = (batch, time) + tuple(output[1:])
+        if self.return_state:
+            return (output, *state_shapes)
+        return output
+
+    def compute_mask(self, sequences, mask=None):
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0]
+        output_mask = mask if self.return_sequences else None
+        if self.return_state:
+            return [output_mask] + [None] * len(self.cell.state_size)
+        return output_mask
+
+    # -- the forward pass -----------------------------------------------------------------------
+    def _initial_states(self, sequences, initial_state):
+        batch = tf.shape(sequences)[0]
+        if initial_state is None:
+            if self.stateful:
+                return [tf.convert_to_tensor(v) for v in self.states]
+            return self.cell.get_initial_state(batch)
+        states = list(initial_state) if isinstance(initial_state, (list, tuple)) \
+            else [initial_state]
+        if len(states) != len(self.cell.state_size):
+            raise ValueError(f"{self._describe()} expects {len(self.cell.state_size)} initial "
+                             f"state tensor(s), got {len(states)}")
+        return [tf.cast(s, self.cell.compute_dtype) for s in states]
+
+    def _check_mask(self, sequences, mask):
+        if mask is None:
+            return None
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0]
+        if mask is None:
+            return None
+        mask = tf.convert_to_tensor(mask)
+        if mask.shape.rank != 2:
+            raise ValueError(f"{self._describe()} expects a mask of shape (batch, time), got "
+                             f"shape {tuple(mask.shape)}")
+        return tf.cast(mask, tf.bool)
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        self._check_dtype(sequences)
+        self._check_shape(sequences.shape)
+        sequences = tf.cast(sequences, self.cell.compute_dtype)
+        mask = self._check_mask(sequences, mask)
+        states = self._initial_states(sequences, initial_state)
+        cell = self.cell
+        if training and cell.dropout > 0:
+            # One dropout mask per sequence, shared by every step (as Keras).
+            sequences = sequences * tf.expand_dims(cell.get_dropout_mask(sequences[:, 0]), 1)
+        recurrent_mask = None
+        if training and cell.recurrent_dropout > 0:
+            recurrent_mask = cell.get_recurrent_dropout_mask(states[0])
+        cell.reset_dropout_mask()
+        cell.reset_recurrent_dropout_mask()
+
+        last_output, outputs, final_states = self._run(sequences, states, mask, recurrent_mask)
+
+        if self.stateful:
+            for variable, value in zip(self.states, final_states):
+                variable.assign(value)
+        output = outputs if self.return_sequences else last_output
+        if self.return_state:
+            return [output, *final_states]
+        return output
+
+    def _run(self, sequences, states, mask, recurrent_mask):
+        cell = self.cell
+        projected = cell.project_inputs(sequences)
+
+        def step(projected_t, step_states):
+            return cell.step(projected_t, step_states, recurrent_mask)
+
+        return scan(step, projected, states, mask=mask, go_backwards=self.go_backwards,
+                    return_sequences=self.return_sequences,
+                    zero_output_for_mask=self.zero_output_for_mask)
+
+    # -- config ---------------------------------------------------------------------------------
+    def get_config(self):
+        cell_config = {k: v for k, v in self.cell.get_config().items() if k not in _BASE_KEYS}
+        layer_config = {k: getattr(self, k) for k in _LAYER_KEYS}
+        return {**super().get_config(), **cell_config, **layer_config}
