@@ -1,8 +1,15 @@
 """kzoo's recurrent cells, sequence layers and attention, all on one scan engine."""
 
-from kzoo.layers.scan import scan, scan_mode
+from kzoo.layers.scan import get_scan_mode, scan, scan_mode
 from kzoo.layers.cell import RecurrentCell
 from kzoo.layers.recurrent import Recurrent
 from kzoo.layers.simple_rnn import SimpleRNN, SimpleRNNCell
 from kzoo.layers.lstm import LSTM, LSTMCell
 from kzoo.layers.gru import GRU, GRUCell
+from kzoo.layers.jordan import Jordan, JordanCell
+from kzoo.layers.bidirectional import Bidirectional
+from kzoo.layers.conv_rnn import ConvGRU2D, ConvGRU2DCell, ConvLSTM2D, ConvLSTM2DCell
+from kzoo.layers.attention import (BahdanauAttention, BahdanauMonotonicAttention,
+                                   LuongAttention, LuongMonotonicAttention)
+from kzoo.layers.torch_weights import from_torch, to_torch, to_torch_state_dict
+from kzoo.layers.attention_wrapper import AttentionWrapper

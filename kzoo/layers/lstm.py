@@ -43,12 +43,10 @@ class LSTMCell(RecurrentCell):
         # Peephole weights start small so a new peephole LSTM starts close to a plain one.
         self.peephole_initializer = keras.initializers.RandomUniform(-0.1, 0.1, seed=self.seed)
         if self.layer_norm:
-            self.kernel_norm = keras.layers.LayerNormalization(epsilon=self.norm_epsilon,
-                                                               name="kernel_norm")
-            self.recurrent_norm = keras.layers.LayerNormalization(epsilon=self.norm_epsilon,
-                                                                  name="recurrent_norm")
-            self.state_norm = keras.layers.LayerNormalization(epsilon=self.norm_epsilon,
-                                                              name="state_norm")
+            norm = dict(epsilon=self.norm_epsilon, dtype=self.dtype_policy)
+            self.kernel_norm = keras.layers.LayerNormalization(name="kernel_norm", **norm)
+            self.recurrent_norm = keras.layers.LayerNormalization(name="recurrent_norm", **norm)
+            self.state_norm = keras.layers.LayerNormalization(name="state_norm", **norm)
 
     @property
     def state_size(self):

@@ -1,0 +1,25 @@
+"""Bidirectional wrapper: a forward and a backward kzoo layer, merged by concat/sum/mul/ave.
+
+The backward layer reads time in reverse; masked steps carry its state through, so the backward
+pass of each sequence starts at that sequence's own last valid step (not at the padding), and its
+outputs are flipped back into input order before merging.
+"""
+
+import keras
+
+from kzoo.layers.cell import check_choice
+
+MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class Bidirectional(keras.layers.Bidirectional):
+    """``keras.layers.Bidirectional`` for kzoo layers, with arguments checked up front."""
+
+    def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None, **kwargs):
+        check_choice("Bidirectional", "merge_mode", merge_mode, MERGE_MODES)
+        if not isinstance(layer, keras.layers.Layer) or not hasattr(layer, "go_backwards"):
+            raise ValueError("Bidirectional: `layer` must be a recurrent layer with "
+                             f"`go_backwards` (e.g. kzoo.layers.LSTM), got {layer!r}")
+        super().__init__(layer, merge_mode=merge_mode, weights=weights,
+                         backward_layer=backward_layer, **kwargs)

@@ -1,0 +1,298 @@
+"""Convolutional recurrent cells (Shi et al. 2015): the LSTM and GRU with every matmul a 2-D conv.
+
+    ConvLSTM:  i, f, c̃, o from  z = conv(x_t, W) + conv(h_{t-1}, U) + b   (gate order i, f, c, o)
+               c' = f ⊙ c + i ⊙ tanh(z_c),  h' = o ⊙ tanh(c')
+    ConvGRU:   z, r, h̃ as in :mod:`kzoo.layers.gru` with ``x W`` -> conv(x, W), ``h U`` -> conv(h, U)
+
+Inputs are frames ``(batch, rows, cols, channels)`` (``channels_last`` only), sequences are
+``(batch, time, rows, cols, channels)``. The input conv has the layer's strides, padding and
+dilation; the recurrent conv is always stride 1, ``"same"`` padding, no dilation, so the state
+keeps the output frame size ``(rows', cols', filters)``. Weights are those of
+``keras.layers.ConvLSTM2D``: ``kernel`` (kh, kw, channels, k·filters), ``recurrent_kernel``
+(kh, kw, filters, k·filters), ``bias`` (k·filters,) (GRU with ``reset_after``: (2, 3·filters)).
+"""
+
+import math
+
+import keras
+import tensorflow as tf
+
+from kzoo.layers.cell import check_choice, check_positive_int
+from kzoo.layers.gru import GRUCell
+from kzoo.layers.lstm import LSTMCell
+from kzoo.layers.recurrent import Recurrent
+from kzoo.layers.scan import scan
+
+# LSTMCell options that have no convolutional form here, with the value that means "off".
+_LSTM_ONLY_OPTIONS = {"use_forget_gate": True, "peephole": False, "layer_norm": False,
+                      "proj_units": None}
+_DENSE_ONLY_CONFIG = ("units", "use_forget_gate", "peephole", "layer_norm", "norm_epsilon",
+                      "proj_units")
+
+
+def _int_pair(layer_name, name, value):
+    """An int or a pair of ints -> a tuple of two positive ints."""
+    pair = (value, value) if isinstance(value, int) and not isinstance(value, bool) else value
+    try:
+        pair = tuple(pair)
+    except TypeError:
+        pair = None
+    if pair is None or len(pair) != 2 or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in pair):
+        raise ValueError(f"{layer_name}: `{name}` must be a positive integer or a pair of "
+                         f"positive integers, got {value!r}")
+    return pair
+
+
+class _ConvFrames:
+    """The convolution arguments, frame shapes and convs shared by the two conv cells."""
+
+    def _set_conv_arguments(self, filters, kernel_size, strides, padding, data_format,
+                            dilation_rate):
+        name = type(self).__name__
+        self.filters = check_positive_int(name, "filters", filters)
+        self.kernel_size = _int_pair(name, "kernel_size", kernel_size)
+        self.strides = _int_pair(name, "strides", strides)
+        self.padding = check_choice(name, "padding",
+                                    padding.lower() if isinstance(padding, str) else padding,
+                                    ("same", "valid"))
+        if data_format not in (None, "channels_last"):
+            raise ValueError(f"{name}: only data_format='channels_last' (inputs "
+                             f"(batch, time, rows, cols, channels)) is supported, got "
+                             f"{data_format!r}; transpose channels_first inputs first")
+        self.data_format = "channels_last"
+        self.dilation_rate = _int_pair(name, "dilation_rate", dilation_rate)
+        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
+            raise ValueError(f"{name}: `strides` > 1 cannot be combined with `dilation_rate` "
+                             f"> 1, got strides={self.strides}, "
+                             f"dilation_rate={self.dilation_rate}")
+        # Known once built from the input frame shape.
+        self.frame_shape = None
+        self.output_frame_shape = None
+
+    def _build_frames(self, input_shape):
+        """Record the input frame shape and the state's frame shape; returns the channel count."""
+        name = type(self).__name__
+        input_shape = tuple(input_shape)
+        if len(input_shape) != 4:
+            raise ValueError(f"{name} expects frames of rank 4 (batch, rows, cols, channels), "
+                             f"got shape {input_shape}")
+        rows, cols, channels = input_shape[1:]
+        if rows is None or cols is None or channels is None:
+            raise ValueError(f"{name} needs static rows, cols and channels to size its state, "
+                             f"got frame shape {input_shape}")
+        output = []
+        for size, k, s, d in zip((rows, cols), self.kernel_size, self.strides,
+                                 self.dilation_rate):
+            if self.padding == "same":
+                output.append(math.ceil(size / s))
+            else:
+                output.append((size - (k - 1) * d - 1) // s + 1)
+        if min(output) < 1:
+            raise ValueError(f"{name}: frames of {rows}x{cols} are smaller than the dilated "
+                             f"kernel {self.kernel_size} (dilation {self.dilation_rate}) with "
+                             f"padding='valid'")
+        self.frame_shape = (rows, cols)
+        self.output_frame_shape = tuple(output)
+        self.input_features = channels
+        return channels
+
+    def _conv_state_size(self, count):
+        rows_cols = self.output_frame_shape or (None, None)
+        return [(*rows_cols, self.filters)] * count
+
+    def _conv_inputs(self, inputs, kernel):
+        """conv(x, kernel) of frames (B, H, W, C) or of whole sequences (B, T, H, W, C)."""
+        if not tf.is_tensor(inputs):
+            inputs = tf.convert_to_tensor(inputs, dtype=self.compute_dtype)
+        if inputs.shape.rank == 5:
+            # One conv over all B·T frames instead of T convs inside the loop.
+            leading = tf.shape(inputs)[:2]
+            frames = tf.reshape(inputs, [-1, *inputs.shape[2:]])
+            out = self._conv_inputs(frames, kernel)
+            return tf.reshape(out, tf.concat([leading, out.shape[1:]], 0))
+        if inputs.shape.rank != 4:
+            raise ValueError(f"{type(self).__name__} expects frames (batch, rows, cols, "
+                             f"channels) or sequences (batch, time, rows, cols, channels), "
+                             f"got shape {tuple(inputs.shape)}")
+        return tf.nn.convolution(inputs, kernel, strides=self.strides,
+                                 padding=self.padding.upper(), dilations=self.dilation_rate)
+
+    @staticmethod
+    def _conv_state(h, kernel):
+        return tf.nn.convolution(h, kernel, strides=1, padding="SAME")
+
+    def _conv_config(self):
+        return {
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "padding": self.padding,
+            "data_format": self.data_format,
+            "dilation_rate": self.dilation_rate,
+        }
+
+    def step_input_rank(self):
+        return 4
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class ConvLSTM2DCell(_ConvFrames, LSTMCell):
+    """ConvLSTM cell, weight for weight ``keras.layers.ConvLSTM2D``'s cell (``channels_last``).
+
+    State ``[h, c]``, both ``(batch, rows', cols', filters)``. Dropout uses one mask for the
+    input of all four gates (Keras draws one per gate).
+    """
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None,
+                 dilation_rate=1, activation="tanh", recurrent_activation="sigmoid",
+                 use_bias=True, unit_forget_bias=True, **kwargs):
+        name = type(self).__name__
+        for option, off in _LSTM_ONLY_OPTIONS.items():
+            if option in kwargs and kwargs.pop(option) != off:
+                raise ValueError(f"{name}: `{option}` is an option of the dense LSTMCell only; "
+                                 f"the convolutional cell is the plain forget-gate LSTM")
+        for option in ("units", "norm_epsilon"):
+            if option in kwargs:
+                raise ValueError(f"{name}: unexpected argument `{option}` (the convolutional "
+                                 f"cell is sized by `filters`)")
+        self._set_conv_arguments(filters, kernel_size, strides, padding, data_format,
+                                 dilation_rate)
+        super().__init__(self.filters, activation=activation,
+                         recurrent_activation=recurrent_activation, use_bias=use_bias,
+                         unit_forget_bias=unit_forget_bias, **kwargs)
+
+    @property
+    def state_size(self):
+        return self._conv_state_size(2)
+
+    def build(self, input_shape):
+        channels = self._build_frames(input_shape)
+        gates = 4 * self.filters
+        self.kernel = self.add_kernel("kernel", (*self.kernel_size, channels, gates), "kernel")
+        self.recurrent_kernel = self.add_kernel(
+            "recurrent_kernel", (*self.kernel_size, self.filters, gates), "recurrent")
+        self._build_common()
+
+    def _input_transform(self, inputs):
+        return self._conv_inputs(inputs, self.kernel)
+
+    def _recurrent_transform(self, h):
+        return self._conv_state(h, self.recurrent_kernel)
+
+    def get_config(self):
+        config = {k: v for k, v in super().get_config().items() if k not in _DENSE_ONLY_CONFIG}
+        return {**config, **self._conv_config()}
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class ConvGRU2DCell(_ConvFrames, GRUCell):
+    """ConvGRU cell: :class:`kzoo.layers.GRUCell` with convs (gates z, r, h; both ``reset_after``).
+
+    ``kernel`` (kh, kw, channels, 3·filters), ``recurrent_kernel`` (kh, kw, filters, 3·filters),
+    ``bias`` (2, 3·filters) with ``reset_after`` else (3·filters,). State ``[h]``.
+    """
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None,
+                 dilation_rate=1, activation="tanh", recurrent_activation="sigmoid",
+                 use_bias=True, reset_after=True, **kwargs):
+        if "units" in kwargs:
+            raise ValueError(f"{type(self).__name__}: unexpected argument `units` (the "
+                             f"convolutional cell is sized by `filters`)")
+        self._set_conv_arguments(filters, kernel_size, strides, padding, data_format,
+                                 dilation_rate)
+        super().__init__(self.filters, activation=activation,
+                         recurrent_activation=recurrent_activation, use_bias=use_bias,
+                         reset_after=reset_after, **kwargs)
+
+    @property
+    def state_size(self):
+        return self._conv_state_size(1)
+
+    def build(self, input_shape):
+        channels = self._build_frames(input_shape)
+        gates = 3 * self.filters
+        self.kernel = self.add_kernel("kernel", (*self.kernel_size, channels, gates), "kernel")
+        self.recurrent_kernel = self.add_kernel(
+            "recurrent_kernel", (*self.kernel_size, self.filters, gates), "recurrent")
+        self._build_bias()
+
+    def _input_transform(self, inputs):
+        return self._conv_inputs(inputs, self.kernel)
+
+    def _recurrent_transform(self, h, kernel):
+        return self._conv_state(h, kernel)
+
+    def get_config(self):
+        config = {k: v for k, v in super().get_config().items() if k != "units"}
+        return {**config, **self._conv_config()}
+
+
+class _ConvRecurrent(Recurrent):
+    """Recurrent over (batch, time, rows, cols, channels), also checking the frame size the
+    cell's state was sized for."""
+
+    def _check_shape(self, shape):
+        super()._check_shape(shape)
+        shape = tuple(shape)
+        expected = self.cell.frame_shape
+        if self.cell.built and expected is not None and None not in shape[2:4] \
+                and tuple(shape[2:4]) != expected:
+            raise ValueError(f"{self._describe()} was built for frames of {expected[0]}x"
+                             f"{expected[1]} (rows x cols), got shape {shape}")
+
+    def _run(self, sequences, states, mask, recurrent_mask):
+        # The scan sees every frame flattened to a vector: its TFLite form slices a
+        # (chunks, blocks, unroll, batch, ...) tensor, and TFLite's STRIDED_SLICE takes at most
+        # rank 5, which frames (rank 7 there) would exceed. The reshapes are free in TensorFlow.
+        cell = self.cell
+        projected = cell.project_inputs(sequences)
+        projected_frame = tuple(projected.shape[2:])
+        state_frames = [tuple(s) for s in cell.state_size]
+
+        def flatten(x):
+            return tf.reshape(x, [-1, math.prod(x.shape[1:])])
+
+        def unflatten(x, frame):
+            return tf.reshape(x, [-1, *frame])
+
+        def step(projected_t, flat_states):
+            frames = [unflatten(s, f) for s, f in zip(flat_states, state_frames)]
+            output, new_states = cell.step(unflatten(projected_t, projected_frame), frames,
+                                           recurrent_mask)
+            return flatten(output), [flatten(s) for s in new_states]
+
+        leading = tf.shape(projected)[:2]
+        flat_projected = tf.reshape(projected, tf.concat([leading, [-1]], 0))
+        last_output, outputs, final_states = scan(
+            step, flat_projected, [flatten(s) for s in states], mask=mask,
+            go_backwards=self.go_backwards, return_sequences=self.return_sequences,
+            zero_output_for_mask=self.zero_output_for_mask)
+        if outputs is not None:
+            outputs = tf.reshape(outputs, tf.concat([tf.shape(outputs)[:2], state_frames[0]], 0))
+        return (unflatten(last_output, state_frames[0]), outputs,
+                [unflatten(s, f) for s, f in zip(final_states, state_frames)])
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class ConvLSTM2D(_ConvRecurrent):
+    """ConvLSTM over ``(batch, time, rows, cols, channels)``; the arguments of
+    ``keras.layers.ConvLSTM2D`` (``channels_last``)."""
+
+    def __init__(self, filters, kernel_size, **kwargs):
+        layer_kwargs, cell_kwargs = self._split_kwargs(kwargs)
+        cell = ConvLSTM2DCell(filters, kernel_size, dtype=layer_kwargs.get("dtype"),
+                              name="conv_lstm_cell", **cell_kwargs)
+        super().__init__(cell, **layer_kwargs)
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class ConvGRU2D(_ConvRecurrent):
+    """ConvGRU over ``(batch, time, rows, cols, channels)``; ConvLSTM2D's arguments with the
+    GRU's ``reset_after`` in place of ``unit_forget_bias``."""
+
+    def __init__(self, filters, kernel_size, **kwargs):
+        layer_kwargs, cell_kwargs = self._split_kwargs(kwargs)
+        cell = ConvGRU2DCell(filters, kernel_size, dtype=layer_kwargs.get("dtype"),
+                             name="conv_gru_cell", **cell_kwargs)
+        super().__init__(cell, **layer_kwargs)

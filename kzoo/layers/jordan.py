@@ -1,0 +1,114 @@
+"""Jordan RNN (output recurrence): the previous output, not the hidden state, is fed back.
+
+    h_t = activation(x_t W + ŷ_{t-1} U + b),   ŷ_t = output_activation(h_t V + c)
+
+There is no hidden-to-hidden connection, so with teacher forcing (the ground-truth y_{t-1} in
+place of ŷ_{t-1}) the time steps decouple and the whole sequence is computed in parallel; at
+inference the layer feeds its own prediction back through the scan engine.
+"""
+
+import keras
+import tensorflow as tf
+
+from kzoo.layers.cell import RecurrentCell, check_positive_int, dense, get_activation
+from kzoo.layers.recurrent import Recurrent
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class JordanCell(RecurrentCell):
+    """Jordan cell. Weights: ``kernel`` (input_dim, units), ``recurrent_kernel``
+    (output_units, units), ``bias`` (units,), ``output_kernel`` (units, output_units),
+    ``output_bias`` (output_units,). Its state is its previous output ŷ_{t-1}."""
+
+    def __init__(self, units, output_units, output_activation="softmax", **kwargs):
+        super().__init__(units, **kwargs)
+        name = type(self).__name__
+        self.output_units = check_positive_int(name, "output_units", output_units)
+        self.output_activation = get_activation(name, "output_activation", output_activation)
+
+    @property
+    def state_size(self):
+        return [self.output_units]
+
+    def build(self, input_shape):
+        self.input_features = input_shape[-1]
+        self.kernel = self.add_kernel("kernel", (input_shape[-1], self.units), "kernel")
+        self.recurrent_kernel = self.add_kernel(
+            "recurrent_kernel", (self.output_units, self.units), "recurrent")
+        self.bias = self.add_kernel("bias", (self.units,), "bias") if self.use_bias else None
+        self.output_kernel = self.add_kernel("output_kernel", (self.units, self.output_units),
+                                             "kernel")
+        self.output_bias = self.add_kernel("output_bias", (self.output_units,), "bias") \
+            if self.use_bias else None
+
+    def project_inputs(self, inputs):
+        z = dense(inputs, self.kernel)
+        return z + self.bias if self.use_bias else z
+
+    def emit(self, projected, previous_outputs):
+        """ŷ from projected inputs and the fed-back previous outputs (any leading axes)."""
+        h = self.activation(projected + dense(previous_outputs, self.recurrent_kernel))
+        y = dense(h, self.output_kernel)
+        return self.output_activation(y + self.output_bias if self.use_bias else y)
+
+    def step(self, projected, states, recurrent_mask=None):
+        previous = states[0]
+        if recurrent_mask is not None:
+            previous = previous * recurrent_mask
+        y = self.emit(projected, previous)
+        return y, [y]
+
+    def get_config(self):
+        config = {
+            "output_units": self.output_units,
+            "output_activation": keras.saving.serialize_keras_object(self.output_activation),
+        }
+        return {**super().get_config(), **config}
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class Jordan(Recurrent):
+    """Jordan RNN over a sequence. ``call(sequences, teacher_outputs=None, ...)``: with
+    ``teacher_outputs`` (B, T, output_units), the ground-truth y_1..y_T, step t is fed y_{t-1}
+    (the initial state at t=1) and all steps run in parallel; masked steps then emit zeros."""
+
+    def __init__(self, units, output_units, **kwargs):
+        layer_kwargs, cell_kwargs = self._split_kwargs(kwargs)
+        cell = JordanCell(units, output_units, dtype=layer_kwargs.get("dtype"),
+                          name="jordan_cell", **cell_kwargs)
+        super().__init__(cell, **layer_kwargs)
+
+    def call(self, sequences, teacher_outputs=None, initial_state=None, mask=None,
+             training=False):
+        if teacher_outputs is None:
+            return super().call(sequences, initial_state=initial_state, mask=mask,
+                                training=training)
+        self._check_dtype(sequences)
+        self._check_shape(sequences.shape)
+        teacher = tf.cast(teacher_outputs, self.cell.compute_dtype)
+        if teacher.shape.rank != 3 or (teacher.shape[-1] is not None
+                                        and teacher.shape[-1] != self.cell.output_units):
+            raise ValueError(f"{self._describe()} expects teacher_outputs of shape (batch, time, "
+                             f"{self.cell.output_units}), got {tuple(teacher.shape)}")
+        mask = self._check_mask(sequences, mask)
+        sequences = tf.cast(sequences, self.cell.compute_dtype)
+        initial = self._initial_states(sequences, initial_state)[0]
+        if self.go_backwards:
+            sequences, teacher = tf.reverse(sequences, [1]), tf.reverse(teacher, [1])
+            mask = None if mask is None else tf.reverse(mask, [1])
+        previous = tf.concat([initial[:, None], teacher[:, :-1]], axis=1)
+        outputs = self.cell.emit(self.cell.project_inputs(sequences), previous)
+        if mask is None:
+            last = outputs[:, -1]
+        else:
+            outputs = tf.where(mask[..., None], outputs, tf.zeros_like(outputs))
+            # The state after the last valid step (the initial state for an empty row).
+            time = tf.shape(mask)[1]
+            last_index = time - 1 - tf.argmax(tf.cast(tf.reverse(mask, [1]), tf.int32), 1,
+                                              output_type=tf.int32)
+            last = tf.gather(outputs, last_index, batch_dims=1)
+            last = tf.where(tf.reduce_any(mask, 1)[:, None], last, initial)
+        output = outputs if self.return_sequences else last
+        if self.return_state:
+            return [output, last]
+        return output

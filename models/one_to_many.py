@@ -1,0 +1,131 @@
+"""One-to-many: one input (a feature vector, an image feature) -> a token sequence.
+
+A caption decoder ("show and tell"): the feature vector sets the initial state of every layer,
+and the decoder is trained with teacher forcing on ``((features, target_in_ids), target_out_ids)``
+where ``target_in_ids = [START, w_1, ..., w_n]`` and ``target_out_ids = [w_1, ..., w_n, END]``
+(0 pads both and is masked out of the loss). ``generate(model, features)`` decodes from the
+features alone::
+
+    model = kzoo.build("one_to_many_lstm", feature_dim=2048, vocab_size=5000)
+    tokens = kzoo.models.one_to_many.generate(model, image_features, max_length=20)
+
+Token ids: 0 padding, ``START_ID`` = 1, ``END_ID`` = 2, words from 3.
+"""
+
+import weakref
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kzoo.models import variants
+from kzoo.models.stack import recurrent_stack, validate_common
+
+PAD_ID, START_ID, END_ID = 0, 1, 2
+
+# No bidirectional variant: a decoder generates left to right, and a backward pass under teacher
+# forcing would read the very tokens it must predict.
+_VARIANTS = {"": {}, "deep": {"num_layers": 3, "dropout": 0.2}}
+_STATE_COUNT = {"rnn": 1, "lstm": 2, "gru": 1}
+
+
+def _build(*, cell, name, feature_dim=2048, vocab_size=5000, embedding_dim=128, units=256,
+           num_layers=1, dropout=0.0, residual=False):
+    """Inputs ``(features (batch, feature_dim), target_in_ids (batch, time))`` -> per step
+    softmax over the ``vocab_size`` tokens ``(batch, time, vocab_size)``. Each layer's initial
+    state is ``tanh(features W + b)`` (one Dense per state), the target ids go through
+    ``Embedding(vocab_size, embedding_dim, mask_zero=True)`` and a recurrent stack (dropout
+    between layers, optional residual). ``feature_dim=2048`` is a ResNet-50 pooled image feature.
+
+    Returns an uncompiled, built ``keras.Model``; compile it with
+    ``kzoo.models.compile_args(name)`` (sparse categorical cross-entropy, padding masked).
+    Decode with ``kzoo.models.one_to_many.generate(model, features)`` (also ``model.generate``
+    on a freshly built model).
+    """
+    validate_common(name, cell=cell, units=units, num_layers=num_layers, dropout=dropout,
+                    feature_dim=feature_dim, vocab_size=vocab_size, embedding_dim=embedding_dim)
+    if vocab_size <= END_ID:
+        raise ValueError(f"{name}: `vocab_size` must exceed {END_ID} (ids 0, 1, 2 are padding, "
+                         f"start and end), got {vocab_size}")
+    features = keras.Input((feature_dim,), name="features")
+    target_in = keras.Input((None,), dtype="int32", name="target_in_ids")
+    initial_states = [
+        [keras.layers.Dense(units, activation="tanh", name=f"init_{k + 1}_{s}")(features)
+         for s in range(_STATE_COUNT[cell])]
+        for k in range(num_layers)
+    ]
+    embedded = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True,
+                                      name="target_embedding")(target_in)
+    sequences = recurrent_stack(embedded, cell=cell, units=units, num_layers=num_layers,
+                                dropout=dropout, residual=residual, return_sequences=True,
+                                initial_state=initial_states, name="decoder")
+    outputs = keras.layers.Dense(vocab_size, activation="softmax", name="outputs")(sequences)
+    model = keras.Model((features, target_in), outputs, name=name)
+    model.generate = lambda features, **kwargs: generate(model, features, **kwargs)
+    return model
+
+
+_GENERATORS = weakref.WeakKeyDictionary()
+
+
+def generate(model, features, *, max_length=20):
+    """Greedy decode of ``features`` (batch, feature_dim) -> token ids (batch, max_length), int32.
+
+    Each row stops at ``END_ID`` (kept) and is padded with 0 after it. One ``tf.function`` graph:
+    a ``tf.while_loop`` that, at step t, runs ``model`` on the tokens so far (later positions
+    are padding, masked, and a recurrent model is causal) and appends the most likely token
+    other than padding and start. Re-running the prefix costs O(max_length²) steps, which is
+    nothing at caption lengths and needs nothing of the model but its call.
+    """
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length <= 0:
+        raise ValueError(f"generate: `max_length` must be a positive integer, got {max_length!r}")
+    decode = _GENERATORS.get(model)
+    if decode is None:
+        decode = _GENERATORS[model] = tf.function(lambda f, n: _greedy(model, f, n))
+    features = tf.convert_to_tensor(features, tf.float32)
+    return decode(features, tf.constant(max_length, tf.int32))
+
+
+def _greedy(model, features, max_length):
+    batch = tf.shape(features)[0]
+    tokens = tf.concat([tf.fill([batch, 1], START_ID),
+                        tf.zeros([batch, max_length], tf.int32)], axis=1)
+    finished = tf.zeros([batch], tf.bool)
+    vocab_size = model.output_shape[-1]
+    forbidden = tf.one_hot(PAD_ID, vocab_size) + tf.one_hot(START_ID, vocab_size)
+
+    def body(t, tokens, finished):
+        probs = model((features, tokens[:, :-1]), training=False)
+        step_probs = tf.gather(probs, t, axis=1) - 2.0 * forbidden
+        next_token = tf.argmax(step_probs, axis=-1, output_type=tf.int32)
+        next_token = tf.where(finished, PAD_ID, next_token)
+        position = tf.one_hot(t + 1, max_length + 1, dtype=tf.int32)
+        tokens = tokens + next_token[:, None] * position[None, :]
+        return t + 1, tokens, finished | tf.equal(next_token, END_ID)
+
+    def not_done(t, tokens, finished):
+        return tf.logical_and(t < max_length, tf.logical_not(tf.reduce_all(finished)))
+
+    _, tokens, _ = tf.while_loop(not_done, body, (tf.constant(0), tokens, finished))
+    return tokens[:, 1:]
+
+
+def _example(config, batch_size, rng):
+    length = variants.EXAMPLE_LENGTH
+    features = rng.normal(size=(batch_size, config["feature_dim"])).astype("float32")
+    words = rng.integers(END_ID + 1, config["vocab_size"], size=(batch_size, length - 1))
+    column = np.ones((batch_size, 1), dtype=words.dtype)
+    target_in = np.concatenate([START_ID * column, words], axis=1).astype("int32")
+    target_out = np.concatenate([words, END_ID * column], axis=1).astype("int32")
+    if batch_size > 1:  # a shorter caption, padded: 2 words then END
+        target_in[-1, 3:] = PAD_ID
+        target_out[-1, 2] = END_ID
+        target_out[-1, 3:] = PAD_ID
+    return (features, target_in), target_out
+
+
+variants.register_variants(
+    globals(), "one_to_many", _build,
+    "a feature vector (e.g. of an image) -> a token sequence (caption decoder).",
+    example=_example, loss=lambda config: "sparse_categorical_crossentropy",
+    metrics=lambda config: ["accuracy"], variants=_VARIANTS)

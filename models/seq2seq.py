@@ -1,0 +1,458 @@
+"""Sequence to sequence (encoder-decoder), with or without attention: translation-shaped tasks.
+
+    model = kzoo.build("seq2seq_attention", source_vocab_size=8000, target_vocab_size=8000)
+    model.compile(optimizer="adam", **kzoo.models.compile_args("seq2seq_attention"))
+    model.fit((source_ids, target_in_ids), target_out_ids)           # teacher forcing
+    out = model.generate(source_ids, max_length=50)                   # greedy, one graph
+    out = model.generate(source_ids, method="beam", beam_width=5, length_penalty=0.6)
+
+Token ids: 0 is padding (masked in the encoder, the attention, the loss and the metrics),
+``start_id`` (default 1) begins every decoder input, ``end_id`` (default 2) ends every target.
+A target ``y_1..y_n`` is fed as ``target_in = [start, y_1..y_n]`` and predicted as
+``target_out = [y_1..y_n, end]`` (both padded with 0 to the batch length).
+
+The model: ``Embedding(mask_zero) -> recurrent stack`` (``cell``, ``num_layers``,
+``bidirectional`` + ``merge_mode``, ``dropout``, ``residual``: see ``kzoo.models.stack``) gives the
+memory h_1..h_Ts and the final state, which (forward and backward states merged like the outputs)
+initializes the decoder. The decoder cell has the memory's width; with attention it is an
+:class:`kzoo.layers.AttentionWrapper` (attention on the cell output, attention vector
+a_t = tanh(W_a [o_t; c_t]) fed back into the next input when ``input_feeding``), and
+logits_t = W_o a_t + b (without attention: W_o o_t + b). Training runs the decoder step through the
+scan engine; ``encode``/``decode_step`` are the same step as ``tf.function`` s, and ``generate``
+runs greedy or beam search (``kzoo.models.decoding``) over them in one ``tf.while_loop``.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import kzoo.layers
+from kzoo.layers.attention_wrapper import AttentionWrapper
+from kzoo.layers.scan import scan
+from kzoo.models import decoding
+from kzoo.models.registry import register_model
+from kzoo.models.sampling import ScheduledSampler, SequenceAccuracy, SequenceLoss, \
+    TeacherForcingSampler, SAMPLING_MODES
+from kzoo.models.stack import CELLS, check_choice, check_positive_int, check_rate, \
+    recurrent_stack, validate_common
+
+ATTENTIONS = ("bahdanau", "luong", "bahdanau_monotonic", "luong_monotonic")
+LUONG_SCORES = ("dot", "general", "concat")
+GENERATE_METHODS = ("greedy", "beam")
+PAD_ID = 0
+
+_CELL_CLASSES = {"rnn": "SimpleRNNCell", "lstm": "LSTMCell", "gru": "GRUCell"}
+
+
+def _merge_states(states, bidirectional, merge_mode):
+    """One decoder state list from the encoder's final states: forward and backward states
+    (``[*fw, *bw]``) are merged like the outputs (concat, sum, mul or ave)."""
+    if not bidirectional:
+        return list(states)
+    half = len(states) // 2
+    merged = []
+    for forward, backward in zip(states[:half], states[half:]):
+        if merge_mode == "concat":
+            merged.append(tf.concat([forward, backward], -1))
+        elif merge_mode == "sum":
+            merged.append(forward + backward)
+        elif merge_mode == "mul":
+            merged.append(forward * backward)
+        else:
+            merged.append((forward + backward) / 2)
+    return merged
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class Seq2Seq(keras.Model):
+    """Encoder-decoder over token ids; see the module docstring.
+
+    ``call((source_ids, target_in_ids))`` -> logits (B, T_out, target_vocab_size), carrying the
+    Keras mask ``target_in_ids != 0``. ``attention`` is None, "bahdanau", "luong",
+    "bahdanau_monotonic" or "luong_monotonic"; ``luong_score`` dot/general/concat;
+    ``attention_units`` the size of the additive score (Bahdanau, Luong concat; default: the
+    decoder width); ``attention_layer_size`` the attention vector's size (default: the decoder
+    width). ``scheduled_sampling`` p > 0 feeds the model's own previous prediction (argmax, or a
+    sample with ``scheduled_sampling_mode="sample"``) with probability p in training.
+    """
+
+    def __init__(self, source_vocab_size=8000, target_vocab_size=8000, source_embedding_dim=64,
+                 target_embedding_dim=64, units=64, num_layers=1, cell="lstm",
+                 bidirectional=False, merge_mode="concat", dropout=0.0, residual=False,
+                 attention="bahdanau", attention_units=None, luong_score="general",
+                 attention_normalize=False, attention_scale=False, attention_layer_size=None,
+                 input_feeding=True, scheduled_sampling=0.0, scheduled_sampling_mode="argmax",
+                 start_id=1, end_id=2, seed=None, **kwargs):
+        where = kwargs.get("name") or "Seq2Seq"
+        validate_common(where, cell=cell, units=units, num_layers=num_layers,
+                        merge_mode=merge_mode, dropout=dropout,
+                        source_vocab_size=source_vocab_size, target_vocab_size=target_vocab_size,
+                        source_embedding_dim=source_embedding_dim,
+                        target_embedding_dim=target_embedding_dim)
+        if attention is not None:
+            check_choice(where, "attention", attention, ATTENTIONS)
+        check_choice(where, "luong_score", luong_score, LUONG_SCORES)
+        check_positive_int(where, "attention_units", attention_units, allow_none=True)
+        check_positive_int(where, "attention_layer_size", attention_layer_size, allow_none=True)
+        check_choice(where, "scheduled_sampling_mode", scheduled_sampling_mode, SAMPLING_MODES)
+        if isinstance(scheduled_sampling, bool) or not isinstance(scheduled_sampling,
+                                                                  (int, float)) \
+                or not 0.0 <= scheduled_sampling <= 1.0:
+            raise ValueError(f"{where}: `scheduled_sampling` must be a probability in [0, 1], "
+                             f"got {scheduled_sampling!r}")
+        for key, value in (("start_id", start_id), ("end_id", end_id)):
+            if isinstance(value, bool) or not isinstance(value, int) or \
+                    not 0 < value < target_vocab_size:
+                raise ValueError(f"{where}: `{key}` must be a token id in [1, target_vocab_size="
+                                 f"{target_vocab_size}) (0 is padding), got {value!r}")
+        if start_id == end_id:
+            raise ValueError(f"{where}: `start_id` and `end_id` must differ, both are {start_id}")
+        for key, value in (("bidirectional", bidirectional), ("residual", residual),
+                           ("input_feeding", input_feeding),
+                           ("attention_normalize", attention_normalize),
+                           ("attention_scale", attention_scale)):
+            if not isinstance(value, bool):
+                raise ValueError(f"{where}: `{key}` must be True or False, got {value!r}")
+        super().__init__(**kwargs)
+        self.source_vocab_size = source_vocab_size
+        self.target_vocab_size = target_vocab_size
+        self.source_embedding_dim = source_embedding_dim
+        self.target_embedding_dim = target_embedding_dim
+        self.units = units
+        self.num_layers = num_layers
+        self.cell = cell
+        self.bidirectional = bidirectional
+        self.merge_mode = merge_mode
+        self.dropout = check_rate(where, "dropout", dropout)
+        self.residual = residual
+        self.attention = attention
+        self.attention_units = attention_units
+        self.luong_score = luong_score
+        self.attention_normalize = attention_normalize
+        self.attention_scale = attention_scale
+        self.attention_layer_size = attention_layer_size
+        self.input_feeding = input_feeding
+        self.scheduled_sampling = float(scheduled_sampling)
+        self.scheduled_sampling_mode = scheduled_sampling_mode
+        self.start_id = start_id
+        self.end_id = end_id
+        self.pad_id = PAD_ID
+        self.seed = seed
+
+        # -- encoder: a functional model (the shared recurrent stack) -------------------------
+        source = keras.Input((None,), dtype="int32", name="source_ids")
+        embedded = keras.layers.Embedding(source_vocab_size, source_embedding_dim,
+                                          mask_zero=True, name="source_embedding")(source)
+        memory, states = recurrent_stack(
+            embedded, cell=cell, units=units, num_layers=num_layers,
+            bidirectional=bidirectional, merge_mode=merge_mode, dropout=dropout,
+            residual=residual, return_sequences=True, return_state=True, name="encoder")
+        self.encoder = keras.Model(source, [memory, *states], name="encoder")
+        self.memory_dim = int(memory.shape[-1])
+        self.decoder_units = 2 * units if bidirectional and merge_mode == "concat" else units
+
+        # -- decoder ------------------------------------------------------------------------------
+        self.target_embedding = keras.layers.Embedding(target_vocab_size, target_embedding_dim,
+                                                       name="target_embedding")
+        self.target_embedding.build((None, None))
+        decoder_cell = getattr(kzoo.layers, _CELL_CLASSES[cell])(self.decoder_units,
+                                                                   name="decoder_cell")
+        if attention is None:
+            self.decoder = decoder_cell
+            decoder_cell.build((None, target_embedding_dim))
+            self.output_width = self.decoder_units
+        else:
+            self.decoder = AttentionWrapper(
+                decoder_cell, self._make_attention(),
+                attention_layer_size=attention_layer_size or self.decoder_units,
+                input_feeding=input_feeding, memory_dim=self.memory_dim, name="decoder")
+            self.decoder.build((None, target_embedding_dim))
+            self.output_width = self.decoder.output_size
+        self.output_dropout = keras.layers.Dropout(dropout, seed=seed, name="output_dropout")
+        self.output_layer = keras.layers.Dense(target_vocab_size, name="logits")
+        self.output_layer.build((None, self.output_width))
+        if self.scheduled_sampling > 0:
+            self.sampler = ScheduledSampler(self.scheduled_sampling, mode=scheduled_sampling_mode,
+                                            seed=seed, name="sampler")
+        else:
+            self.sampler = TeacherForcingSampler(name="sampler")
+        self.built = True
+
+    def _make_attention(self):
+        kind = self.attention
+        units = self.attention_units or self.decoder_units
+        if kind.startswith("bahdanau"):
+            layer_class = kzoo.layers.BahdanauMonotonicAttention \
+                if kind.endswith("monotonic") else kzoo.layers.BahdanauAttention
+            return layer_class(units, normalize=self.attention_normalize, name="attention")
+        layer_class = kzoo.layers.LuongMonotonicAttention \
+            if kind.endswith("monotonic") else kzoo.layers.LuongAttention
+        return layer_class(score=self.luong_score,
+                           units=units if self.luong_score == "concat" else None,
+                           scale=self.attention_scale, name="attention")
+
+    # -- the pieces generate and the exporters use ------------------------------------------------
+    def _encode(self, source_ids, training=None):
+        source_ids = tf.cast(source_ids, tf.int32)
+        memory, *states = self.encoder(source_ids, training=training)
+        memory_mask = tf.not_equal(source_ids, self.pad_id)
+        states = _merge_states(states, self.bidirectional, self.merge_mode)
+        if self.attention is None:
+            return memory, memory, memory_mask, states
+        keys = self.decoder.project_memory(memory)
+        states = self.decoder.get_initial_state(cell_state=states, memory=memory)
+        return memory, keys, memory_mask, states
+
+    def _step(self, embedded, states, memory, keys, memory_mask, training=None):
+        """One decoder step on an embedded input: ``(output, new_states, alignments or None)``."""
+        if self.attention is None:
+            cell = self.decoder
+            output, new_states = cell.step(cell.project_inputs(embedded), list(states))
+            return output, list(new_states), None
+        return self.decoder.step(embedded, list(states), memory, keys, memory_mask,
+                                 training=training)
+
+    def _decode_step(self, token_ids, states, memory, keys, memory_mask):
+        embedded = self.target_embedding(tf.cast(token_ids, tf.int32))
+        output, new_states, alignments = self._step(embedded, states, memory, keys, memory_mask)
+        return self.output_layer(output), new_states, alignments
+
+    @tf.function(reduce_retracing=True, autograph=False)
+    def encode(self, source_ids):
+        """``(memory (B, Ts, d), keys, memory_mask (B, Ts), decoder_states)`` for ``source_ids``
+        (B, Ts); ``decoder_states`` is the list :meth:`decode_step` takes."""
+        return self._encode(source_ids, training=False)
+
+    @tf.function(reduce_retracing=True, autograph=False)
+    def decode_step(self, token_ids, states, memory, keys, memory_mask):
+        """One decoder step from token ids (B,): ``(logits (B, V), new_states, alignments)``;
+        ``alignments`` is (B, Ts), zeros for a model without attention."""
+        logits, new_states, alignments = self._decode_step(token_ids, states, memory, keys,
+                                                            memory_mask)
+        if alignments is None:
+            alignments = tf.zeros_like(memory[:, :, 0])
+        return logits, new_states, alignments
+
+    # -- training ---------------------------------------------------------------------------------
+    def call(self, inputs, training=None):
+        if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
+            raise ValueError(f"{self.name}: expects inputs (source_ids, target_in_ids), got "
+                             f"{type(inputs).__name__}")
+        source_ids, target_in = inputs
+        target_in = tf.cast(target_in, tf.int32)
+        memory, keys, memory_mask, states = self._encode(source_ids, training)
+        embedded = self.target_embedding(target_in)
+        plan = self.sampler.plan(target_in, self.target_vocab_size, training=training)
+        previous_output = tf.zeros([tf.shape(target_in)[0], self.output_width],
+                                   dtype=embedded.dtype)
+        width = self.target_embedding_dim
+
+        if plan is None:
+            sequence = embedded
+
+            def step(x_t, carry):
+                output, new_states, _ = self._step(x_t, carry[1:], memory, keys, memory_mask,
+                                                   training=training)
+                return output, [output, *new_states]
+        else:
+            use_prediction, noise = plan
+            parts = [embedded, tf.cast(use_prediction, embedded.dtype)[..., None]]
+            sequence = tf.concat(parts + ([noise] if noise is not None else []), -1)
+
+            def step(x_t, carry):
+                logits = self.output_layer(carry[0])
+                if noise is not None:
+                    logits = logits + x_t[:, width + 1:]
+                predicted = self.target_embedding(tf.argmax(logits, -1, output_type=tf.int32))
+                x = tf.where(x_t[:, width:width + 1] > 0.5, predicted, x_t[:, :width])
+                output, new_states, _ = self._step(x, carry[1:], memory, keys, memory_mask,
+                                                   training=training)
+                return output, [output, *new_states]
+
+        _, outputs, _ = scan(step, sequence, [previous_output, *states])
+        outputs = self.output_dropout(outputs, training=training)
+        logits = self.output_layer(outputs)
+        # Losses and metrics compiled with Keras read this mask: padding does not count.
+        logits._keras_mask = tf.not_equal(target_in, self.pad_id)
+        return logits
+
+    # -- inference --------------------------------------------------------------------------------
+    def generate(self, source_ids, max_length=None, method="greedy", beam_width=4,
+                 length_penalty=0.0, coverage_penalty=0.0):
+        """Decode ``source_ids`` (B, Ts) (0-padded) in one graph; returns a dict of tensors.
+
+        Greedy: ``tokens`` (B, max_length) (the end token included, 0 after it), ``scores`` (B,)
+        (sum of log-probabilities), ``lengths`` (B,), and with attention ``attention``
+        (B, max_length, Ts). Beam: ``tokens``/``scores`` of the best hypothesis by the GNMT score
+        (``length_penalty`` alpha, ``coverage_penalty`` beta; see ``kzoo.models.decoding``) plus
+        ``beam_tokens`` (B, K, max_length), ``beam_scores``, ``log_probs`` and ``lengths`` (B, K).
+        ``max_length`` defaults to 2 * Ts + 2.
+        """
+        name = self.name
+        check_choice(f"{name}.generate", "method", method, GENERATE_METHODS)
+        if max_length is None:
+            max_length = -1
+        elif isinstance(max_length, bool) or not isinstance(max_length, int) or max_length <= 0:
+            raise ValueError(f"{name}.generate: `max_length` must be a positive integer, got "
+                             f"{max_length!r}")
+        source_ids = tf.convert_to_tensor(source_ids)
+        if source_ids.shape.rank != 2 or not source_ids.dtype.is_integer:
+            raise ValueError(f"{name}.generate: `source_ids` must be integer token ids of shape "
+                             f"(batch, time), got {source_ids.dtype.name} {tuple(source_ids.shape)}")
+        source_ids = tf.cast(source_ids, tf.int32)
+        max_length = tf.constant(max_length, tf.int32)
+        if method == "greedy":
+            return self.greedy_graph(source_ids, max_length)
+        check_positive_int(f"{name}.generate", "beam_width", beam_width)
+        if self.attention is None and coverage_penalty:
+            raise ValueError(f"{name}.generate: `coverage_penalty` needs attention; this model "
+                             f"has attention=None")
+        return self.beam_graph(source_ids, max_length, beam_width,
+                               tf.constant(length_penalty, tf.float32),
+                               tf.constant(coverage_penalty, tf.float32))
+
+    def _default_length(self, source_ids, max_length):
+        return tf.where(max_length > 0, max_length, 2 * tf.shape(source_ids)[1] + 2)
+
+    @tf.function(reduce_retracing=True, autograph=False)
+    def greedy_graph(self, source_ids, max_length):
+        """Greedy decoding as one graph (see :meth:`generate`); ``max_length`` <= 0 is the
+        default length."""
+        memory, keys, memory_mask, states = self._encode(source_ids, training=False)
+
+        def step_fn(token_ids, step_states):
+            return self._decode_step(token_ids, step_states, memory, keys, memory_mask)
+
+        return decoding.greedy_search(
+            step_fn, states, batch_size=tf.shape(source_ids)[0], start_id=self.start_id,
+            end_id=self.end_id, max_length=self._default_length(source_ids, max_length),
+            alignment_size=None if self.attention is None else tf.shape(memory)[1])
+
+    @tf.function(reduce_retracing=True, autograph=False)
+    def beam_graph(self, source_ids, max_length, beam_width, length_penalty, coverage_penalty):
+        """Beam search as one graph (see :meth:`generate`); ``beam_width`` is a Python int."""
+        memory, keys, memory_mask, states = self._encode(source_ids, training=False)
+        memory, keys, memory_mask = (decoding.tile_batch(x, beam_width)
+                                     for x in (memory, keys, memory_mask))
+        states = [decoding.tile_batch(s, beam_width) for s in states]
+
+        def step_fn(token_ids, step_states):
+            return self._decode_step(token_ids, step_states, memory, keys, memory_mask)
+
+        return decoding.beam_search(
+            step_fn, states, batch_size=tf.shape(source_ids)[0], beam_width=beam_width,
+            start_id=self.start_id, end_id=self.end_id,
+            max_length=self._default_length(source_ids, max_length),
+            length_penalty_weight=length_penalty, coverage_penalty_weight=coverage_penalty,
+            alignment_size=None if self.attention is None else tf.shape(memory)[1])
+
+    def get_config(self):
+        config = {key: getattr(self, key) for key in (
+            "source_vocab_size", "target_vocab_size", "source_embedding_dim",
+            "target_embedding_dim", "units", "num_layers", "cell", "bidirectional", "merge_mode",
+            "dropout", "residual", "attention", "attention_units", "luong_score",
+            "attention_normalize", "attention_scale", "attention_layer_size", "input_feeding",
+            "scheduled_sampling", "scheduled_sampling_mode", "start_id", "end_id", "seed")}
+        return {**super().get_config(), **config}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+# -- the registered models ----------------------------------------------------------------------
+EXAMPLE_SOURCE_LENGTH = 6
+EXAMPLE_TARGET_LENGTH = 5
+
+
+def example_batch(config, batch_size, rng):
+    """Random ``((source_ids, target_in_ids), target_out_ids)``; the last row is padded."""
+    source = rng.integers(3, config["source_vocab_size"],
+                          size=(batch_size, EXAMPLE_SOURCE_LENGTH)).astype("int32")
+    body = rng.integers(3, config["target_vocab_size"],
+                        size=(batch_size, EXAMPLE_TARGET_LENGTH - 1)).astype("int32")
+    target_in = np.concatenate([np.full((batch_size, 1), config["start_id"], "int32"), body], 1)
+    target_out = np.concatenate([body, np.full((batch_size, 1), config["end_id"], "int32")], 1)
+    if batch_size > 1:
+        source[-1, 3:] = 0
+        target_in[-1, 3:] = 0
+        target_out[-1, 2] = config["end_id"]
+        target_out[-1, 3:] = 0
+    return (source, target_in), target_out
+
+
+def sequence_metrics(config):
+    return [SequenceAccuracy()]
+
+
+_CONTRACT = dict(example=example_batch, loss=SequenceLoss(), metrics=sequence_metrics)
+
+
+def _monotonic(name, config):
+    monotonic = config.pop("monotonic")
+    if not isinstance(monotonic, bool):
+        raise ValueError(f"{name}: `monotonic` must be True or False, got {monotonic!r}")
+    return monotonic
+
+
+def _seq2seq(name, **config):
+    return Seq2Seq(name=name, **config)
+
+
+@register_model("seq2seq", "rnn", **_CONTRACT)
+def seq2seq_rnn(*, source_vocab_size=8000, target_vocab_size=8000, source_embedding_dim=64,
+                target_embedding_dim=64, units=64, num_layers=1, bidirectional=False,
+                merge_mode="concat", dropout=0.0, residual=False, scheduled_sampling=0.0,
+                scheduled_sampling_mode="argmax", start_id=1, end_id=2):
+    """Seq2seq, Elman RNN encoder-decoder without attention (the decoder starts from the encoder's
+    final state). See :class:`Seq2Seq` for the config."""
+    return _seq2seq("seq2seq_rnn", cell="rnn", attention=None, **dict(locals()))
+
+
+@register_model("seq2seq", "lstm", **_CONTRACT)
+def seq2seq_lstm(*, source_vocab_size=8000, target_vocab_size=8000, source_embedding_dim=64,
+                 target_embedding_dim=64, units=64, num_layers=1, bidirectional=False,
+                 merge_mode="concat", dropout=0.0, residual=False, scheduled_sampling=0.0,
+                 scheduled_sampling_mode="argmax", start_id=1, end_id=2):
+    """Seq2seq, LSTM encoder-decoder without attention (Sutskever et al. 2014). See
+    :class:`Seq2Seq` for the config."""
+    return _seq2seq("seq2seq_lstm", cell="lstm", attention=None, **dict(locals()))
+
+
+@register_model("seq2seq", "gru", **_CONTRACT)
+def seq2seq_gru(*, source_vocab_size=8000, target_vocab_size=8000, source_embedding_dim=64,
+                target_embedding_dim=64, units=64, num_layers=1, bidirectional=False,
+                merge_mode="concat", dropout=0.0, residual=False, scheduled_sampling=0.0,
+                scheduled_sampling_mode="argmax", start_id=1, end_id=2):
+    """Seq2seq, GRU encoder-decoder without attention (Cho et al. 2014). See :class:`Seq2Seq`
+    for the config."""
+    return _seq2seq("seq2seq_gru", cell="gru", attention=None, **dict(locals()))
+
+
+@register_model("seq2seq", "lstm", **_CONTRACT)
+def seq2seq_attention(*, source_vocab_size=8000, target_vocab_size=8000,
+                      source_embedding_dim=64, target_embedding_dim=64, units=64, num_layers=1,
+                      bidirectional=False, merge_mode="concat", dropout=0.0, residual=False,
+                      attention_units=None, attention_normalize=False, attention_layer_size=None,
+                      input_feeding=True, monotonic=False, scheduled_sampling=0.0,
+                      scheduled_sampling_mode="argmax", start_id=1, end_id=2):
+    """Seq2seq, LSTM encoder-decoder with Bahdanau (additive) attention and input feeding: the
+    headline model. ``monotonic=True`` uses monotonic attention. See :class:`Seq2Seq`."""
+    config = dict(locals())
+    attention = "bahdanau_monotonic" if _monotonic("seq2seq_attention", config) else "bahdanau"
+    return _seq2seq("seq2seq_attention", cell="lstm", attention=attention, **config)
+
+
+@register_model("seq2seq", "lstm", **_CONTRACT)
+def seq2seq_luong(*, source_vocab_size=8000, target_vocab_size=8000, source_embedding_dim=64,
+                  target_embedding_dim=64, units=64, num_layers=1, bidirectional=False,
+                  merge_mode="concat", dropout=0.0, residual=False, luong_score="general",
+                  attention_scale=False, attention_units=None, attention_layer_size=None,
+                  input_feeding=True, monotonic=False, scheduled_sampling=0.0,
+                  scheduled_sampling_mode="argmax", start_id=1, end_id=2):
+    """Seq2seq, LSTM encoder-decoder with Luong (multiplicative) attention, ``luong_score``
+    dot, general or concat, and input feeding. See :class:`Seq2Seq`."""
+    config = dict(locals())
+    attention = "luong_monotonic" if _monotonic("seq2seq_luong", config) else "luong"
+    return _seq2seq("seq2seq_luong", cell="lstm", attention=attention, **config)
+

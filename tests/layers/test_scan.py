@@ -1,0 +1,63 @@
+"""The scan engine's two loop forms give equal outputs, states and gradients."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import kzoo
+from kzoo.layers.scan import get_scan_mode
+
+L = kzoo.layers
+
+
+def run(layer, inputs, mask, mode):
+    @tf.function
+    def forward_backward(inputs):
+        with L.scan_mode(mode):
+            with tf.GradientTape() as tape:
+                result = layer(inputs, mask=mask)
+                loss = tf.reduce_sum(tf.square(result[0]))
+        return result, tape.gradient(loss, layer.trainable_weights)
+
+    result, grads = forward_backward(tf.constant(inputs))
+    return [np.asarray(r) for r in result], grads
+
+
+@pytest.mark.parametrize("layer_cls", [L.SimpleRNN, L.LSTM, L.GRU])
+@pytest.mark.parametrize("time,masked,go_backwards", [
+    (1, False, False), (8, True, False), (9, False, True), (130, True, True), (300, True, False)])
+def test_tflite_form_equals_tensorarray_form(layer_cls, time, masked, go_backwards, rng):
+    layer = layer_cls(3, return_sequences=True, return_state=True, go_backwards=go_backwards)
+    inputs = rng.normal(size=(2, time, 4)).astype("float32")
+    mask = None
+    if masked:
+        mask = np.ones((2, time), bool)
+        mask[1, time // 2 + 1:] = False
+    graph_outputs, graph_grads = run(layer, inputs, mask, "tensorarray")
+    lite_outputs, lite_grads = run(layer, inputs, mask, "tflite")
+    for a, b in zip(graph_outputs, lite_outputs):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    for a, b in zip(graph_grads, lite_grads):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
+
+
+def test_scan_mode_rejects_unknown_mode_and_restores():
+    with pytest.raises(ValueError, match="scan_mode must be one of"):
+        with L.scan_mode("unrolled"):
+            pass
+    with L.scan_mode("tflite"):
+        assert get_scan_mode() == "tflite"
+    assert get_scan_mode() == "tensorarray"
+
+
+def test_tensorarray_form_builds_no_quadratic_buffer():
+    """The default form collects outputs in a TensorArray, never a loop-carried buffer."""
+    layer = L.LSTM(3, return_sequences=True)
+    fn = tf.function(lambda x: layer(x)).get_concrete_function(
+        tf.TensorSpec([None, None, 2], tf.float32))
+    ops = {op.type for f in [fn.graph] + [g.graph for g in fn.graph._functions.values()]
+           for op in f.get_operations()}
+    ops |= {node.op for f in fn.graph.as_graph_def().library.function for node in f.node_def}
+    assert "TensorListSetItem" in ops or "TensorArrayWriteV3" in ops
+    assert "TensorScatterUpdate" not in ops
