@@ -89,7 +89,13 @@ variants.register_variants(
 
 
 # -- Jordan: output recurrence, teacher forcing --------------------------------------------------
-@register_model("many_to_many", "jordan", example=lambda c, b, r: _jordan_example(c, b, r),
+def _jordan_example(config, batch_size, rng):
+    inputs = variants.example_sequence_inputs(config, batch_size, rng)
+    targets = variants.example_targets(config, rng, (batch_size, variants.EXAMPLE_LENGTH))
+    return (inputs, targets), targets
+
+
+@register_model("many_to_many", "jordan", example=_jordan_example,
                 loss=variants.head_loss, metrics=variants.head_metrics)
 def many_to_many_jordan(*, vocab_size=10000, embedding_dim=64, input_dim=None, units=64,
                         num_classes=17, output_dim=None):
@@ -148,14 +154,15 @@ def free_running_model(model):
     return keras.Model(inputs, outputs, name=f"{model.name}_free_running")
 
 
-def _jordan_example(config, batch_size, rng):
-    inputs = variants.example_sequence_inputs(config, batch_size, rng)
-    targets = variants.example_targets(config, rng, (batch_size, variants.EXAMPLE_LENGTH))
-    return (inputs, targets), targets
-
-
 # -- ConvLSTM: one label per video frame ---------------------------------------------------------
-@register_model("many_to_many", "convlstm", example=lambda c, b, r: _video_example(c, b, r),
+def _video_example(config, batch_size, rng):
+    shape = (batch_size, variants.EXAMPLE_LENGTH, config["rows"], config["cols"],
+             config["channels"])
+    frames = rng.normal(size=shape).astype("float32")
+    return frames, variants.example_targets(config, rng, (batch_size, variants.EXAMPLE_LENGTH))
+
+
+@register_model("many_to_many", "convlstm", example=_video_example,
                 loss=variants.head_loss, metrics=variants.head_metrics)
 def many_to_many_convlstm(*, rows=64, cols=64, channels=3, filters=32, kernel_size=3,
                           num_layers=1, bidirectional=False, merge_mode="concat", dropout=0.0,
@@ -186,10 +193,3 @@ def many_to_many_convlstm(*, rows=64, cols=64, channels=3, filters=32, kernel_si
     pooled = keras.ops.mean(sequences, axis=(2, 3))
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="outputs")(pooled)
     return keras.Model(frames, outputs, name=name)
-
-
-def _video_example(config, batch_size, rng):
-    shape = (batch_size, variants.EXAMPLE_LENGTH, config["rows"], config["cols"],
-             config["channels"])
-    frames = rng.normal(size=shape).astype("float32")
-    return frames, variants.example_targets(config, rng, (batch_size, variants.EXAMPLE_LENGTH))

@@ -16,8 +16,8 @@ def _build(*, cell, name, vocab_size=10000, embedding_dim=64, input_dim=None, un
            num_layers=1, bidirectional=False, merge_mode="concat", dropout=0.0, residual=False,
            num_classes=2, output_dim=None):
     """Token ids ``(batch, time)`` (``vocab_size``; 0 is padding and is masked) or, when
-    ``input_dim`` is set, real features ``(batch, time, input_dim)`` -> a recurrent stack whose last layer
-    returns its final output -> softmax over ``num_classes`` ``(batch, num_classes)``, or with
+    ``input_dim`` is set, real features ``(batch, time, input_dim)`` -> a recurrent stack whose
+    last layer returns its final output -> softmax over ``num_classes`` ``(batch, num_classes)``, or with
     ``num_classes=None`` and ``output_dim`` a linear ``(batch, output_dim)`` (forecasting).
 
     Returns an uncompiled, built ``keras.Model``; compile it with

@@ -4,7 +4,7 @@ import keras
 
 from kzoo.models import variants
 from kzoo.models.registry import register_model
-from kzoo.models.stack import check_rate, validate_common
+from kzoo.models.stack import validate_common
 
 
 def _example(config, batch_size, rng):
@@ -29,7 +29,6 @@ def one_to_one_mlp(*, input_dim=784, units=128, num_layers=2, activation="relu",
     name = "one_to_one_mlp"
     validate_common(name, units=units, num_layers=num_layers, dropout=dropout,
                     input_dim=input_dim)
-    check_rate(name, "dropout", dropout)
     variants.check_head(name, num_classes, output_dim)
     try:
         keras.activations.get(activation)

@@ -10,7 +10,6 @@ its cell.
 import inspect
 
 import keras
-import numpy as np
 
 from kzoo.models.registry import register_model
 from kzoo.models.stack import CELLS, check_positive_int

@@ -1,0 +1,222 @@
+"""Seq2seq: generate against a hand-written step loop, beam vs greedy, padding, end token and
+max_length, teacher forcing vs decode_step, scheduled sampling, save/load and learning."""
+
+import numpy as np
+import pytest
+import keras
+import tensorflow as tf
+
+import kzoo
+from kzoo.models.seq2seq import Seq2Seq
+
+START, END = 1, 2
+SMALL = dict(source_vocab_size=13, target_vocab_size=13, source_embedding_dim=8,
+             target_embedding_dim=8, units=16)
+
+
+@pytest.fixture(scope="module")
+def model():
+    keras.utils.set_random_seed(3)
+    return kzoo.build("seq2seq_attention", bidirectional=True, **SMALL)
+
+
+def sources():
+    # Rows of different lengths, 0-padded.
+    return np.array([[3, 4, 5, 6, 7], [8, 9, 0, 0, 0], [10, 11, 12, 0, 0]], "int32")
+
+
+def stepwise_greedy(model, source_ids, max_length):
+    """Greedy decoding written out: encode once, then one decode_step per token in Python."""
+    memory, keys, memory_mask, states = model.encode(source_ids)
+    batch = source_ids.shape[0]
+    ids = np.full([batch], START, "int32")
+    tokens = np.zeros([batch, max_length], "int32")
+    attention = np.zeros([batch, max_length, source_ids.shape[1]], "float32")
+    scores = np.zeros([batch])
+    finished = np.zeros([batch], bool)
+    for t in range(max_length):
+        logits, states, weights = model.decode_step(ids, states, memory, keys, memory_mask)
+        log_probs = tf.nn.log_softmax(logits).numpy()
+        ids = log_probs.argmax(-1).astype("int32")
+        for b in range(batch):
+            if not finished[b]:
+                tokens[b, t] = ids[b]
+                attention[b, t] = weights[b]
+                scores[b] += log_probs[b, ids[b]]
+        finished |= ids == END
+    return tokens, scores, attention
+
+
+def test_greedy_generate_equals_a_step_by_step_decode(model):
+    source_ids = sources()
+    out = model.generate(source_ids, max_length=6)
+    tokens, scores, attention = stepwise_greedy(model, source_ids, 6)
+    np.testing.assert_array_equal(out["tokens"], tokens)
+    np.testing.assert_allclose(out["scores"], scores, rtol=1e-5)
+    np.testing.assert_allclose(out["attention"], attention, atol=1e-6)
+    # Padded source positions get no attention.
+    assert np.all(out["attention"].numpy()[1, :, 2:] == 0)
+
+
+def test_teacher_forced_logits_equal_decode_steps(model):
+    # The training forward pass and decode_step are the same step with the same weights.
+    source_ids = sources()
+    target_in = np.array([[START, 5, 6, 7], [START, 8, 0, 0], [START, 9, 10, 11]], "int32")
+    logits = model((source_ids, target_in)).numpy()
+    memory, keys, memory_mask, states = model.encode(source_ids)
+    for t in range(target_in.shape[1]):
+        step_logits, states, _ = model.decode_step(target_in[:, t], states, memory, keys,
+                                                   memory_mask)
+        valid = target_in[:, t] != 0
+        np.testing.assert_allclose(logits[valid, t], step_logits.numpy()[valid], atol=1e-5)
+
+
+def test_logits_carry_the_target_padding_mask(model):
+    target_in = np.array([[START, 5, 0], [START, 6, 7], [START, 0, 0]], "int32")
+    logits = model((sources(), target_in))
+    np.testing.assert_array_equal(logits._keras_mask, target_in != 0)
+
+
+def test_beam_width_one_equals_greedy(model):
+    greedy = model.generate(sources(), max_length=6)
+    beam = model.generate(sources(), max_length=6, method="beam", beam_width=1)
+    np.testing.assert_array_equal(beam["tokens"], greedy["tokens"])
+    np.testing.assert_allclose(beam["scores"], greedy["scores"], rtol=1e-5)
+
+
+def test_padded_batch_decodes_like_one_source_at_a_time(model):
+    source_ids = sources()
+    greedy = model.generate(source_ids, max_length=5)
+    beam = model.generate(source_ids, max_length=5, method="beam", beam_width=3)
+    for b, row in enumerate(source_ids):
+        alone = row[row != 0][None]
+        one = model.generate(alone, max_length=5)
+        np.testing.assert_array_equal(greedy["tokens"][b], one["tokens"][0])
+        np.testing.assert_allclose(greedy["scores"][b], one["scores"][0], rtol=1e-5)
+        np.testing.assert_allclose(greedy["attention"][b, :, :alone.shape[1]],
+                                   one["attention"][0], atol=1e-6)
+        one_beam = model.generate(alone, max_length=5, method="beam", beam_width=3)
+        np.testing.assert_array_equal(beam["beam_tokens"][b], one_beam["beam_tokens"][0])
+        np.testing.assert_allclose(beam["beam_scores"][b], one_beam["beam_scores"][0],
+                                   rtol=1e-5)
+
+
+def with_output_bias(model, token):
+    """The same model, but the output layer predicts ``token`` at every step."""
+    kernel, bias = model.output_layer.get_weights()
+    clone = Seq2Seq.from_config(model.get_config())
+    clone.set_weights(model.get_weights())
+    bias = np.zeros_like(bias)
+    bias[token] = 100.0
+    clone.output_layer.set_weights([kernel, bias])
+    return clone
+
+
+@pytest.mark.parametrize("method", ["greedy", "beam"])
+def test_end_token_and_max_length_are_respected(model, method):
+    ends = with_output_bias(model, END)
+    out = ends.generate(sources(), max_length=4, method=method, beam_width=2)
+    np.testing.assert_array_equal(out["tokens"], [[END, 0, 0, 0]] * 3)
+    never_ends = with_output_bias(model, 7)
+    out = never_ends.generate(sources(), max_length=4, method=method, beam_width=2)
+    np.testing.assert_array_equal(out["tokens"], np.full([3, 4], 7))
+    # Default max_length: 2 * source length + 2.
+    assert never_ends.generate(sources()[:, :3], method=method)["tokens"].shape == (3, 8)
+
+
+def test_scheduled_sampling_with_probability_one_feeds_back_the_argmax():
+    keras.utils.set_random_seed(5)
+    model = kzoo.build("seq2seq_luong", luong_score="dot", scheduled_sampling=1.0, **SMALL)
+    source_ids = sources()
+    target_in = np.array([[START, 12, 12, 12]] * 3, "int32")
+    logits = model((source_ids, target_in), training=True).numpy()
+    # Every step after the first reads the model's own previous argmax, whatever target_in says.
+    memory, keys, memory_mask, states = model.encode(source_ids)
+    ids = np.full([3], START, "int32")
+    for t in range(4):
+        step_logits, states, _ = model.decode_step(ids, states, memory, keys, memory_mask)
+        np.testing.assert_allclose(logits[:, t], step_logits, atol=1e-5)
+        ids = step_logits.numpy().argmax(-1).astype("int32")
+    # Not in training: teacher forcing.
+    teacher = model((source_ids, target_in), training=False).numpy()
+    assert not np.allclose(teacher[:, 1:], logits[:, 1:])
+    model.sampler.probability.assign(0.0)
+    np.testing.assert_allclose(model((source_ids, target_in), training=True), teacher,
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize("name, config", [
+    ("seq2seq_attention", dict(num_layers=2, residual=True)),
+    ("seq2seq_gru", dict(bidirectional=True, merge_mode="sum")),
+    ("seq2seq_luong", dict(luong_score="concat", attention_scale=True, monotonic=True)),
+])
+def test_keras_save_load_gives_equal_outputs_and_generate(tmp_path, name, config):
+    model = kzoo.build(name, **SMALL, **config)
+    (source_ids, target_in), _ = kzoo.models.example_batch(name, {**SMALL, **config},
+                                                           batch_size=3)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert type(loaded) is Seq2Seq and loaded.get_config() == model.get_config()
+    np.testing.assert_allclose(loaded((source_ids, target_in)), model((source_ids, target_in)),
+                               atol=1e-6)
+    for method in ("greedy", "beam"):
+        a = model.generate(source_ids, max_length=4, method=method, beam_width=2)
+        b = loaded.generate(source_ids, max_length=4, method=method, beam_width=2)
+        np.testing.assert_array_equal(a["tokens"], b["tokens"])
+        np.testing.assert_allclose(a["scores"], b["scores"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("config, match", [
+    (dict(num_layers=0), "num_layers"), (dict(units=-1), "units"),
+    (dict(merge_mode="max"), "merge_mode"), (dict(source_vocab_size=0), "source_vocab_size"),
+    (dict(target_vocab_size=0), "target_vocab_size"), (dict(start_id=0), "start_id"),
+    (dict(end_id=1), "end_id"), (dict(scheduled_sampling=1.5), "scheduled_sampling"),
+    (dict(bogus=1), "bogus"),
+])
+def test_bad_config_raises_a_clear_error(config, match):
+    with pytest.raises(ValueError, match=match):
+        kzoo.build("seq2seq_attention", **config)
+
+
+def test_bad_cell_and_attention_name_the_argument():
+    with pytest.raises(ValueError, match="cell.*lstmm.*did you mean 'lstm'"):
+        Seq2Seq(cell="lstmm")
+    with pytest.raises(ValueError, match="attention"):
+        Seq2Seq(attention="bahdanu")
+    with pytest.raises(ValueError, match="method"):
+        Seq2Seq(**SMALL).generate(sources(), method="sample")
+
+
+def reversal_data(n, rng, shortest=4, longest=6):
+    """Digits 3..12 in, the same digits reversed out; lengths vary, so rows are padded."""
+    source = np.zeros((n, longest), "int32")
+    target_in = np.zeros((n, longest + 1), "int32")
+    target_out = np.zeros((n, longest + 1), "int32")
+    lengths = rng.integers(shortest, longest + 1, n)
+    for i, length in enumerate(lengths):
+        digits = rng.integers(3, 13, length)
+        source[i, :length] = digits
+        target_in[i, 0], target_in[i, 1:length + 1] = START, digits[::-1]
+        target_out[i, :length], target_out[i, length] = digits[::-1], END
+    return source, target_in, target_out, lengths
+
+
+def test_seq2seq_attention_learns_to_reverse_digits_with_anti_diagonal_attention():
+    keras.utils.set_random_seed(0)
+    source, target_in, target_out, _ = reversal_data(2560, np.random.default_rng(0))
+    model = kzoo.build("seq2seq_attention", source_vocab_size=13, target_vocab_size=13,
+                       source_embedding_dim=16, target_embedding_dim=16, units=64)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2),
+                  **kzoo.models.compile_args("seq2seq_attention"))
+    model.fit((source, target_in), target_out, batch_size=64, epochs=3, verbose=0)
+
+    source, _, target_out, lengths = reversal_data(200, np.random.default_rng(1))
+    out = model.generate(source, max_length=target_out.shape[1])
+    tokens, attention = out["tokens"].numpy(), out["attention"].numpy()
+    not_pad = target_out != 0
+    assert (tokens == target_out)[not_pad].mean() >= 0.99
+    # Output step t (reading source position L-1-t) attends most to that position.
+    on_anti_diagonal = [attention[i, t].argmax() == length - 1 - t
+                        for i, length in enumerate(lengths) for t in range(length)]
+    assert np.mean(on_anti_diagonal) >= 0.9
