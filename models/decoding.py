@@ -61,7 +61,7 @@ def _keeping_shapes(body):
 def _write(buffer, t, max_length, values):
     """buffer[..., t] = values, as a one-hot add (buffer is zero at column t)."""
     column = tf.one_hot(t, max_length, dtype=buffer.dtype)
-    return buffer + values[..., None] * column
+    return buffer + tf.expand_dims(values, -1) * column
 
 
 def greedy_search(step_fn, initial_states, *, batch_size, start_id, end_id, max_length,
@@ -95,8 +95,10 @@ def greedy_search(step_fn, initial_states, *, batch_size, start_id, end_id, max_
         lengths = lengths + tf.cast(running, tf.int32)
         tokens = _write(tokens, t, max_length, next_ids)
         if with_attention:
-            weights = tf.where(running[:, None], tf.cast(alignments, tf.float32), 0.0)
-            attention = attention + weights[:, None, :] * tf.one_hot(t, max_length)[None, :, None]
+            # expand_dims/reshape, not [:, None, :]: TFLite's builtin StridedSlice rejects that.
+            weights = tf.where(tf.expand_dims(running, 1), tf.cast(alignments, tf.float32), 0.0)
+            row = tf.reshape(tf.one_hot(t, max_length), [1, -1, 1])
+            attention = attention + tf.expand_dims(weights, 1) * row
         finished = tf.logical_or(finished, tf.equal(next_ids, end_id))
         return (t + 1, next_ids, tokens, scores, lengths, finished, attention, *new_states)
 

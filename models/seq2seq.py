@@ -33,7 +33,7 @@ from kzoo.models import decoding
 from kzoo.models.registry import register_model
 from kzoo.models.sampling import ScheduledSampler, SequenceAccuracy, SequenceLoss, \
     TeacherForcingSampler, SAMPLING_MODES
-from kzoo.models.stack import CELLS, check_choice, check_positive_int, check_rate, \
+from kzoo.models.stack import check_choice, check_positive_int, check_rate, \
     recurrent_stack, validate_common
 
 ATTENTIONS = ("bahdanau", "luong", "bahdanau_monotonic", "luong_monotonic")
@@ -298,7 +298,8 @@ class Seq2Seq(keras.Model):
         source_ids = tf.convert_to_tensor(source_ids)
         if source_ids.shape.rank != 2 or not source_ids.dtype.is_integer:
             raise ValueError(f"{name}.generate: `source_ids` must be integer token ids of shape "
-                             f"(batch, time), got {source_ids.dtype.name} {tuple(source_ids.shape)}")
+                             f"(batch, time), got {source_ids.dtype.name} "
+                             f"{tuple(source_ids.shape)}")
         source_ids = tf.cast(source_ids, tf.int32)
         max_length = tf.constant(max_length, tf.int32)
         if method == "greedy":

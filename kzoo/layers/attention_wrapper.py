@@ -106,7 +106,7 @@ class AttentionWrapper(keras.layers.Layer):
 
     # -- memory ---------------------------------------------------------------------------------
     def project_memory(self, memory):
-        """The key projection of ``memory``, computed once per source (``attention.project_keys``)."""
+        """``attention.project_keys(memory)``: computed once per source, reused every step."""
         return self.attention.project_keys(memory)
 
     def setup_memory(self, memory, memory_mask=None):

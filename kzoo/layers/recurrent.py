@@ -179,14 +179,17 @@ class Recurrent(keras.layers.Layer):
 
     def _run(self, sequences, states, mask, recurrent_mask):
         cell = self.cell
-        projected = cell.project_inputs(sequences)
+        # Transposing the narrow inputs (not the k·units-wide projection) to time-major, then
+        # projecting every step in one matmul.
+        perm = [1, 0] + list(range(2, sequences.shape.rank))
+        projected = cell.project_inputs(tf.transpose(sequences, perm))
 
         def step(projected_t, step_states):
             return cell.step(projected_t, step_states, recurrent_mask)
 
         return scan(step, projected, states, mask=mask, go_backwards=self.go_backwards,
                     return_sequences=self.return_sequences,
-                    zero_output_for_mask=self.zero_output_for_mask)
+                    zero_output_for_mask=self.zero_output_for_mask, time_major=True)
 
     # -- config ---------------------------------------------------------------------------------
     def get_config(self):

@@ -84,6 +84,7 @@ def scan(
     go_backwards=False,
     return_sequences=True,
     zero_output_for_mask=False,
+    time_major=False,
     mode=None,
 ):
     """Run ``step`` over time. Returns ``(last_output, outputs, final_states)``.
@@ -97,13 +98,15 @@ def scan(
       go_backwards: process time in reverse; outputs stay in processing order (as Keras).
       return_sequences: if False, ``outputs`` is None and no per-step buffer is built.
       zero_output_for_mask: masked steps emit zeros instead of the previous output.
+      time_major: ``inputs`` are ``(T, B, ...)`` (``mask`` stays ``(B, T)``); the outputs are
+        batch-major either way.
       mode: ``"tensorarray"`` or ``"tflite"``; default :func:`get_scan_mode`.
     """
     mode = mode or get_scan_mode()
     if mode not in SCAN_MODES:
         raise ValueError(f"mode must be one of {SCAN_MODES}, got {mode!r}")
     initial_states = [tf.convert_to_tensor(s) for s in initial_states]
-    inputs_tm = _time_major(inputs)
+    inputs_tm = inputs if time_major else _time_major(inputs)
     mask_tm = None
     if mask is not None:
         mask_tm = tf.transpose(tf.cast(mask, tf.bool))
@@ -125,19 +128,28 @@ def scan(
 
     if mode == "tensorarray" or not return_sequences:
         return _scan_flat(masked_step, inputs_tm, mask_tm, initial_states, zero_output,
-                          collect=return_sequences)
+                          collect=return_sequences, use_tensorarray=mode == "tensorarray")
     return _scan_blocked(masked_step, inputs_tm, mask_tm, initial_states, zero_output)
 
 
-def _scan_flat(masked_step, inputs_tm, mask_tm, initial_states, zero_output, collect):
+def _scan_flat(masked_step, inputs_tm, mask_tm, initial_states, zero_output, collect,
+               use_tensorarray):
     """One step per iteration; outputs (if any) in a TensorArray."""
     time_steps = tf.shape(inputs_tm)[0]
     n_states = len(initial_states)
+    if use_tensorarray:
+        # Reading step t from a TensorArray has an O(1) gradient; slicing a tensor inside the
+        # loop would build a dense (T, B, ...) gradient on every step (quadratic in T).
+        inputs_ta = tf.TensorArray(inputs_tm.dtype, size=time_steps,
+                                   element_shape=inputs_tm.shape[1:]).unstack(inputs_tm)
+        read = inputs_ta.read
+    else:
+        read = inputs_tm.__getitem__
 
     def body(t, prev_output, *rest):
         states = list(rest[:n_states])
         m_t = None if mask_tm is None else mask_tm[t]
-        emitted, carried, new_states = masked_step(inputs_tm[t], m_t, prev_output, states)
+        emitted, carried, new_states = masked_step(read(t), m_t, prev_output, states)
         out = (t + 1, carried, *new_states)
         if collect:
             out += (rest[n_states].write(t, emitted),)

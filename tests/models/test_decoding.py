@@ -172,8 +172,8 @@ def test_coverage_penalty_prefers_hypotheses_that_cover_the_source():
 
     np.testing.assert_array_equal(run(1.0)["tokens"][0], [4, END, 0])
     # The winner covered both positions (.5 + .5 each): cp = 0, score = log P.
-    np.testing.assert_allclose(run(1.0)["beam_scores"][0, 0], np.log(table[START, 4] * table[4, END]),
-                               rtol=1e-4)
+    np.testing.assert_allclose(run(1.0)["beam_scores"][0, 0],
+                               np.log(table[START, 4] * table[4, END]), rtol=1e-4)
 
 
 def test_bad_beam_width():
