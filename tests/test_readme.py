@@ -1,0 +1,16 @@
+"""The README's test command is what CI runs."""
+
+import pathlib
+import re
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"### Run the tests\n+```bash\n(.+?)\n```", readme, re.S)
+    assert block, "README.md has no '### Run the tests' bash block"
+    command = block.group(1).strip()
+    ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    assert ci_lines[-1] == command
