@@ -10,10 +10,10 @@ collected depends on where the graph is going, chosen with :func:`scan_mode`:
 * ``"tensorarray"`` (the default): a ``TensorArray``, linear in T in the TensorFlow runtime.
 * ``"tflite"``: no TensorArray/TensorList at all, so the TFLite converter lowers the loop to
   builtin ``WHILE`` ops with dynamic batch and time. A loop-carried output buffer is copied by
-  the runtime on every iteration, so the loop runs ``unroll`` steps per iteration (their outputs
-  stacked, no buffer) and writes whole blocks into a small block buffer, which an outer loop
-  writes into the full buffer: the full buffer is carried ``T / (unroll * chunk)`` times instead
-  of T times.
+  the runtime on every iteration, so the loop runs ``TFLITE_UNROLL`` steps per iteration (their
+  outputs stacked, no buffer) and writes whole blocks into a small chunk buffer, which an outer
+  loop writes into the full buffer: the full buffer is carried ``T / (unroll * chunk)`` times
+  instead of T times. Without ``return_sequences`` there is no buffer at all.
 
 Masked steps (``mask[b, t] == False``) carry the previous state through, and emit the previous
 output (or zeros with ``zero_output_for_mask``), exactly as ``keras.layers.RNN`` does; a fully
@@ -126,30 +126,26 @@ def scan(
         emitted = _masked_update(m_t, output, zero_output) if zero_output_for_mask else carried
         return emitted, carried, new_states
 
-    if mode == "tensorarray" or not return_sequences:
+    if mode == "tensorarray":
         return _scan_flat(masked_step, inputs_tm, mask_tm, initial_states, zero_output,
-                          collect=return_sequences, use_tensorarray=mode == "tensorarray")
-    return _scan_blocked(masked_step, inputs_tm, mask_tm, initial_states, zero_output)
+                          collect=return_sequences)
+    return _scan_unrolled(masked_step, inputs_tm, mask_tm, initial_states, zero_output,
+                          collect=return_sequences)
 
 
-def _scan_flat(masked_step, inputs_tm, mask_tm, initial_states, zero_output, collect,
-               use_tensorarray):
-    """One step per iteration; outputs (if any) in a TensorArray."""
+def _scan_flat(masked_step, inputs_tm, mask_tm, initial_states, zero_output, collect):
+    """One step per iteration; inputs read from and outputs written to TensorArrays."""
     time_steps = tf.shape(inputs_tm)[0]
     n_states = len(initial_states)
-    if use_tensorarray:
-        # Reading step t from a TensorArray has an O(1) gradient; slicing a tensor inside the
-        # loop would build a dense (T, B, ...) gradient on every step (quadratic in T).
-        inputs_ta = tf.TensorArray(inputs_tm.dtype, size=time_steps,
-                                   element_shape=inputs_tm.shape[1:]).unstack(inputs_tm)
-        read = inputs_ta.read
-    else:
-        read = inputs_tm.__getitem__
+    # Reading step t from a TensorArray has an O(1) gradient; slicing a tensor inside the loop
+    # would build a dense (T, B, ...) gradient on every step (quadratic in T).
+    inputs_ta = tf.TensorArray(inputs_tm.dtype, size=time_steps,
+                               element_shape=inputs_tm.shape[1:]).unstack(inputs_tm)
 
     def body(t, prev_output, *rest):
         states = list(rest[:n_states])
         m_t = None if mask_tm is None else mask_tm[t]
-        emitted, carried, new_states = masked_step(read(t), m_t, prev_output, states)
+        emitted, carried, new_states = masked_step(inputs_ta.read(t), m_t, prev_output, states)
         out = (t + 1, carried, *new_states)
         if collect:
             out += (rest[n_states].write(t, emitted),)
@@ -168,56 +164,90 @@ def _scan_flat(masked_step, inputs_tm, mask_tm, initial_states, zero_output, col
     return last_output, outputs, final_states
 
 
-def _scan_blocked(masked_step, inputs_tm, mask_tm, initial_states, zero_output):
-    """TensorList-free collection for TFLite (see module docstring)."""
+def _blocks(x, n_blocks, unroll):
+    """The first ``n_blocks * unroll`` steps of time-major ``x`` as (n_blocks, unroll, ...)."""
+    return tf.reshape(x[:n_blocks * unroll], tf.concat([[n_blocks, unroll], tf.shape(x)[1:]], 0))
+
+
+def _scan_unrolled(masked_step, inputs_tm, mask_tm, initial_states, zero_output, collect):
+    """TensorList-free form for TFLite (see the module docstring).
+
+    Full blocks of ``TFLITE_UNROLL`` steps run unrolled; with ``collect`` a block's outputs are
+    stacked and written into a chunk buffer, and each chunk of ``TFLITE_CHUNK`` blocks into the
+    output buffer. The last ``T mod TFLITE_UNROLL`` steps run one per iteration into a small
+    tail buffer. Nothing is padded or masked beyond the caller's own mask.
+    """
     unroll, chunk = TFLITE_UNROLL, TFLITE_CHUNK
     time_steps = tf.shape(inputs_tm)[0]
-    n_blocks = (time_steps + unroll - 1) // unroll
-    n_chunks = (n_blocks + chunk - 1) // chunk
-    padded = n_chunks * chunk * unroll
-    pad = padded - time_steps
-    # Steps past the end are masked: they carry the state, and their outputs are cut off.
-    valid = tf.sequence_mask(time_steps, padded)
-    if mask_tm is None:
-        full_mask = tf.tile(valid[:, None], [1, tf.shape(inputs_tm)[1]])
-    else:
-        full_mask = tf.logical_and(
-            tf.pad(mask_tm, [[0, pad], [0, 0]], constant_values=False), valid[:, None])
-    x_pad = tf.pad(inputs_tm, [[0, pad]] + [[0, 0]] * (inputs_tm.shape.rank - 1))
-    # (chunks, blocks, unroll, B, ...) so that every index below is a plain leading-axis gather.
-    x_pad = tf.reshape(x_pad, tf.concat([[n_chunks, chunk, unroll], tf.shape(x_pad)[1:]], 0))
-    full_mask = tf.reshape(full_mask, [n_chunks, chunk, unroll, -1])
+    n_blocks = time_steps // unroll
     n_states = len(initial_states)
+    x_blocks = _blocks(inputs_tm, n_blocks, unroll)
+    m_blocks = None if mask_tm is None else _blocks(mask_tm, n_blocks, unroll)
     out_shape = tf.shape(zero_output)
+    dtype = zero_output.dtype
 
-    def run_chunk(x_chunk, m_chunk, prev_output, states):
-        def block_body(j, prev_output, chunk_buffer, *states):
-            states = list(states)
-            x_block, m_block = x_chunk[j], m_chunk[j]
-            emitted_steps = []
-            for u in range(unroll):
-                emitted, prev_output, states = masked_step(
-                    x_block[u], m_block[u], prev_output, states)
-                emitted_steps.append(emitted)
-            chunk_buffer = tf.tensor_scatter_nd_update(
-                chunk_buffer, [[j]], tf.stack(emitted_steps)[None])
-            return (j + 1, prev_output, chunk_buffer, *states)
+    def run_block(b, prev_output, states):
+        x_block = tf.gather(x_blocks, b)
+        m_block = None if m_blocks is None else tf.gather(m_blocks, b)
+        emitted_steps = []
+        for u in range(unroll):
+            emitted, prev_output, states = masked_step(
+                x_block[u], None if m_block is None else m_block[u], prev_output, states)
+            emitted_steps.append(emitted)
+        return emitted_steps, prev_output, states
 
-        chunk_buffer = tf.zeros(tf.concat([[chunk, unroll], out_shape], 0), zero_output.dtype)
-        result = tf.while_loop(lambda j, *_: j < chunk, block_body,
-                               (tf.constant(0), prev_output, chunk_buffer, *states))
-        return result[1], result[2], list(result[3:])
+    if not collect:
+        def block_body(b, prev_output, *states):
+            _, prev_output, states = run_block(b, prev_output, list(states))
+            return (b + 1, prev_output, *states)
 
-    def chunk_body(c, prev_output, buffer, *states):
-        prev_output, chunk_buffer, states = run_chunk(x_pad[c], full_mask[c], prev_output,
-                                                      list(states))
-        buffer = tf.tensor_scatter_nd_update(buffer, [[c]], chunk_buffer[None])
-        return (c + 1, prev_output, buffer, *states)
+        result = tf.while_loop(lambda b, *_: b < n_blocks, block_body,
+                               (tf.constant(0), zero_output, *initial_states))
+        main_outputs = None
+    else:
+        n_chunks = (n_blocks + chunk - 1) // chunk
 
-    buffer = tf.zeros(tf.concat([[n_chunks, chunk, unroll], out_shape], 0), zero_output.dtype)
-    result = tf.while_loop(lambda c, *_: c < n_chunks, chunk_body,
-                           (tf.constant(0), zero_output, buffer, *initial_states))
-    last_output = result[1]
-    final_states = list(result[3:3 + n_states])
-    outputs = tf.reshape(result[2], tf.concat([[padded], out_shape], 0))[:time_steps]
-    return last_output, _batch_major(outputs), final_states
+        def chunk_body(c, prev_output, buffer, *states):
+            def block_body(j, prev_output, chunk_buffer, *states):
+                emitted_steps, prev_output, states = run_block(c * chunk + j, prev_output,
+                                                               list(states))
+                chunk_buffer = tf.tensor_scatter_nd_update(
+                    chunk_buffer, [[j]], tf.expand_dims(tf.stack(emitted_steps), 0))
+                return (j + 1, prev_output, chunk_buffer, *states)
+
+            blocks_here = tf.minimum(chunk, n_blocks - c * chunk)
+            chunk_buffer = tf.zeros(tf.concat([[chunk, unroll], out_shape], 0), dtype)
+            inner = tf.while_loop(lambda j, *_: j < blocks_here, block_body,
+                                  (tf.constant(0), prev_output, chunk_buffer, *states))
+            buffer = tf.tensor_scatter_nd_update(buffer, [[c]], tf.expand_dims(inner[2], 0))
+            return (c + 1, inner[1], buffer, *inner[3:])
+
+        # At least one chunk, so that shape inference never sees an empty buffer being written.
+        buffer = tf.zeros(tf.concat([[tf.maximum(n_chunks, 1), chunk, unroll], out_shape], 0),
+                          dtype)
+        result = tf.while_loop(lambda c, *_: c < n_chunks, chunk_body,
+                               (tf.constant(0), zero_output, buffer, *initial_states))
+        main_outputs = tf.reshape(result[2], tf.concat([[-1], out_shape], 0))
+        main_outputs = main_outputs[:n_blocks * unroll]
+        result = (result[0], result[1], *result[3:])
+
+    # The tail: fewer than `unroll` steps, one per iteration.
+    def tail_body(t, prev_output, tail_buffer, *states):
+        m_t = None if mask_tm is None else tf.gather(mask_tm, t)
+        emitted, prev_output, states = masked_step(tf.gather(inputs_tm, t), m_t, prev_output,
+                                                   list(states))
+        if collect:
+            tail_buffer = tf.tensor_scatter_nd_update(
+                tail_buffer, [[t - n_blocks * unroll]], tf.expand_dims(emitted, 0))
+        return (t + 1, prev_output, tail_buffer, *states)
+
+    tail_buffer = tf.zeros(tf.concat([[unroll if collect else 1], out_shape], 0), dtype)
+    tail = tf.while_loop(lambda t, *_: t < time_steps, tail_body,
+                         (n_blocks * unroll, result[1], tail_buffer, *result[2:2 + n_states]))
+    last_output = tail[1]
+    final_states = list(tail[3:3 + n_states])
+    outputs = None
+    if collect:
+        tail_outputs = tail[2][:time_steps - n_blocks * unroll]
+        outputs = _batch_major(tf.concat([main_outputs, tail_outputs], 0))
+    return last_output, outputs, final_states
