@@ -7,11 +7,11 @@ dropout between layers, optional residual connections, and each layer optionally
 pattern: an ``Embedding(mask_zero=True)`` for token ids or plain real-valued features.
 """
 
-import difflib
 
 import keras
 
 import kzoo.layers
+from kzoo.checks import check_choice, check_positive_int, check_rate, fail as _fail
 
 CELLS = ("rnn", "lstm", "gru")
 # Convolutional cells over frames (batch, time, rows, cols, channels); `units` is their `filters`.
@@ -23,34 +23,6 @@ MERGE_MODES = ("concat", "sum", "mul", "ave")
 
 _LAYER_CLASS_NAMES = {"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU", "jordan": "Jordan",
                       "convlstm": "ConvLSTM2D", "convgru": "ConvGRU2D"}
-
-
-def _fail(where, message):
-    raise ValueError(f"{where}: {message}" if where else message)
-
-
-def check_choice(where, name, value, choices):
-    """``value`` must be one of ``choices``; a near miss (``"lstmm"``) is named in the error."""
-    if value in choices:
-        return value
-    close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.5)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    _fail(where, f"`{name}` must be one of {tuple(choices)}, got {value!r}{hint}")
-
-
-def check_positive_int(where, name, value, allow_none=False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        _fail(where, f"`{name}` must be a positive integer, got {value!r}")
-    return value
-
-
-def check_rate(where, name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-            not 0.0 <= float(value) < 1.0:
-        _fail(where, f"`{name}` must be a float in [0, 1), got {value!r}")
-    return float(value)
 
 
 def validate_common(where="", *, cell=None, cells=CELLS, units=None, num_layers=None,

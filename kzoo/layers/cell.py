@@ -14,23 +14,7 @@ import tensorflow as tf
 # inside keras.layers.RNN.
 from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 
-
-def check_rate(layer_name, name, value):
-    if not isinstance(value, (int, float)) or not 0.0 <= float(value) < 1.0:
-        raise ValueError(f"{layer_name}: `{name}` must be a float in [0, 1), got {value!r}")
-    return float(value)
-
-
-def check_positive_int(layer_name, name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{layer_name}: `{name}` must be a positive integer, got {value!r}")
-    return value
-
-
-def check_choice(layer_name, name, value, choices):
-    if value not in choices:
-        raise ValueError(f"{layer_name}: `{name}` must be one of {tuple(choices)}, got {value!r}")
-    return value
+from kzoo.checks import check_choice, check_positive_int, check_rate  # noqa: F401
 
 
 class RecurrentCell(DropoutRNNCell, keras.layers.Layer):
