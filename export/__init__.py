@@ -1,0 +1,14 @@
+"""kzoo.export: a model as a TensorFlow Serving SavedModel and a builtins-only LiteRT file.
+
+    kzoo.export.saved_model(model, "serving/translator")        # -> serving/translator/1
+    kzoo.export.tflite(model, "translator.tflite", quantize="dynamic")
+    print(kzoo.export.verify(model, ["serving/translator/1", "translator.tflite"], samples))
+
+Signature names and tensor names: :mod:`kzoo.export.signatures`.
+"""
+
+from kzoo.export.serving import saved_model
+from kzoo.export.tflite_export import tflite
+from kzoo.export.report import verify
+
+__all__ = ["saved_model", "tflite", "verify"]

@@ -47,3 +47,121 @@ def op_names(model_content):
     interpreter = Interpreter(model_content=model_content)
     names = {d["op_name"] for d in interpreter._get_ops_details()}
     return names
+
+
+# -- several named signatures in one file, post-training quantization ----------------------------
+QUANTIZE_MODES = (None, "dynamic", "float16", "int8")
+
+
+class FlexOpsNeeded(ValueError):
+    """The model needs TensorFlow (Flex) ops that LiteRT's builtin op set does not have."""
+
+    def __init__(self, ops, detail, where="TFLite conversion"):
+        self.ops = ops
+        self.detail = detail
+        names = ", ".join(ops) if ops else "(not named by the converter)"
+        super().__init__(
+            f"{where}: this model would need Flex (Select TF) op(s) {names}, which the LiteRT "
+            f"interpreter only runs when linked with the Flex delegate; export with "
+            f"allow_flex=True to accept that. Converter said: {detail}")
+
+
+def flex_ops_in(message):
+    """The TensorFlow op names (``TensorListReserve``...) a converter error complains about."""
+    import re
+
+    names = re.findall(r"'tf\.(\w+)' op", message)
+    names += re.findall(r"\btf\.([A-Z]\w+)", message)
+    names += re.findall(r"\bFlex([A-Z]\w+)", message)
+    return sorted(set(names))
+
+
+def freeze_signature(fn, input_signature, variables=()):
+    """A ``ConcreteFunction`` of ``fn`` traced in the TFLite loop form with its variables folded
+    into constants, that keeps ``fn``'s argument names and named (dict) outputs.
+
+    ``variables`` (Keras variables ``fn`` reads) are traced as constants at every place they
+    are read, inside loop bodies too: frozen afterwards, a weight read inside a ``WHILE`` body
+    would enter it as a loop input, which post-training quantization leaves in float32.
+    """
+    import inspect
+
+    traced = fn
+    if variables:
+        from keras.src.backend.common.stateless_scope import StatelessScope
+
+        values = {id(v): v.numpy() for v in variables}
+
+        def traced(*args):
+            # NumPy values (not tensors, which StatelessScope would make once, outside the
+            # loops) become a constant in whichever graph reads them.
+            scope = StatelessScope()
+            scope.state_mapping = dict(values)
+            with scope:
+                return fn(*args)
+
+    with scan_mode("tflite"):
+        concrete = tf.function(traced, autograph=False).get_concrete_function(*input_signature)
+    frozen = convert_variables_to_constants_v2(concrete)
+    structure = concrete.structured_outputs
+
+    def named(*args):
+        # Freezing flattens the outputs; pack them back so the signature keeps their names.
+        return tf.nest.pack_sequence_as(structure, frozen(*args))
+
+    named.__signature__ = inspect.signature(fn)
+    return tf.function(named, input_signature=list(input_signature),
+                       autograph=False).get_concrete_function()
+
+
+def convert_signatures(functions, allow_flex=False, quantize=None, representative_dataset=None,
+                       variables=()):
+    """TFLite flatbuffer bytes holding every ``{signature_name: (fn, input_signature)}``.
+
+    Each ``fn`` is frozen with :func:`freeze_signature`; the frozen functions go through a
+    variable-free SavedModel in a temporary directory, which is how the converter takes several
+    named signatures. ``quantize``: None, "dynamic" (int8 weights), "float16" (float16 weights,
+    for GPU delegates) or "int8" (weights and activations, calibrated on
+    ``representative_dataset``, a callable yielding ``(signature_name, {input: array})``).
+    ``variables``: the Keras variables the functions read (see :func:`freeze_signature`).
+    Raises :class:`FlexOpsNeeded` naming the ops when builtins do not suffice.
+    """
+    import shutil
+    import tempfile
+
+    if quantize not in QUANTIZE_MODES:
+        raise ValueError(f"quantize must be one of {QUANTIZE_MODES}, got {quantize!r}")
+    frozen = {name: freeze_signature(fn, specs, variables)
+              for name, (fn, specs) in functions.items()}
+    directory = tempfile.mkdtemp(prefix="kzoo-tflite-")
+    try:
+        tf.saved_model.save(tf.Module(), directory, signatures=frozen)
+        converter = tf.lite.TFLiteConverter.from_saved_model(directory,
+                                                             signature_keys=list(frozen))
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if allow_flex:
+            converter.target_spec.supported_ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
+            converter._experimental_lower_tensor_list_ops = False
+        if quantize is not None:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantize == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+        if quantize == "int8":
+            converter.representative_dataset = representative_dataset
+        try:
+            content = converter.convert()
+        except Exception as error:  # the converter raises ConverterError, or others
+            ops = flex_ops_in(str(error))
+            if ops and not allow_flex:
+                raise FlexOpsNeeded(ops, _last_error_line(str(error))) from error
+            raise
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    if not allow_flex and b"Flex" in content:
+        raise FlexOpsNeeded(flex_ops_in(content.decode("latin-1")), "Flex ops in the file")
+    return content
+
+
+def _last_error_line(message):
+    lines = [line.strip() for line in message.splitlines() if "error:" in line]
+    return lines[0].split("error:", 1)[1].strip() if lines else message.strip()[:300]

@@ -1,0 +1,290 @@
+"""``kzoo.export.verify``: how closely exported artifacts follow the Keras model, and their cost.
+
+For each artifact (a SavedModel directory, or a ``.tflite`` file) the report gives the largest
+absolute difference of ``serving_default``'s outputs to the Keras model on the samples, for
+seq2seq the fraction of decoded tokens equal to ``model.generate``'s, the file size, the median
+latency of one call on the samples, the TFLite op list, and when targets are given the metric
+(accuracy for class ids, mean absolute error for real targets) of the artifact next to Keras'.
+"""
+
+import dataclasses
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from kzoo.export.signatures import check_exportable, is_seq2seq, served_model, signatures
+
+LATENCY_RUNS = 5
+
+
+@dataclasses.dataclass
+class ArtifactReport:
+    """One artifact's line of an :class:`ExportReport`."""
+
+    path: str
+    kind: str                      # "saved_model" or "tflite"
+    size_bytes: int
+    max_abs_diff: float            # of serving_default's outputs (seq2seq: the scores)
+    latency_ms: float              # median of one call on the samples
+    ops: list = None               # TFLite op names (None for a SavedModel)
+    tokens_equal: float = None     # seq2seq: fraction of greedy tokens equal to Keras'
+    metric: float = None           # the artifact's metric on the targets
+    metric_change: float = None    # artifact metric - Keras metric
+
+    @property
+    def name(self):
+        return os.path.basename(self.path.rstrip(os.sep)) if self.kind == "tflite" else \
+            os.path.join(*self.path.rstrip(os.sep).split(os.sep)[-2:])
+
+
+@dataclasses.dataclass
+class ExportReport:
+    """What ``kzoo.export.verify`` returns; ``str(report)`` is a table."""
+
+    model_name: str
+    num_samples: int
+    keras_latency_ms: float
+    metric_name: str = None        # "accuracy", "mae", or None without targets
+    keras_metric: float = None
+    artifacts: list = dataclasses.field(default_factory=list)
+
+    def __getitem__(self, path):
+        path = os.path.abspath(os.fspath(path))
+        for artifact in self.artifacts:
+            if artifact.path == path:
+                return artifact
+        raise KeyError(path)
+
+    def __str__(self):
+        header = ["artifact", "kind", "size", "max |diff|", "latency ms"]
+        seq2seq = any(a.tokens_equal is not None for a in self.artifacts)
+        if seq2seq:
+            header.append("tokens equal")
+        if self.metric_name:
+            header += [self.metric_name, "change"]
+        rows = [header]
+        keras_row = ["keras", "", "", "", f"{self.keras_latency_ms:.2f}"]
+        if seq2seq:
+            keras_row.append("")
+        if self.metric_name:
+            keras_row += [f"{self.keras_metric:.4f}", ""]
+        rows.append(keras_row)
+        for a in self.artifacts:
+            row = [a.name, a.kind, _human_size(a.size_bytes), f"{a.max_abs_diff:.2e}",
+                   f"{a.latency_ms:.2f}"]
+            if seq2seq:
+                row.append(f"{a.tokens_equal:.1%}")
+            if self.metric_name:
+                row += [f"{a.metric:.4f}", f"{a.metric_change:+.4f}"]
+            rows.append(row)
+        widths = [max(len(r[k]) for r in rows) for k in range(len(header))]
+        lines = [f"{self.model_name}: {self.num_samples} samples"]
+        for k, row in enumerate(rows):
+            lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+            if k == 0:
+                lines.append("  ".join("-" * w for w in widths))
+        for a in self.artifacts:
+            if a.ops is not None:
+                lines.append(f"{a.name} ops: {', '.join(a.ops)}")
+        return "\n".join(lines)
+
+
+def _human_size(size):
+    for unit in ("B", "KB", "MB"):
+        if size < 1024 or unit == "MB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
+def verify(model, artifact_path, samples):
+    """Compare artifacts exported from ``model`` with ``model`` itself on ``samples``.
+
+    ``artifact_path``: one path or a list; a SavedModel version directory, a base directory (its
+    highest version), or a ``.tflite`` file. ``samples``: the model's inputs (an array, a tuple
+    in ``model.inputs`` order, or a dict by input name), or ``(inputs, targets)``. For seq2seq,
+    ``source_ids``, ``(source_ids, target_out_ids)`` or ``((source_ids, target_in_ids),
+    target_out_ids)``; the decode is greedy with the default length. Returns an
+    :class:`ExportReport`.
+    """
+    where = "kzoo.export.verify"
+    check_exportable(model, where)
+    paths = [artifact_path] if isinstance(artifact_path, (str, os.PathLike)) \
+        else list(artifact_path)
+    if not paths:
+        raise ValueError(f"{where}: no artifact given")
+    served = served_model(model)
+    default = signatures(served)[0]
+    inputs, targets = _split_samples(model, default, samples)
+    feed = _feed(default, inputs)
+    reference, keras_latency = _timed(lambda: _keras_outputs(model, served, default, feed))
+    report = ExportReport(model_name=model.name, num_samples=len(next(iter(feed.values()))),
+                          keras_latency_ms=keras_latency)
+    if targets is not None:
+        report.metric_name, report.keras_metric = _metric(model, reference, targets, feed)
+    for path in paths:
+        path = os.path.abspath(os.fspath(path))
+        if os.path.isdir(path):
+            artifact = _check_saved_model(_version_dir(path, where), feed, reference)
+        elif os.path.isfile(path):
+            artifact = _check_tflite(path, feed, reference)
+        else:
+            raise FileNotFoundError(f"{where}: no artifact at {path!r}")
+        if is_seq2seq(model):
+            artifact.tokens_equal = _tokens_equal(reference["tokens"], artifact.outputs["tokens"])
+        if targets is not None:
+            artifact.metric = _metric(model, artifact.outputs, targets, feed)[1]
+            artifact.metric_change = artifact.metric - report.keras_metric
+        del artifact.outputs
+        report.artifacts.append(artifact)
+    return report
+
+
+# -- samples and reference outputs --------------------------------------------------------------
+def _split_samples(model, signature, samples):
+    if is_seq2seq(model):
+        if isinstance(samples, (tuple, list)) and len(samples) == 2:
+            source, targets = samples
+            if isinstance(source, (tuple, list)):
+                source = source[0]
+            return {"source_ids": source}, targets
+        return {"source_ids": samples}, None
+    n_inputs = len(model.inputs)
+    if isinstance(samples, dict):
+        return samples, None
+    if isinstance(samples, (tuple, list)) and len(samples) == 2:
+        first = samples[0]
+        if n_inputs == 1 and not isinstance(first, (tuple, list, dict)):
+            return samples[0], samples[1]
+        if n_inputs > 1 and isinstance(first, (tuple, list, dict)):
+            return samples[0], samples[1]
+    return samples, None
+
+
+def _feed(signature, inputs):
+    """``{input name: array}`` for ``signature`` (lengths: full; max_length: the default)."""
+    names = signature.input_names
+    if isinstance(inputs, dict):
+        values = dict(inputs)
+    else:
+        arrays = list(inputs) if isinstance(inputs, (tuple, list)) else [inputs]
+        values = dict(zip(names, arrays))
+    first = values[names[0]]
+    if "lengths" in names and "lengths" not in values:
+        values["lengths"] = np.full([np.shape(first)[0]], np.shape(first)[1], np.int32)
+    if "max_length" in names and "max_length" not in values:
+        values["max_length"] = 0
+    missing = sorted(set(names) - set(values))
+    if missing:
+        raise ValueError(f"kzoo.export.verify: samples lack input(s) {missing}; "
+                         f"serving_default takes {names}")
+    return {name: np.asarray(values[name], spec.dtype.as_numpy_dtype)
+            for name, spec in zip(names, signature.specs)}
+
+
+def _keras_outputs(model, served, signature, feed):
+    if is_seq2seq(model):
+        result = model.generate(feed["source_ids"])
+        return {k: np.asarray(v) for k, v in result.items()}
+    arrays = [feed[spec.name] for spec in signature.specs if spec.name != "lengths"]
+    kwargs = {}
+    if "lengths" in feed:
+        kwargs["mask"] = tf.sequence_mask(feed["lengths"], arrays[0].shape[1])
+    outputs = served(arrays if len(arrays) > 1 else arrays[0], training=False, **kwargs)
+    return {"outputs": np.asarray(outputs)}
+
+
+def _timed(fn):
+    result = fn()  # warm-up (tracing, allocation)
+    times = []
+    for _ in range(LATENCY_RUNS):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return result, 1000 * float(np.median(times))
+
+
+def _metric(model, outputs, targets, feed):
+    targets = np.asarray(targets)
+    if is_seq2seq(model):
+        tokens = outputs["tokens"]
+        width = min(tokens.shape[1], targets.shape[1])
+        padded = np.zeros_like(targets)
+        padded[:, :width] = tokens[:, :width]
+        valid = targets != 0
+        return "accuracy", float(np.mean((padded == targets)[valid]))
+    predictions = outputs["outputs"]
+    if np.issubdtype(targets.dtype, np.integer):
+        correct = np.argmax(predictions, -1) == targets
+        ids = next(iter(feed.values()))
+        if correct.ndim == 2 and ids.ndim == 2 and np.issubdtype(ids.dtype, np.integer) \
+                and ids.shape == correct.shape:
+            correct = correct[ids != 0]  # padded steps are not scored
+        return "accuracy", float(np.mean(correct))
+    return "mae", float(np.mean(np.abs(predictions - targets)))
+
+
+def _tokens_equal(reference, tokens):
+    reference, tokens = np.asarray(reference), np.asarray(tokens)
+    if reference.shape != tokens.shape:
+        return 0.0
+    return float(np.mean(reference == tokens))
+
+
+def _max_abs_diff(reference, outputs):
+    keys = ["scores"] if "tokens" in reference else ["outputs"]
+    diffs = []
+    for key in keys:
+        a, b = np.asarray(reference[key], np.float64), np.asarray(outputs[key], np.float64)
+        if a.shape != b.shape:
+            return float("inf")
+        diffs.append(float(np.max(np.abs(a - b))) if a.size else 0.0)
+    return max(diffs)
+
+
+# -- artifacts ----------------------------------------------------------------------------------
+def _version_dir(path, where):
+    if os.path.exists(os.path.join(path, "saved_model.pb")):
+        return path
+    versions = [int(n) for n in os.listdir(path)
+                if n.isdigit() and os.path.exists(os.path.join(path, n, "saved_model.pb"))]
+    if not versions:
+        raise FileNotFoundError(f"{where}: {path!r} holds no SavedModel (no saved_model.pb, no "
+                                f"version directory)")
+    return os.path.join(path, str(max(versions)))
+
+
+def _directory_size(path):
+    return sum(os.path.getsize(os.path.join(root, name))
+               for root, _, names in os.walk(path) for name in names)
+
+
+def _check_saved_model(path, feed, reference):
+    function = tf.saved_model.load(path).signatures["serving_default"]
+    tensors = {name: tf.constant(value) for name, value in feed.items()}
+    outputs, latency = _timed(lambda: function(**tensors))
+    outputs = {k: v.numpy() for k, v in outputs.items()}
+    artifact = ArtifactReport(path=path, kind="saved_model", size_bytes=_directory_size(path),
+                              max_abs_diff=_max_abs_diff(reference, outputs),
+                              latency_ms=latency)
+    artifact.outputs = outputs
+    return artifact
+
+
+def _check_tflite(path, feed, reference):
+    from ai_edge_litert.interpreter import Interpreter
+
+    with open(path, "rb") as handle:
+        content = handle.read()
+    interpreter = Interpreter(model_content=content)
+    runner = interpreter.get_signature_runner("serving_default")
+    outputs, latency = _timed(lambda: runner(**feed))
+    outputs = {k: np.array(v) for k, v in outputs.items()}
+    ops = sorted({d["op_name"] for d in interpreter._get_ops_details()})
+    artifact = ArtifactReport(path=path, kind="tflite", size_bytes=len(content),
+                              max_abs_diff=_max_abs_diff(reference, outputs),
+                              latency_ms=latency, ops=ops)
+    artifact.outputs = outputs
+    return artifact

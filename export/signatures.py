@@ -1,0 +1,358 @@
+"""The serving contract of a kzoo model: which signatures it exports, their input and output names.
+
+One description serves both exporters (``saved_model`` and ``tflite``), so a SavedModel and a
+TFLite file of the same model take and return the same named tensors.
+
+Every model (a functional ``keras.Model``: one-to-one, one-to-many, many-to-one, many-to-many):
+
+* ``serving_default``: the model's inputs under their Keras input names (``inputs``,
+  ``features``, ``target_in_ids``, ``teacher_outputs``, ``frames``) -> ``outputs``. Batch and time
+  are dynamic. Token ids are int32 and **0 is padding** (the mask is recomputed from the ids inside
+  the graph, so it survives export). A model whose first input is a real-valued sequence also takes
+  ``lengths`` (batch,) int32: steps at or past a row's length are masked.
+* ``stream`` (models with one input whose recurrent layers all run forwards, i.e. not
+  bidirectional; stateful models too): as ``serving_default`` plus ``initial_state_{k}_{i}`` (state
+  i of recurrent layer k, counting from 1 and 0) in and ``final_state_{k}_{i}`` out. Feeding a
+  chunk's final states as the next chunk's initial states equals serving the whole sequence; TF
+  Serving keeps no state between requests, so this is how a stateful model is served.
+
+Seq2seq models (:class:`kzoo.models.seq2seq.Seq2Seq`):
+
+* ``serving_default``: greedy decode. ``source_ids`` (batch, time) int32 (0 is padding),
+  ``max_length`` () int32 (<= 0: 2 * time + 2) -> ``tokens`` (batch, max_length) int32 (the end
+  token included, 0 after it), ``scores``, ``lengths`` and, with attention, ``attention`` (batch,
+  max_length, time): the alignment of every emitted token.
+* ``beam_search``: the same inputs -> ``tokens``/``scores`` of the best hypothesis,
+  ``beam_tokens`` (batch, BEAM_WIDTH, max_length), ``beam_scores``, ``lengths`` (beam width
+  :data:`BEAM_WIDTH`, no length or coverage penalty: ``model.generate(method="beam")``'s defaults).
+* ``encode``: ``source_ids`` -> ``memory``, ``keys``, ``memory_mask``, ``state_{i}``;
+  ``decode_step``: ``token_ids`` (batch,), ``memory``, ``keys``, ``memory_mask``, ``state_{i}`` ->
+  ``logits``, ``alignment`` (zeros without attention), ``state_{i}``: for apps running their own
+  decode loop.
+"""
+
+import dataclasses
+import inspect
+
+import keras
+import tensorflow as tf
+
+from kzoo.layers.recurrent import Recurrent
+from kzoo.models import decoding
+
+BEAM_WIDTH = 4
+PAD_ID = 0
+SEQ2SEQ_SIGNATURES = ("serving_default", "beam_search", "encode", "decode_step")
+
+
+@dataclasses.dataclass
+class Signature:
+    """One exported function: ``fn(*tensors)`` -> dict of named outputs, ``specs`` its named
+    inputs in order (``TensorSpec`` s with ``name`` set)."""
+
+    name: str
+    fn: object
+    specs: list
+    jit_compile: bool = False
+    start_id: int = 1
+
+    @property
+    def input_names(self):
+        return [spec.name for spec in self.specs]
+
+    def named_fn(self):
+        """``fn`` with the input names as its parameters (TF Serving and the TFLite converter
+        name a signature's inputs after the Python parameters)."""
+        fn = self.fn
+
+        def named(*args):
+            return fn(*args)
+
+        named.__signature__ = inspect.Signature(
+            [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+             for n in self.input_names])
+        named.__name__ = self.name
+        return named
+
+    def tf_function(self):
+        return tf.function(self.named_fn(), input_signature=list(self.specs), autograph=False,
+                           jit_compile=self.jit_compile or None)
+
+
+def check_exportable(model, where):
+    """ValueError unless ``model`` is a built kzoo/Keras model we know how to serve."""
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"{where}: `model` must be a keras.Model (e.g. kzoo.build(name)), got "
+                        f"{type(model).__name__}")
+    if is_seq2seq(model):
+        return
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        inputs = None
+    if not model.built or not inputs:
+        raise ValueError(f"{where}: model {model.name!r} is not built (it has no inputs yet); "
+                         f"build it first, e.g. model.build(input_shape) or call it on a batch, "
+                         f"or use kzoo.build(name), which returns built models")
+
+
+def is_seq2seq(model):
+    from kzoo.models.seq2seq import Seq2Seq
+
+    return isinstance(model, Seq2Seq)
+
+
+def signatures(model, *, jit_compile=False):
+    """The :class:`Signature` s ``model`` exports, ``serving_default`` first."""
+    if is_seq2seq(model):
+        return _seq2seq_signatures(model, jit_compile)
+    model = served_model(model)
+    result = [_functional_default(model), _functional_stream(model)]
+    for signature in result:
+        if signature is not None:
+            signature.jit_compile = jit_compile
+    return [signature for signature in result if signature is not None]
+
+
+# -- functional models ------------------------------------------------------------------------
+def _input_specs(model):
+    specs = []
+    for tensor in model.inputs:
+        shape = [None] + list(tensor.shape[1:])
+        specs.append(tf.TensorSpec(shape, tf.as_dtype(tensor.dtype), name=_input_name(tensor)))
+    return specs
+
+
+def _input_name(tensor):
+    # A KerasTensor's name is "<layer name>" or "<layer name>_<n>"; the InputLayer gives it.
+    history = getattr(tensor, "_keras_history", None)
+    return history.operation.name if history else tensor.name
+
+
+def _needs_lengths(model):
+    first = model.inputs[0]
+    return len(first.shape) >= 3 and first.shape[1] is None and \
+        tf.as_dtype(first.dtype).is_floating
+
+
+def _run_functional(model, inputs, lengths=None, initial_states=None):
+    """Run the functional graph of ``model`` at inference, optionally masking the first input by
+    ``lengths`` and starting the streamed recurrent layers from ``initial_states`` (a list per
+    layer). Returns ``(outputs, final_states)``."""
+    from keras.src.models.functional import operation_fn
+
+    inputs = list(inputs)
+    if lengths is not None:
+        mask = tf.sequence_mask(lengths, tf.shape(inputs[0])[1])
+        inputs[0] = tf.identity(inputs[0])
+        inputs[0]._keras_mask = mask
+    layers = _stream_layers(model) if initial_states is not None else []
+    final_states = {}
+
+    def run_operation(operation):
+        call = operation_fn(operation, training=False)
+        if operation not in layers:
+            return call
+        index = layers.index(operation)
+
+        def call_with_state(*args, **kwargs):
+            # Only while tracing: the layer returns its final states too.
+            previous = operation.return_state
+            operation.return_state = True
+            try:
+                output, *states = call(*args, initial_state=list(initial_states[index]),
+                                       **kwargs)
+            finally:
+                operation.return_state = previous
+            final_states[index] = states
+            return output
+
+        return call_with_state
+
+    # Functional._run_through_graph is Keras' own graph walk (what Functional.call does); it lets
+    # us hand initial states to the inner recurrent layers and read their final states.
+    outputs = model._run_through_graph(inputs, operation_fn=run_operation)
+    return outputs, [final_states[k] for k in range(len(layers))]
+
+
+def _output_dict(model, outputs):
+    if len(model.outputs) == 1:
+        return {"outputs": outputs}
+    return {f"outputs_{k + 1}": o for k, o in enumerate(tf.nest.flatten(outputs))}
+
+
+def _functional_default(model):
+    specs = _input_specs(model)
+    n_inputs = len(specs)
+    if _needs_lengths(model):
+        specs.append(tf.TensorSpec([None], tf.int32, name="lengths"))
+
+    def serve(*args):
+        lengths = args[n_inputs] if len(args) > n_inputs else None
+        outputs, _ = _run_functional(model, args[:n_inputs], lengths)
+        return _output_dict(model, outputs)
+
+    return Signature("serving_default", serve, specs)
+
+
+def _stream_layers(model):
+    return [layer for layer in model._flatten_layers(include_self=False, recursive=True)
+            if isinstance(layer, Recurrent)]
+
+
+def streamable(model):
+    """True when ``model`` gets a ``stream`` signature (see the module docstring)."""
+    if is_seq2seq(model) or len(model.inputs) != 1:
+        return False
+    recurrent = _stream_layers(model)
+    if not recurrent:
+        return False
+    wrapped = [layer for layer in model._flatten_layers(include_self=False, recursive=True)
+               if isinstance(layer, keras.layers.Bidirectional)]
+    return not wrapped and not any(layer.go_backwards for layer in recurrent)
+
+
+def _functional_stream(model):
+    if not streamable(model):
+        return None
+    layers = _stream_layers(model)
+    specs = _input_specs(model)
+    uses_lengths = _needs_lengths(model)
+    if uses_lengths:
+        specs.append(tf.TensorSpec([None], tf.int32, name="lengths"))
+    n_fixed = len(specs)
+    counts = []
+    for k, layer in enumerate(layers):
+        shapes = layer._state_shapes(None)
+        counts.append(len(shapes))
+        specs += [tf.TensorSpec(shape, tf.float32, name=f"initial_state_{k + 1}_{i}")
+                  for i, shape in enumerate(shapes)]
+
+    def serve(*args):
+        lengths = args[1] if uses_lengths else None
+        flat_states = list(args[n_fixed:])
+        initial = []
+        for count in counts:
+            initial.append(flat_states[:count])
+            flat_states = flat_states[count:]
+        outputs, finals = _run_functional(model, args[:1], lengths, initial)
+        result = _output_dict(model, outputs)
+        for k, states in enumerate(finals):
+            result.update({f"final_state_{k + 1}_{i}": s for i, s in enumerate(states)})
+        return result
+
+    return Signature("stream", serve, specs)
+
+
+def served_model(model):
+    """``model`` itself, or for a stateful model a stateless copy with its weights and a free
+    batch size (a served function must not carry state from one request to the next)."""
+    layers = model._flatten_layers(include_self=False, recursive=True)
+    if not any(getattr(layer, "stateful", False) for layer in layers):
+        return model
+    config = model.get_config()
+
+    def strip(node):
+        if isinstance(node, dict):
+            if node.get("stateful") is True:
+                node["stateful"] = False
+            if "batch_shape" in node and isinstance(node["batch_shape"], (list, tuple)):
+                node["batch_shape"] = [None, *list(node["batch_shape"])[1:]]
+            for value in node.values():
+                strip(value)
+        elif isinstance(node, list):
+            for value in node:
+                strip(value)
+
+    strip(config)
+    copy = model.__class__.from_config(config)
+    for layer in copy._flatten_layers(include_self=False, recursive=True):
+        if not layer.weights:
+            continue
+        source = model.get_layer(layer.name) if _has_layer(model, layer.name) else None
+        if source is None:
+            continue
+        weights = [w for w in source.weights if not w.path.split("/")[-1].startswith("state_")]
+        layer.set_weights([w.numpy() for w in weights])
+    return copy
+
+
+def _has_layer(model, name):
+    try:
+        model.get_layer(name)
+        return True
+    except ValueError:
+        return False
+
+
+# -- seq2seq ----------------------------------------------------------------------------------
+def _seq2seq_signatures(model, jit_compile):
+    """See the module docstring. With ``jit_compile`` the encoder and the decoder step are
+    XLA-compiled; the search loops are not, as their buffers have a data-dependent size."""
+    encode_fn = lambda source_ids: model._encode(source_ids, training=False)  # noqa: E731
+    step_fn = model._decode_step
+    if jit_compile:
+        encode_fn = tf.function(encode_fn, autograph=False, jit_compile=True)
+        step_fn = tf.function(step_fn, autograph=False, jit_compile=True)
+    source = tf.TensorSpec([None, None], tf.int32, name="source_ids")
+    max_length = tf.TensorSpec([], tf.int32, name="max_length")
+    with_attention = model.attention is not None
+
+    def default_length(source_ids, length):
+        return tf.where(length > 0, length, 2 * tf.shape(source_ids)[1] + 2)
+
+    # The searches below are Seq2Seq.greedy_graph/beam_graph with the encoder and the step
+    # replaceable by their XLA-compiled forms.
+    def greedy(source_ids, length):
+        memory, keys, memory_mask, states = encode_fn(source_ids)
+        return decoding.greedy_search(
+            lambda ids, s: step_fn(ids, s, memory, keys, memory_mask), states,
+            batch_size=tf.shape(source_ids)[0], start_id=model.start_id, end_id=model.end_id,
+            max_length=default_length(source_ids, length),
+            alignment_size=tf.shape(memory)[1] if with_attention else None)
+
+    def beam(source_ids, length):
+        memory, keys, memory_mask, states = encode_fn(source_ids)
+        memory, keys, memory_mask = (decoding.tile_batch(x, BEAM_WIDTH)
+                                     for x in (memory, keys, memory_mask))
+        states = [decoding.tile_batch(s, BEAM_WIDTH) for s in states]
+        result = decoding.beam_search(
+            lambda ids, s: step_fn(ids, s, memory, keys, memory_mask), states,
+            batch_size=tf.shape(source_ids)[0], beam_width=BEAM_WIDTH, start_id=model.start_id,
+            end_id=model.end_id, max_length=default_length(source_ids, length),
+            alignment_size=tf.shape(memory)[1] if with_attention else None)
+        keep = ("tokens", "scores", "beam_tokens", "beam_scores", "lengths")
+        return {key: result[key] for key in keep}
+
+    def encode(source_ids):
+        memory, keys, memory_mask, states = encode_fn(source_ids)
+        return {"memory": memory, "keys": keys, "memory_mask": memory_mask,
+                **{f"state_{i}": s for i, s in enumerate(states)}}
+
+    encoded = tf.function(encode, autograph=False).get_concrete_function(source)
+    out = encoded.structured_outputs
+    n_states = sum(1 for key in out if key.startswith("state_"))
+    state_specs = [tf.TensorSpec(_free_batch(out[f"state_{i}"].shape), out[f"state_{i}"].dtype,
+                                 name=f"state_{i}") for i in range(n_states)]
+    step_specs = [tf.TensorSpec([None], tf.int32, name="token_ids"),
+                  *(tf.TensorSpec(_free_batch(out[key].shape), out[key].dtype, name=key)
+                    for key in ("memory", "keys", "memory_mask")),
+                  *state_specs]
+
+    def decode_step(token_ids, memory, keys, memory_mask, *states):
+        logits, new_states, alignment = step_fn(token_ids, list(states), memory, keys,
+                                                memory_mask)
+        if alignment is None:
+            alignment = tf.zeros_like(memory[:, :, 0])
+        return {"logits": logits, "alignment": alignment,
+                **{f"state_{i}": s for i, s in enumerate(new_states)}}
+
+    return [Signature("serving_default", greedy, [source, max_length]),
+            Signature("beam_search", beam, [source, max_length]),
+            Signature("encode", encode, [source]),
+            Signature("decode_step", decode_step, step_specs, start_id=model.start_id)]
+
+
+def _free_batch(shape):
+    dims = list(shape)
+    return [None] + dims[1:]

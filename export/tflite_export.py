@@ -1,0 +1,127 @@
+"""``kzoo.export.tflite``: a builtins-only LiteRT (TFLite) file with the model's signatures.
+
+The file holds the signatures of :mod:`kzoo.export.signatures` (for seq2seq: greedy and beam
+search as ``WHILE`` loops, plus ``encode``/``decode_step``), traced in the scan engine's
+TensorList-free form with batch and time dynamic (``resize_tensor_input`` or the signature runner
+take any size). Quantization is the converter's post-training quantization.
+"""
+
+import os
+
+import numpy as np
+
+from kzoo.export import atomic, lite
+from kzoo.export.serving import sample_inputs
+from kzoo.export.signatures import check_exportable, served_model, signatures
+
+QUANTIZE_MODES = lite.QUANTIZE_MODES
+
+
+def tflite(model, path, quantize=None, representative_data=None, allow_flex=False):
+    """Convert ``model`` to a TFLite file at ``path``; returns ``path``.
+
+    ``quantize``: None (float32), "dynamic" (int8 weights, float activations: about 4x smaller),
+    "float16" (float16 weights: the file for mobile GPU delegates) or "int8" (int8 weights and
+    activations where the op allows it, float elsewhere), which calibrates on
+    ``representative_data``: an iterable of ``serving_default`` inputs, each an array, a tuple
+    of arrays in the signature's input order, or a dict by input name (a few dozen batches).
+    Builtin ops only unless ``allow_flex=True``; a model that would need a Flex op raises
+    :class:`kzoo.export.lite.FlexOpsNeeded` naming it. Written atomically (temporary file, then
+    renamed): a failure leaves no file behind.
+    """
+    where = "kzoo.export.tflite"
+    check_exportable(model, where)
+    if quantize not in QUANTIZE_MODES:
+        raise ValueError(f"{where}: `quantize` must be one of {QUANTIZE_MODES}, got "
+                         f"{quantize!r}")
+    if quantize == "int8" and representative_data is None:
+        raise ValueError(f"{where}: quantize='int8' calibrates activation ranges and needs "
+                         f"`representative_data` (an iterable of serving_default inputs, e.g. "
+                         f"a few dozen batches of real data)")
+    if not isinstance(allow_flex, bool):
+        raise ValueError(f"{where}: `allow_flex` must be True or False, got {allow_flex!r}")
+    path = os.path.abspath(os.fspath(path))
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{where}: {path!r} is a directory; give a file path "
+                                f"(e.g. model.tflite)")
+    directory = os.path.dirname(path)
+    created = atomic.make_dirs(directory, where)
+    commit = atomic.Commit()
+    try:
+        atomic.check_writable(directory, where)
+        served = served_model(model)
+        exported = signatures(served)
+        functions = {s.name: (s.named_fn(), s.specs) for s in exported}
+        dataset = None
+        if quantize == "int8":
+            dataset = _representative_dataset(exported, representative_data, where)
+        try:
+            content = lite.convert_signatures(functions, allow_flex=allow_flex,
+                                              quantize=quantize, representative_dataset=dataset,
+                                              variables=served.variables)
+        except lite.FlexOpsNeeded as error:
+            raise lite.FlexOpsNeeded(error.ops, error.detail, where) from error
+        staged = atomic.staged_file(directory, os.path.basename(path))
+        commit.add(staged, path)
+        with open(staged, "wb") as handle:
+            handle.write(content)
+        commit.commit()
+    except BaseException:
+        commit.discard()
+        atomic.remove(created)
+        raise
+    return path
+
+
+def _as_input_dict(signature, sample, where):
+    names = signature.input_names
+    if isinstance(sample, dict):
+        missing = sorted(set(names) - set(sample))
+        if missing:
+            raise ValueError(f"{where}: a representative_data sample lacks input(s) {missing} "
+                             f"of signature {signature.name!r} (inputs {names})")
+        values = [sample[name] for name in names]
+    else:
+        values = list(sample) if isinstance(sample, (list, tuple)) else [sample]
+        if len(values) == len(names) - 1 and names[-1] == "lengths":
+            values.append(np.full([np.shape(values[0])[0]], np.shape(values[0])[1], np.int32))
+        if signature.name == "serving_default" and names == ["source_ids", "max_length"] \
+                and len(values) == 1:
+            values.append(np.array(0, np.int32))
+        if len(values) != len(names):
+            raise ValueError(f"{where}: a representative_data sample has {len(values)} "
+                             f"array(s); signature {signature.name!r} takes {names}")
+    return {name: np.asarray(value, spec.dtype.as_numpy_dtype)
+            for name, value, spec in zip(names, values, signature.specs)}
+
+
+def _representative_dataset(exported, representative_data, where):
+    """The converter's calibration generator: for every sample, inputs for every signature (the
+    other signatures' inputs are derived from ``serving_default``'s: zero initial states; for
+    seq2seq, the encoder's outputs and the start token)."""
+    samples = [_as_input_dict(exported[0], s, where) for s in representative_data]
+    if not samples:
+        raise ValueError(f"{where}: `representative_data` is empty")
+    by_name = {s.name: s for s in exported}
+
+    def derived(name, sample):
+        signature = by_name[name]
+        if name in ("serving_default", "beam_search"):
+            return {k: sample[k] for k in signature.input_names}
+        batch = next(iter(sample.values())).shape[0]
+        if name == "stream":
+            zeros = sample_inputs(signature, batch_size=batch)
+            return {k: sample.get(k, zeros[k]) for k in signature.input_names}
+        encoded = by_name["encode"].tf_function()(sample["source_ids"])
+        if name == "encode":
+            return {"source_ids": sample["source_ids"]}
+        start = np.full([batch], signature.start_id, np.int32)
+        return {k: (start if k == "token_ids" else encoded[k].numpy())
+                for k in signature.input_names}
+
+    def generate():
+        for sample in samples:
+            for signature in exported:
+                yield signature.name, derived(signature.name, sample)
+
+    return generate

@@ -1,0 +1,80 @@
+"""Every registered model exports: its SavedModel, reloaded in a fresh process without kzoo and
+called directly, through a TF Serving PredictRequest and with the sample REST body, equals Keras
+within 1e-5 (seq2seq: the same tokens); its float TFLite file has no Flex op and equals Keras
+within 1e-4 at two batch sizes and two lengths.
+
+The default run checks one model per I/O pattern; ``-m slow`` checks all of ``list_models()``.
+"""
+
+import numpy as np
+import pytest
+
+import kzoo
+from kzoo.export.signatures import is_seq2seq
+
+from conftest import FAST_MODELS, export_models, keras_reference, sample_feed, \
+    serve_in_fresh_process
+
+
+def _assert_matches_keras(model, outputs, reference, atol):
+    if is_seq2seq(model):
+        np.testing.assert_array_equal(outputs["tokens"], reference["tokens"])
+        np.testing.assert_array_equal(outputs["lengths"], reference["lengths"])
+        np.testing.assert_allclose(outputs["scores"], reference["scores"], atol=atol)
+        if "attention" in reference:
+            np.testing.assert_allclose(outputs["attention"], reference["attention"], atol=atol)
+    else:
+        np.testing.assert_allclose(outputs["outputs"], reference["outputs"], atol=atol)
+
+
+def check_served(exported, directory):
+    jobs = {name: (saved, sample_feed(model)) for name, (model, saved, _) in exported.items()}
+    served = serve_in_fresh_process(jobs, directory)
+    for name, (model, _, _) in exported.items():
+        reference = keras_reference(model, jobs[name][1])
+        for route in ("direct", "predict_request"):
+            _assert_matches_keras(model, served[name][route], reference, atol=1e-5)
+        rest_reference = keras_reference(model, served[name]["rest_inputs"])
+        _assert_matches_keras(model, served[name]["rest"], rest_reference, atol=1e-5)
+
+
+def check_tflite(exported):
+    for name, (model, _, path) in exported.items():
+        with open(path, "rb") as handle:
+            content = handle.read()
+        assert b"Flex" not in content, name
+        from ai_edge_litert.interpreter import Interpreter
+
+        runner = Interpreter(model_content=content).get_signature_runner("serving_default")
+        for batch_size, time in ((1, 4), (3, 9)):
+            feed = sample_feed(model, batch_size=batch_size, time=time, seed=batch_size)
+            outputs = runner(**feed)
+            _assert_matches_keras(model, outputs, keras_reference(model, feed), atol=1e-4)
+
+
+def test_fast_subset_covers_every_pattern():
+    patterns = {kzoo.model_info(name).pattern for name in FAST_MODELS}
+    assert patterns == set(kzoo.models.PATTERNS)
+
+
+def test_saved_model_served_in_fresh_process_equals_keras(exported, tmp_path):
+    check_served(exported, str(tmp_path))
+
+
+def test_tflite_builtins_equal_keras_at_two_batches_and_lengths(exported):
+    check_tflite(exported)
+
+
+@pytest.fixture(scope="module")
+def every_model(tmp_path_factory):
+    return export_models(kzoo.list_models(), str(tmp_path_factory.mktemp("every_model")))
+
+
+@pytest.mark.slow
+def test_every_model_saved_model_served_in_fresh_process(every_model, tmp_path):
+    check_served(every_model, str(tmp_path))
+
+
+@pytest.mark.slow
+def test_every_model_tflite_builtins_equal_keras(every_model):
+    check_tflite(every_model)

@@ -1,0 +1,162 @@
+"""kzoo.export.tflite: builtins-only files with the seq2seq decode as WHILE loops, quantized
+files, and clear errors that leave nothing behind."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
+
+import kzoo
+import kzoo.export
+from kzoo.export import lite
+
+from conftest import build_small
+
+
+def _runner(path, signature="serving_default"):
+    with open(path, "rb") as handle:
+        return Interpreter(model_content=handle.read()).get_signature_runner(signature)
+
+
+def _held_out_sources(count=20, vocab=30, seed=11):
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(2, 9, size=count)
+    sources = np.zeros((count, lengths.max()), np.int32)
+    for row, length in enumerate(lengths):
+        sources[row, :length] = rng.integers(3, vocab, size=length)
+    return sources
+
+
+def test_seq2seq_decodes_like_generate_greedy_and_beam(exported):
+    model, saved, path = exported["seq2seq_attention"]
+    sources = _held_out_sources()
+    loaded = tf.saved_model.load(saved).signatures
+    for method, signature in (("greedy", "serving_default"), ("beam", "beam_search")):
+        expected = model.generate(sources, method=method)
+        lite_out = _runner(path, signature)(source_ids=sources,
+                                            max_length=np.array(0, np.int32))
+        served = loaded[signature](source_ids=tf.constant(sources), max_length=tf.constant(0))
+        for out in (lite_out, served):
+            np.testing.assert_array_equal(np.asarray(out["tokens"]), expected["tokens"])
+            np.testing.assert_allclose(out["scores"], expected["scores"], atol=1e-4)
+        if method == "beam":
+            np.testing.assert_array_equal(lite_out["beam_tokens"], expected["beam_tokens"])
+        else:
+            np.testing.assert_allclose(lite_out["attention"], expected["attention"], atol=1e-5)
+    with open(path, "rb") as handle:
+        ops = lite.op_names(handle.read())
+    assert "WHILE" in ops and not any("Flex" in op for op in ops)
+
+
+def test_seq2seq_encode_and_decode_step_signatures(exported):
+    model, _, path = exported["seq2seq_attention"]
+    sources = _held_out_sources(count=3)
+    encoded = _runner(path, "encode")(source_ids=sources)
+    memory, keys, memory_mask, states = model.encode(sources)
+    np.testing.assert_allclose(encoded["memory"], memory, atol=1e-5)
+    np.testing.assert_array_equal(encoded["memory_mask"], memory_mask)
+    token_ids = np.full([3], model.start_id, np.int32)
+    step = _runner(path, "decode_step")(
+        token_ids=token_ids, memory=encoded["memory"], keys=encoded["keys"],
+        memory_mask=encoded["memory_mask"],
+        **{k: v for k, v in encoded.items() if k.startswith("state_")})
+    logits, new_states, alignments = model.decode_step(token_ids, states, memory, keys,
+                                                       memory_mask)
+    np.testing.assert_allclose(step["logits"], logits, atol=1e-5)
+    np.testing.assert_allclose(step["alignment"], alignments, atol=1e-5)
+    np.testing.assert_allclose(step["state_0"], new_states[0], atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def wide_model_files(tmp_path_factory):
+    """A model whose weights dominate its file: float, dynamic and float16 files."""
+    keras.utils.set_random_seed(4)
+    model = kzoo.build("many_to_one_lstm", vocab_size=8000, embedding_dim=64, units=64)
+    directory = tmp_path_factory.mktemp("wide")
+    files = {mode: kzoo.export.tflite(model, directory / f"{mode}.tflite", quantize=mode)
+             for mode in (None, "dynamic", "float16")}
+    return model, files
+
+
+def test_dynamic_quantization_is_3x_smaller_and_measured(wide_model_files):
+    model, files = wide_model_files
+    sizes = {mode: os.path.getsize(path) for mode, path in files.items()}
+    assert sizes[None] >= 3 * sizes["dynamic"], sizes
+    assert sizes[None] >= 1.8 * sizes["float16"], sizes
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, 8000, size=(16, 12)).astype(np.int32)
+    targets = np.argmax(model(ids).numpy(), -1)  # Keras is right by construction
+    report = kzoo.export.verify(model, list(files.values()), (ids, targets))
+    assert report.metric_name == "accuracy" and report.keras_metric == 1.0
+    dynamic = report[files["dynamic"]]
+    assert dynamic.size_bytes == sizes["dynamic"]
+    assert 0 < dynamic.max_abs_diff < 0.05
+    assert dynamic.metric_change == dynamic.metric - 1.0
+    assert "DEQUANTIZE" in report[files["float16"]].ops or \
+        report[files["float16"]].max_abs_diff > 0
+    assert report[files[None]].max_abs_diff < 1e-5
+
+
+def test_float16_file_runs_close_to_keras(wide_model_files):
+    model, files = wide_model_files
+    ids = np.random.default_rng(1).integers(1, 8000, size=(2, 7)).astype(np.int32)
+    out = _runner(files["float16"])(inputs=ids)["outputs"]
+    np.testing.assert_allclose(out, model(ids), atol=1e-2)
+
+
+@pytest.mark.slow
+def test_int8_calibrates_on_representative_data(tmp_path):
+    model = build_small("many_to_one_gru")
+    rng = np.random.default_rng(0)
+    data = [rng.integers(1, 50, size=(2, 6)).astype(np.int32) for _ in range(4)]
+    path = kzoo.export.tflite(model, tmp_path / "int8.tflite", quantize="int8",
+                              representative_data=data)
+    out = _runner(path)(inputs=data[0])["outputs"]
+    np.testing.assert_allclose(out, model(data[0]), atol=0.1)
+
+
+def test_bad_quantize_arguments(tmp_path):
+    model = build_small("one_to_one_mlp")
+    with pytest.raises(ValueError, match="quantize.*one of"):
+        kzoo.export.tflite(model, tmp_path / "m.tflite", quantize="int4")
+    with pytest.raises(ValueError, match="representative_data"):
+        kzoo.export.tflite(model, tmp_path / "m.tflite", quantize="int8")
+    assert os.listdir(tmp_path) == []
+
+
+def test_flex_op_is_named_and_allow_flex_accepts_it(tmp_path):
+    inputs = keras.Input((None, 3))
+    model = keras.Model(inputs, keras.layers.LSTM(4)(inputs))  # Keras' own LSTM: TensorList
+    with pytest.raises(lite.FlexOpsNeeded, match="TensorList") as caught:
+        kzoo.export.tflite(model, tmp_path / "keras_lstm.tflite")
+    assert "allow_flex=True" in str(caught.value)
+    assert os.listdir(tmp_path) == []
+    path = kzoo.export.tflite(model, tmp_path / "keras_lstm.tflite", allow_flex=True)
+    assert b"Flex" in open(path, "rb").read()
+
+
+def test_unbuilt_model_and_unwritable_path(tmp_path):
+    with pytest.raises(ValueError, match="not built"):
+        kzoo.export.tflite(keras.Sequential([kzoo.layers.GRU(3)]), tmp_path / "u.tflite")
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(OSError, match="cannot write into"):
+        kzoo.export.tflite(build_small("one_to_one_mlp"), blocker / "sub" / "m.tflite")
+    assert os.listdir(tmp_path) == ["a_file"]
+
+
+def test_failure_mid_write_leaves_nothing(tmp_path, monkeypatch):
+    model = build_small("one_to_one_mlp")
+    real_rename = os.rename
+
+    def fail_rename(source, target):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "rename", fail_rename)
+    with pytest.raises(OSError, match="Input/output"):
+        kzoo.export.tflite(model, tmp_path / "new_dir" / "m.tflite")
+    monkeypatch.setattr(os, "rename", real_rename)
+    assert os.listdir(tmp_path) == []
