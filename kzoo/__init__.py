@@ -4,7 +4,31 @@
     kzoo.list_models()
 """
 
+import os as _os
+import sys as _sys
+
 __version__ = "0.1.0"
 
-from kzoo import layers  # noqa: E402
-from kzoo.models.registry import build, list_models, model_info  # noqa: E402
+_REGISTRY_NAMES = ("build", "list_models", "model_info")
+
+
+def __getattr__(name):
+    # Only reached while the `kzoo` command defers the imports below (see there).
+    if name in _REGISTRY_NAMES:
+        from kzoo.models import registry
+
+        return getattr(registry, name)
+    if name == "layers":
+        import kzoo.layers
+
+        return kzoo.layers
+    raise AttributeError(f"module 'kzoo' has no attribute {name!r}")
+
+
+# The `kzoo` console script imports this package before kzoo.cli runs: importing TensorFlow
+# here would cost seconds before a usage error and print TensorFlow's C++ log lines. The command
+# imports it itself once its arguments are checked, with those lines silenced (kzoo.cli).
+# Everywhere else the layers are imported at once, which registers them for keras.saving.
+if _os.path.basename(_sys.argv[0] if _sys.argv else "") != "kzoo":
+    from kzoo import layers  # noqa: E402
+    from kzoo.models.registry import build, list_models, model_info  # noqa: E402

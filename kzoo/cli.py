@@ -1,33 +1,172 @@
-"""The ``kzoo`` command line: ``kzoo list``, ``kzoo info NAME``.
+"""The ``kzoo`` command: list, info, train, evaluate, export, predict, bench.
 
-Usage errors (an unknown model, a bad flag value) exit with code 2 and one line on stderr.
+    kzoo list                                    # name, pattern, cell, parameters
+    kzoo info seq2seq_attention
+    kzoo train seq2seq_attention --dataset number_words --out runs/translator
+    kzoo evaluate runs/translator
+    kzoo export runs/translator --format saved_model,tflite --quantize dynamic
+    kzoo predict runs/translator "twenty-three"
+    kzoo bench many_to_one_lstm many_to_one_gru
+
+Usage errors (an unknown model or dataset, a missing run directory, a bad flag value) exit with
+code 2 and one line on stderr, no traceback. Arguments are checked before TensorFlow is imported
+where they can be; TensorFlow is imported with file descriptor 2 pointed at /dev/null, since its
+C++ runtime writes log lines there whatever ``TF_CPP_MIN_LOG_LEVEL`` says.
 """
 
 import argparse
+import contextlib
 import json
 import os
+import pathlib
 import sys
 
+STRATEGIES = ("default", "mirrored", "multiworker")  # == kzoo.training.STRATEGIES, TF-free
+EXPORT_FORMATS = ("saved_model", "tflite")
+QUANTIZE = ("none", "dynamic", "float16", "int8")
+DEFAULT_EPOCHS = 10
 
-def _quiet_tensorflow():
+
+class UsageError(Exception):
+    """A wrong command line: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    # argparse prints the usage block and then the error: two or more lines. One is enough.
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+@contextlib.contextmanager
+def silenced_stderr():
+    """Point file descriptor 2 at /dev/null (C++ logs included) and restore it afterwards."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _import_tensorflow():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with silenced_stderr():
+        import tensorflow  # noqa: F401
+
+        import kzoo.layers  # noqa: F401
+        import kzoo.models.zoo  # noqa: F401
+        import kzoo.training  # noqa: F401
 
 
-def cmd_list(args):
+# -- argument types (checked before TensorFlow loads) --------------------------------------------
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _clipnorm(text):
+    if text == "default":
+        return text
+    if text.lower() in ("none", "off", "0"):
+        return None
+    return _positive_float(text)
+
+
+def _key_value(text):
+    """``KEY=VALUE`` with VALUE read as JSON when it parses (8, 0.5, true, null), else a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def _formats(text):
+    formats = [f.strip() for f in text.split(",") if f.strip()]
+    bad = [f for f in formats if f not in EXPORT_FORMATS]
+    if bad or not formats:
+        raise argparse.ArgumentTypeError(f"formats are a comma-separated subset of "
+                                         f"{','.join(EXPORT_FORMATS)}, got {text!r}")
+    return formats
+
+
+def _run_dir(path):
+    """A finished run directory (config.json and model.keras in it)."""
+    run = pathlib.Path(path)
+    if not run.is_dir():
+        raise UsageError(f"no run directory {path!r}")
+    for name in ("config.json", "model.keras"):
+        if not (run / name).is_file():
+            raise UsageError(f"{path!r} is not a finished run (no {name}); train into it with "
+                             f"`kzoo train NAME --dataset D --out {path}`")
+    return run
+
+
+def _check_model_name(name):
     import kzoo
 
-    names = kzoo.list_models(args.pattern)
-    rows = [(n, kzoo.model_info(n).pattern, kzoo.model_info(n).cell) for n in names]
-    width = max([len(r[0]) for r in rows] + [4])
-    print(f"{'name':<{width}}  {'pattern':<12}  cell")
-    for name, pattern, cell in rows:
-        print(f"{name:<{width}}  {pattern:<12}  {cell}")
+    try:
+        kzoo.model_info(name)
+    except ValueError as error:
+        raise UsageError(str(error))
+
+
+# -- commands -------------------------------------------------------------------------------------
+def cmd_list(args):
+    with silenced_stderr():
+        import kzoo
+
+        names = kzoo.list_models(args.pattern)
+        rows = []
+        for name in names:
+            info = kzoo.model_info(name)
+            rows.append((name, info.pattern, info.cell, f"{kzoo.build(name).count_params():,}"))
+    if not rows:
+        raise UsageError(f"no model matches {args.pattern!r} (try `kzoo list`)")
+    header = ("name", "pattern", "cell", "parameters")
+    widths = [max(len(row[i]) for row in rows + [header]) for i in range(4)]
+    for row in [header] + rows:
+        print("  ".join(f"{cell:>{w}}" if i == 3 else f"{cell:<{w}}"
+                        for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
     return 0
 
 
 def cmd_info(args):
     import kzoo
 
+    _check_model_name(args.name)
     info = kzoo.model_info(args.name)
     print(f"{info.name}: {info.description}")
     print(f"pattern: {info.pattern}\ncell: {info.cell}")
@@ -36,27 +175,186 @@ def cmd_info(args):
     return 0
 
 
+def cmd_train(args):
+    from kzoo import training
+
+    _check_model_name(args.name)
+    datasets = [training.EXAMPLE_DATASET]
+    if args.dataset != training.EXAMPLE_DATASET:  # the real datasets cost seconds to import
+        with silenced_stderr():
+            datasets = training.list_datasets()
+    if args.dataset not in datasets:
+        raise UsageError(f"unknown dataset {args.dataset!r}; datasets: {', '.join(datasets)}")
+    import kzoo
+
+    info = kzoo.model_info(args.name)
+    config = dict(args.config)
+    unknown = sorted(set(config) - set(info.default_config))
+    if unknown:
+        raise UsageError(f"{args.name}: unknown --config key(s) {unknown}; keys: "
+                         f"{sorted(info.default_config)}")
+    out = args.out or os.path.join("runs", args.name)
+    clipnorm = "default" if args.clipnorm == "default" else args.clipnorm
+    run = training.train(args.name, args.dataset, out=out, epochs=args.epochs,
+                         batch_size=args.batch_size, learning_rate=args.lr, clipnorm=clipnorm,
+                         seed=args.seed, strategy=args.strategy, model_config=config,
+                         dataset_options=dict(args.option), data_dir=args.data_dir,
+                         steps_per_epoch=args.steps_per_epoch, tbptt=args.tbptt,
+                         verbose=0 if args.quiet else None)
+    print(training.final_metrics_line(run.history))
+    print(f"run directory: {run.directory}")
+    return 0
+
+
+def cmd_evaluate(args):
+    from kzoo import training
+
+    run_dir = _run_dir(args.run_dir)
+    config = training.read_run(run_dir)
+    metrics = training.evaluate(run_dir, split=args.split, batch_size=args.batch_size,
+                                data_dir=args.data_dir, max_examples=args.max_examples)
+    print(f"{config['model']} on {config['dataset']}/{args.split}: " +
+          " · ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+    return 0
+
+
+def cmd_export(args):
+    from kzoo import training
+
+    run_dir = _run_dir(args.run_dir)
+    quantize = None if args.quantize == "none" else args.quantize
+    report, paths = training.export_run(run_dir, formats=args.format, quantize=quantize,
+                                        out=args.out, samples=args.samples,
+                                        data_dir=args.data_dir, overwrite=args.overwrite)
+    for path in paths:
+        print(f"wrote {path}")
+    print(report)
+    return 0
+
+
+def cmd_predict(args):
+    from kzoo import training
+
+    run_dir = _run_dir(args.run_dir)
+    results = training.predict(run_dir, args.text, method="beam" if args.beam else "greedy",
+                               beam_width=args.beam or 4, max_length=args.max_length,
+                               attention_plot=args.plot)
+    for text, output in zip(args.text, results):
+        print(f"{text} -> {output}" if len(args.text) > 1 else output)
+    return 0
+
+
+def cmd_bench(args):
+    from kzoo import training
+
+    for name in args.names:
+        _check_model_name(name)
+    rows = training.bench(args.names, batch_size=args.batch_size, steps=args.steps,
+                          model_config=dict(args.config))
+    header = ("model", "parameters", "predict ms/batch", "train ms/batch")
+    table = [header] + [(r["model"], f"{r['parameters']:,}", f"{r['predict_ms']:.2f}",
+                         f"{r['train_ms']:.2f}") for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    for row in table:
+        print("  ".join(f"{c:<{w}}" if i == 0 else f"{c:>{w}}"
+                        for i, (c, w) in enumerate(zip(row, widths))))
+    return 0
+
+
 def make_parser():
-    parser = argparse.ArgumentParser(prog="kzoo", description="A model zoo of recurrent networks.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    list_parser = commands.add_parser("list", help="list the registered models")
-    list_parser.add_argument("pattern", nargs="?", default=None,
-                             help="an I/O pattern (many_to_one...) or a glob ('*lstm*')")
-    list_parser.set_defaults(func=cmd_list)
-    info_parser = commands.add_parser("info", help="describe one model")
-    info_parser.add_argument("name")
-    info_parser.set_defaults(func=cmd_info)
+    parser = _Parser(prog="kzoo", description="A model zoo of recurrent networks.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = commands.add_parser("list", help="list the registered models")
+    p.add_argument("pattern", nargs="?", default=None,
+                   help="an I/O pattern (many_to_one...) or a glob ('*lstm*')")
+    p.set_defaults(func=cmd_list)
+
+    p = commands.add_parser("info", help="describe one model")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_info)
+
+    p = commands.add_parser("train", help="train a model on a dataset into a run directory")
+    p.add_argument("name", help="a registered model (kzoo list)")
+    p.add_argument("--dataset", required=True,
+                   help="a kzoo.datasets name, or 'example' (random data of the model's shape)")
+    p.add_argument("--epochs", type=_positive_int, default=DEFAULT_EPOCHS)
+    p.add_argument("--batch-size", type=_positive_int, default=32,
+                   help="the global batch (split over the replicas of a strategy)")
+    p.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam's learning rate")
+    p.add_argument("--clipnorm", type=_clipnorm, default="default",
+                   help="clip each gradient to this norm (default 1.0 for recurrent models, "
+                        "off for the MLP; 'none' disables)")
+    p.add_argument("--seed", type=_non_negative_int, default=0)
+    p.add_argument("--out", default=None, help="the run directory (default runs/NAME)")
+    p.add_argument("--strategy", choices=STRATEGIES, default="default")
+    p.add_argument("--config", type=_key_value, action="append", default=[],
+                   metavar="KEY=VALUE", help="override a model config value (repeatable)")
+    p.add_argument("--option", type=_key_value, action="append", default=[],
+                   metavar="KEY=VALUE", help="a dataset option (repeatable)")
+    p.add_argument("--data-dir", default=None, help="where datasets are prepared")
+    p.add_argument("--steps-per-epoch", type=_positive_int, default=None)
+    p.add_argument("--tbptt", type=_positive_int, default=None, metavar="K",
+                   help="truncated BPTT: train a stateful many_to_many model on K-step chunks")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    p.set_defaults(func=cmd_train)
+
+    p = commands.add_parser("evaluate", help="evaluate a trained run on a split")
+    p.add_argument("run_dir")
+    p.add_argument("--split", default="test")
+    p.add_argument("--batch-size", type=_positive_int, default=64)
+    p.add_argument("--max-examples", type=_positive_int, default=500,
+                   help="examples decoded for seq2seq exact match")
+    p.add_argument("--data-dir", default=None)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = commands.add_parser("export", help="export a trained run (SavedModel, TFLite) and "
+                                           "verify it")
+    p.add_argument("run_dir")
+    p.add_argument("--format", type=_formats, default=list(EXPORT_FORMATS),
+                   help="comma-separated: saved_model,tflite (default both)")
+    p.add_argument("--quantize", choices=QUANTIZE, default="none",
+                   help="an extra quantized TFLite file beside the float one")
+    p.add_argument("--out", default=None, help="default RUN_DIR/export")
+    p.add_argument("--samples", type=_positive_int, default=32,
+                   help="held-out examples the verification runs on")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_export)
+
+    p = commands.add_parser("predict", help="decode text with a trained seq2seq run")
+    p.add_argument("run_dir")
+    p.add_argument("text", nargs="+")
+    p.add_argument("--beam", type=_positive_int, default=None, metavar="WIDTH",
+                   help="beam search of this width (default greedy)")
+    p.add_argument("--max-length", type=_positive_int, default=None)
+    p.add_argument("--plot", default=None, metavar="PNG",
+                   help="write the attention heatmap of the (first) prediction here")
+    p.set_defaults(func=cmd_predict)
+
+    p = commands.add_parser("bench", help="time predict and train steps on example batches")
+    p.add_argument("names", nargs="*",
+                   default=["many_to_one_rnn", "many_to_one_lstm", "many_to_one_gru"])
+    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--steps", type=_positive_int, default=10)
+    p.add_argument("--config", type=_key_value, action="append", default=[],
+                   metavar="KEY=VALUE", help="override a config value of every model")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 
 def main(argv=None):
-    _quiet_tensorflow()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     parser = make_parser()
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "run_dir", None) is not None:
+            _run_dir(args.run_dir)  # before TensorFlow: a typo fails at once
+        _import_tensorflow()
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError) as error:
-        print(f"kzoo {args.command}: error: {error}", file=sys.stderr)
+    except (UsageError, ValueError, TypeError, FileNotFoundError) as error:
+        message = " ".join(str(error).split())
+        print(f"kzoo {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

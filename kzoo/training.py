@@ -1,0 +1,804 @@
+"""The trainer behind ``kzoo train``: a run directory, resume, clipping, truncated BPTT, strategies.
+
+    run = kzoo.training.train("seq2seq_attention", "number_words", out="runs/translator")
+    run.history["loss"], run.model, run.directory
+
+A run directory holds::
+
+    config.json        the command's settings (model, model_config, dataset, epochs, seed...)
+    model.keras        the trained model (written when training ends)
+    vocab/*.json       the dataset's vocabularies (token lists, index = id), if it has any
+    history.json       one entry per completed epoch (written at each epoch's end)
+    backup/            keras.callbacks.BackupAndRestore: weights, optimizer state, epoch
+    logs/              TensorBoard event files
+    plots/*.png        training curves (and an attention heatmap for seq2seq with attention)
+
+Resume: rerunning the same command continues after the last completed epoch. The run is
+deterministic (``keras.utils.set_random_seed(seed)`` and
+``tf.config.experimental.enable_op_determinism()``; the data order of epoch e is a function of
+``seed`` and ``e`` only), so a killed and resumed run ends with the weights of an uninterrupted one.
+Not restored on resume: the state of dropout's random generator (a model trained with dropout
+resumes with a different dropout noise sequence) and an epoch interrupted half-way (redone).
+
+Strategies: ``default`` (one device), ``mirrored`` (``tf.distribute.MirroredStrategy`` over the
+GPUs, or 2 logical CPU devices on a CPU-only machine, through ``fit``), ``multiworker``
+(``MultiWorkerMirroredStrategy`` over ``TF_CONFIG``; Keras 3's ``fit`` fails under it, so the
+step runs through ``strategy.run`` and the gradients are summed across replicas with
+``strategy.reduce`` before one clipped optimizer update; ``--batch-size`` is the global batch).
+"""
+
+import dataclasses
+import json
+import os
+import pathlib
+import sys
+import types
+
+STRATEGIES = ("default", "mirrored", "multiworker")
+EXAMPLE_DATASET = "example"
+DEFAULT_CLIPNORM = 1.0
+RUN_FILES = ("config.json", "model.keras", "history.json")
+
+# The settings that define a run: a rerun into the same directory with other values is refused,
+# since resuming would mix two runs (``epochs`` may grow: training continues).
+_IDENTITY_KEYS = ("model", "model_config", "dataset", "dataset_options", "batch_size",
+                  "learning_rate", "clipnorm", "seed", "strategy", "tbptt", "steps_per_epoch")
+
+
+# -- data -----------------------------------------------------------------------------------------
+def list_datasets():
+    """Dataset names ``train`` accepts: ``example`` (random data from the model's own example
+    contract, for smoke tests) and whatever ``kzoo.datasets`` provides."""
+    names = [EXAMPLE_DATASET]
+    try:
+        import kzoo.datasets as datasets
+        names += list(datasets.list_datasets())
+    except (ImportError, AttributeError):
+        pass
+    return names
+
+
+def load_data(dataset, split, *, batch_size, model_name, model_config=None, seed=0,
+              data_dir=None, options=None):
+    """``(tf.data.Dataset of (inputs, targets) batches, info)`` for a dataset name.
+
+    ``info.model_config`` is what the model needs to fit the data, ``info.vocabularies`` a dict
+    of token lists (possibly empty). ``example`` draws ``options["size"]`` (default 64) random
+    examples from ``kzoo.models.example_batch(model_name, model_config)``.
+    """
+    options = dict(options or {})
+    if dataset == EXAMPLE_DATASET:
+        return _example_data(split, batch_size=batch_size, model_name=model_name,
+                             model_config=model_config or {}, seed=seed, **options)
+    import kzoo.datasets as datasets
+
+    return datasets.load(dataset, split=split, batch_size=batch_size, data_dir=data_dir,
+                         seed=seed, **options)
+
+
+_SPLIT_SEEDS = {"train": 0, "validation": 1, "test": 2}
+
+
+def _example_data(split, *, batch_size, model_name, model_config, seed, size=64):
+    import tensorflow as tf
+
+    import kzoo.models as km
+
+    if split not in _SPLIT_SEEDS:
+        raise ValueError(f"dataset 'example': unknown split {split!r}; splits: "
+                         f"{sorted(_SPLIT_SEEDS)}")
+    inputs, targets = km.example_batch(model_name, model_config, batch_size=int(size),
+                                       seed=1000 * seed + _SPLIT_SEEDS[split])
+    if isinstance(inputs, list):
+        inputs = tuple(inputs)
+    data = tf.data.Dataset.from_tensor_slices((inputs, targets)).batch(batch_size)
+    info = types.SimpleNamespace(name=EXAMPLE_DATASET, model_config={}, vocabularies={},
+                                 suggested_models=[model_name])
+    return data, info
+
+
+def epoch_stream(batches, start_epoch, epochs, seed, steps_per_epoch=None):
+    """Batches of epochs ``start_epoch..epochs-1`` in one dataset, epoch e in the order of a
+    shuffle seeded by ``(seed, e)`` alone, so a resumed run sees what an uninterrupted one saw.
+
+    The batches are cached (their first pass fixes their composition) and shuffled as whole
+    batches, which keeps the loader's padding and bucketing.
+    """
+    import tensorflow as tf
+
+    batches = batches.cache()
+    count = count_batches(batches)
+    if count == 0:
+        raise ValueError("the training split has no batch")
+    steps = min(count, steps_per_epoch) if steps_per_epoch else count
+
+    def one_epoch(epoch):
+        return batches.shuffle(count, seed=seed * 100003 + epoch,
+                               reshuffle_each_iteration=False).take(steps)
+
+    stream = one_epoch(start_epoch)
+    for epoch in range(start_epoch + 1, epochs):
+        stream = stream.concatenate(one_epoch(epoch))
+    return stream, steps
+
+
+def count_batches(batches):
+    cardinality = int(batches.cardinality())
+    if cardinality >= 0:
+        return cardinality
+    return int(batches.reduce(0, lambda count, _: count + 1))
+
+
+# -- truncated backpropagation through time -------------------------------------------------------
+def tbptt_chunks(batches, window):
+    """Cut every batch of ``(inputs (B, T, ...), targets (B, T, ...))`` into ``T // window``
+    consecutive chunks of ``window`` steps (the last ``T % window`` steps are dropped).
+
+    Trained on a stateful model (row i of a chunk continues row i of the previous chunk) whose
+    state :class:`ResetStatesEvery` zeroes at the first chunk of each batch, this is truncated
+    BPTT: the forward pass carries the state over the whole sequence, gradients flow back at
+    most ``window`` steps. Sequences must have one static length T.
+    """
+    import tensorflow as tf
+
+    inputs_spec, _ = batches.element_spec
+    length = tf.nest.flatten(inputs_spec)[0].shape[1]
+    if length is None:
+        raise ValueError(f"truncated BPTT needs sequences of one static length; this dataset's "
+                         f"inputs are {inputs_spec}")
+    if window > length:
+        raise ValueError(f"--tbptt {window} is longer than the sequences ({length} steps)")
+    chunks_per_batch = length // window
+
+    def split(inputs, targets):
+        def cut(x):
+            return tf.stack([x[:, i * window:(i + 1) * window] for i in range(chunks_per_batch)])
+
+        return tf.data.Dataset.from_tensor_slices((tf.nest.map_structure(cut, inputs),
+                                                   tf.nest.map_structure(cut, targets)))
+
+    return batches.flat_map(split), chunks_per_batch
+
+
+def _reset_model_states(model):
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if getattr(layer, "stateful", False) and hasattr(layer, "reset_state"):
+            layer.reset_state()
+
+
+def _callback_base():
+    import keras
+
+    return keras.callbacks.Callback
+
+
+class ResetStatesEvery:
+    """A Keras callback factory: zero the model's recurrent states every ``n`` batches (at the
+    start of each full sequence of truncated BPTT) and at every epoch's start."""
+
+    def __new__(cls, n):
+        base = _callback_base()
+
+        class _ResetStatesEvery(base):
+            def on_epoch_begin(self, epoch, logs=None):
+                _reset_model_states(self.model)
+
+            def on_train_batch_begin(self, batch, logs=None):
+                if batch % n == 0:
+                    _reset_model_states(self.model)
+
+            def on_test_begin(self, logs=None):
+                _reset_model_states(self.model)
+
+            def on_test_batch_begin(self, batch, logs=None):
+                if batch % n == 0:
+                    _reset_model_states(self.model)
+
+        return _ResetStatesEvery()
+
+
+# -- run directory --------------------------------------------------------------------------------
+def write_json(path, value):
+    """Write ``value`` as JSON atomically (a kill never leaves half a file)."""
+    path = pathlib.Path(path)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(value, indent=2, default=_json_default) + "\n")
+    os.replace(temporary, path)
+
+
+def _json_default(value):
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def read_json(path, default=None):
+    path = pathlib.Path(path)
+    if not path.exists():
+        return default
+    return json.loads(path.read_text())
+
+
+def read_run(run_dir):
+    """The config of a finished run directory; FileNotFoundError names what is missing."""
+    run_dir = pathlib.Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"no run directory {str(run_dir)!r}")
+    for name in ("config.json", "model.keras"):
+        if not (run_dir / name).exists():
+            raise FileNotFoundError(f"{str(run_dir)!r} is not a finished run: no {name} "
+                                    f"(train into it with `kzoo train ... --out {run_dir}`)")
+    return read_json(run_dir / "config.json")
+
+
+def load_run_model(run_dir):
+    import keras
+
+    import kzoo.layers  # noqa: F401  (registers the layers for deserialization)
+    import kzoo.models.zoo  # noqa: F401
+
+    return keras.saving.load_model(pathlib.Path(run_dir) / "model.keras")
+
+
+def read_vocabularies(run_dir):
+    directory = pathlib.Path(run_dir) / "vocab"
+    if not directory.is_dir():
+        return {}
+    return {path.stem: json.loads(path.read_text()) for path in sorted(directory.glob("*.json"))}
+
+
+def _write_vocabularies(run_dir, vocabularies):
+    if not vocabularies:
+        return
+    directory = pathlib.Path(run_dir) / "vocab"
+    directory.mkdir(exist_ok=True)
+    for name, tokens in dict(vocabularies).items():
+        if hasattr(tokens, "get_vocabulary"):
+            tokens = tokens.get_vocabulary()
+        write_json(directory / f"{name}.json", [str(t) for t in list(tokens)])
+
+
+def backup_epoch(run_dir):
+    """The number of epochs BackupAndRestore has saved in ``run_dir/backup`` (0 if none)."""
+    metadata = read_json(pathlib.Path(run_dir) / "backup" / "training_metadata.json", {})
+    return int(metadata.get("epoch", 0))
+
+
+def _history_callback(path, start_epoch):
+    """Write history.json at each epoch's end; entries from ``start_epoch`` on are (re)written."""
+    base = _callback_base()
+    history = read_json(path, {"epochs": [], "metrics": {}})
+    keep = [i for i, e in enumerate(history["epochs"]) if e < start_epoch]
+    history = {"epochs": [history["epochs"][i] for i in keep],
+               "metrics": {k: [v[i] for i in keep] for k, v in history["metrics"].items()}}
+
+    class _HistoryFile(base):
+        def on_epoch_end(self, epoch, logs=None):
+            history["epochs"].append(int(epoch))
+            for key, value in (logs or {}).items():
+                history["metrics"].setdefault(key, []).append(float(value))
+            write_json(path, history)
+
+    callback = _HistoryFile()
+    callback.history = history
+    return callback
+
+
+# -- strategies -----------------------------------------------------------------------------------
+def make_strategy(name):
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        if tf.config.list_physical_devices("GPU"):
+            return tf.distribute.MirroredStrategy()
+        # A CPU-only machine: two logical CPUs, so the replicas and the all-reduce are real.
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        try:
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        except RuntimeError:
+            pass  # already initialized: use the devices there are
+        devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if name == "multiworker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("--strategy multiworker needs TF_CONFIG (the cluster and this "
+                             "worker's task) in the environment")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"unknown strategy {name!r}; expected one of {STRATEGIES}")
+
+
+def _worker_task():
+    config = json.loads(os.environ.get("TF_CONFIG", "{}"))
+    task = config.get("task", {})
+    return task.get("type", "worker"), int(task.get("index", 0))
+
+
+# -- training -------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Run:
+    """What :func:`train` returns."""
+
+    directory: pathlib.Path
+    model: object
+    history: dict
+    config: dict
+    start_epoch: int
+
+
+def default_clipnorm(model_name):
+    """Gradient clipping is on for recurrent models (exploding gradients), off for the MLP."""
+    import kzoo
+
+    return None if kzoo.model_info(model_name).cell == "mlp" else DEFAULT_CLIPNORM
+
+
+def train(model_name, dataset=EXAMPLE_DATASET, *, out, epochs=5, batch_size=32,
+          learning_rate=1e-3, clipnorm="default", seed=0, strategy="default", model_config=None,
+          dataset_options=None, data_dir=None, steps_per_epoch=None, tbptt=None, verbose=None,
+          plots=True, deterministic=True):
+    """Train ``model_name`` on ``dataset`` into the run directory ``out``; see the module doc.
+
+    ``clipnorm="default"`` clips gradients to norm 1.0 for recurrent models (None disables);
+    ``tbptt=k`` trains a stateful many-to-many model on k-step chunks (truncated BPTT);
+    ``steps_per_epoch`` caps the batches per epoch; ``deterministic=False`` skips
+    ``enable_op_determinism`` (a process-wide switch). Returns a :class:`Run`.
+    """
+    import keras
+    import tensorflow as tf
+
+    import kzoo
+    import kzoo.models as km
+
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
+    info = kzoo.model_info(model_name)
+    out = pathlib.Path(out)
+    if clipnorm == "default":
+        clipnorm = default_clipnorm(model_name)
+    overrides = dict(model_config or {})
+    task_type, task_index = _worker_task() if strategy == "multiworker" else ("worker", 0)
+    is_chief = task_index == 0
+
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    dist = make_strategy(strategy)
+    replicas = dist.num_replicas_in_sync
+    if batch_size % replicas:
+        raise ValueError(f"--batch-size {batch_size} must be a multiple of the {replicas} "
+                         f"replicas of the {strategy!r} strategy")
+
+    train_data, data_info = load_data(dataset, "train", batch_size=batch_size,
+                                      model_name=model_name, model_config=overrides, seed=seed,
+                                      data_dir=data_dir, options=dataset_options)
+    config = {**dict(getattr(data_info, "model_config", {}) or {}), **overrides}
+    if tbptt is not None:
+        if "stateful" not in info.default_config:
+            raise ValueError(f"--tbptt needs a model with a carried state (a many_to_many model); "
+                             f"{model_name} has none")
+        config.update(stateful=True, batch_size=batch_size)
+        train_data = train_data.filter(
+            lambda x, y: tf.shape(tf.nest.flatten(x)[0])[0] == batch_size)
+        train_data, chunks_per_batch = tbptt_chunks(train_data, tbptt)
+    try:
+        validation_data, _ = load_data(dataset, "validation", batch_size=batch_size,
+                                       model_name=model_name, model_config=overrides,
+                                       seed=seed, data_dir=data_dir, options=dataset_options)
+    except (ValueError, KeyError):
+        validation_data = None
+    if tbptt is not None:
+        validation_data = None  # a stateful model's validation would need the same chunking
+
+    run_config = {"model": model_name, "model_config": config, "dataset": dataset,
+                  "dataset_options": dict(dataset_options or {}), "epochs": epochs,
+                  "batch_size": batch_size, "learning_rate": learning_rate,
+                  "clipnorm": clipnorm, "seed": seed, "strategy": strategy, "tbptt": tbptt,
+                  "steps_per_epoch": steps_per_epoch, "kzoo_version": kzoo.__version__,
+                  # every option the data was made with (text level...), for predict
+                  "data_options": dict(getattr(data_info, "options", None) or {})}
+    with dist.scope():
+        model = kzoo.build(model_name, **config)
+        optimizer = keras.optimizers.Adam(learning_rate, clipnorm=clipnorm)
+    loss_and_metrics = km.compile_args(model_name, **config)
+    run_dir = out if is_chief else out / "workers" / str(task_index)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    previous = read_json(run_dir / "config.json")
+    if previous is not None:
+        comparable = json.loads(json.dumps(run_config, default=_json_default))
+        changed = [k for k in _IDENTITY_KEYS if previous.get(k) != comparable.get(k)]
+        if changed:
+            raise ValueError(f"{str(run_dir)!r} holds a different run ({', '.join(changed)} "
+                             f"differ); pick a new --out or delete it")
+    write_json(run_dir / "config.json", run_config)
+    _write_vocabularies(run_dir, getattr(data_info, "vocabularies", None))
+
+    if strategy == "multiworker":
+        history = _train_multiworker(dist, model, optimizer, loss_and_metrics["loss"],
+                                     train_data, epochs=epochs, seed=seed,
+                                     steps_per_epoch=steps_per_epoch, run_dir=run_dir,
+                                     verbose=verbose)
+        start_epoch = 0
+    else:
+        with dist.scope():
+            model.compile(optimizer=optimizer, **loss_and_metrics)
+        start_epoch = min(backup_epoch(run_dir), epochs)
+        if tbptt is not None:
+            train_stream = train_data
+            steps = count_batches(train_data)
+            if steps_per_epoch:
+                steps = min(steps, steps_per_epoch)
+            train_stream = train_data.take(steps).cache().repeat(max(epochs - start_epoch, 0))
+        else:
+            train_stream, steps = epoch_stream(train_data, start_epoch, epochs, seed,
+                                               steps_per_epoch)
+        history_callback = _history_callback(run_dir / "history.json", start_epoch)
+        callbacks = [history_callback,
+                     keras.callbacks.BackupAndRestore(str(run_dir / "backup"),
+                                                      delete_checkpoint=False),
+                     keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False,
+                                                 profile_batch=0)]
+        if tbptt is not None:
+            callbacks.append(ResetStatesEvery(chunks_per_batch))
+        if verbose is None:
+            verbose = 1 if sys.stdout.isatty() else 2
+        if start_epoch:
+            print(f"resuming {run_dir} after epoch {start_epoch} of {epochs}", flush=True)
+        if start_epoch < epochs:
+            model.fit(train_stream, epochs=epochs, steps_per_epoch=steps,
+                      validation_data=validation_data, callbacks=callbacks, verbose=verbose,
+                      shuffle=False)
+        else:
+            model.load_weights(str(run_dir / "backup" / "latest.weights.h5"))
+        history = history_callback.history
+
+    _save_model(model, run_dir / "model.keras")
+    if plots and is_chief:
+        _write_plots(run_dir, model, history, validation_data if validation_data is not None
+                     else train_data)
+    return Run(directory=run_dir, model=model, history=history, config=run_config,
+               start_epoch=start_epoch)
+
+
+def _save_model(model, path):
+    temporary = path.with_name("model.tmp.keras")
+    model.save(temporary)
+    os.replace(temporary, path)
+
+
+def _write_plots(run_dir, model, history, data):
+    from kzoo import diagnostics
+
+    plots = pathlib.Path(run_dir) / "plots"
+    plots.mkdir(exist_ok=True)
+    if history.get("epochs"):
+        diagnostics.plot_history(history, plots / "training_curves.png")
+    if getattr(model, "attention", None) is not None and hasattr(model, "generate"):
+        (source, _), _ = next(iter(data.take(1)))
+        source = source[:1]
+        result = model.generate(source)
+        source_tokens, target_tokens = seq2seq_tokens(model, source[0].numpy(),
+                                                      result["tokens"][0].numpy(),
+                                                      read_vocabularies(run_dir))
+        diagnostics.plot_attention(result["attention"][0].numpy(), source_tokens,
+                                   target_tokens, plots / "attention.png")
+
+
+def seq2seq_tokens(model, source_ids, output_ids, vocabularies):
+    """Source tokens without padding and output tokens up to the end token, as strings when the
+    run has vocabularies (``source``/``target`` token lists), else as ids."""
+    source_vocab, target_vocab = _source_target_vocabularies(vocabularies)
+    source = [int(i) for i in source_ids if int(i) != 0]
+    output = []
+    for i in output_ids:
+        output.append(int(i))
+        if int(i) in (model.end_id, 0):
+            break
+
+    def name(vocab, i):
+        return vocab[i] if vocab and 0 <= i < len(vocab) else str(i)
+
+    return [name(source_vocab, i) for i in source], [name(target_vocab, i) for i in output]
+
+
+def _source_target_vocabularies(vocabularies):
+    source = next((v for k, v in vocabularies.items() if k.startswith("source")), None)
+    target = next((v for k, v in vocabularies.items() if k.startswith("target")), None)
+    return source, target
+
+
+def final_metrics_line(history):
+    """``"epoch 3/3: loss 0.41 · accuracy 0.87 · val_loss 0.45"`` for the last epoch."""
+    metrics = history.get("metrics", {})
+    if not history.get("epochs"):
+        return "no epoch trained"
+    parts = [f"{key} {values[-1]:.4g}" for key, values in metrics.items() if values]
+    return f"epoch {history['epochs'][-1] + 1}: " + " · ".join(parts)
+
+
+# -- multi-worker: a step through strategy.run ----------------------------------------------------
+def _train_multiworker(strategy, model, optimizer, loss, train_data, *, epochs, seed,
+                       steps_per_epoch, run_dir, verbose):
+    """A custom loop: each replica computes the gradient of its share of the global batch (its
+    mean loss divided by the replica count), ``strategy.reduce`` sums them, and one optimizer
+    update (clipped on the summed gradient) runs in cross-replica context, so N workers equal one
+    worker on the same global batch (exactly when the replicas' shares have equal weight)."""
+    import keras
+    import tensorflow as tf
+
+    loss_fn = keras.losses.get(loss)
+    replicas = strategy.num_replicas_in_sync
+    stream, steps = epoch_stream(train_data, 0, epochs, seed, steps_per_epoch)
+
+    def dataset_fn(context):
+        # Every pipeline reads the same global batches and keeps its own rows: worker w of N
+        # trains on rows [w*b, (w+1)*b) of each global batch of N*b.
+        pipelines, index = context.num_input_pipelines, context.input_pipeline_id
+
+        def share(inputs, targets):
+            def rows(x):
+                per = tf.shape(x)[0] // pipelines
+                return x[index * per:(index + 1) * per]
+
+            return tf.nest.map_structure(rows, (inputs, targets))
+
+        return stream.map(share)
+
+    dist_data = strategy.distribute_datasets_from_function(dataset_fn)
+    variables = model.trainable_variables
+    with strategy.scope():
+        optimizer.build(variables)
+
+    def replica_step(inputs, targets):
+        with tf.GradientTape() as tape:
+            predictions = model(inputs, training=True)
+            value = tf.reduce_mean(loss_fn(targets, predictions)) / replicas
+        return value, tape.gradient(value, variables)
+
+    @tf.function
+    def train_step(iterator):
+        inputs, targets = next(iterator)
+        value, gradients = strategy.run(replica_step, args=(inputs, targets))
+        value = strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+        gradients = [strategy.reduce(tf.distribute.ReduceOp.SUM, g, axis=None)
+                     for g in gradients]
+        optimizer.apply(gradients, variables)
+        return value
+
+    history = {"epochs": [], "metrics": {"loss": []}}
+    iterator = iter(dist_data)
+    for epoch in range(epochs):
+        total = 0.0
+        for _ in range(steps):
+            total += float(train_step(iterator))
+        history["epochs"].append(epoch)
+        history["metrics"]["loss"].append(total / steps)
+        if verbose != 0:
+            print(f"Epoch {epoch + 1}/{epochs} - loss: {total / steps:.4f}", flush=True)
+        write_json(pathlib.Path(run_dir) / "history.json", history)
+    return history
+
+
+# -- evaluate, export, predict, bench (what the other commands run) -------------------------------
+def _load_split(run_dir, config, split, batch_size, data_dir=None):
+    """The batches of ``split`` for a run; a dataset without that split falls back to
+    validation, then train (said on stdout)."""
+    for candidate in dict.fromkeys([split, "validation", "train"]):
+        try:
+            data, _ = load_data(config["dataset"], candidate, batch_size=batch_size,
+                                model_name=config["model"],
+                                model_config=config["model_config"], seed=config["seed"],
+                                data_dir=data_dir, options=config.get("dataset_options"))
+        except (ValueError, KeyError):
+            if candidate == "train":
+                raise
+            continue
+        if candidate != split:
+            print(f"dataset {config['dataset']!r} has no {split!r} split; using {candidate!r}")
+        return data, candidate
+
+
+def evaluate(run_dir, split="test", batch_size=64, data_dir=None, max_examples=500):
+    """The compiled loss and metrics of a run's model on ``split``, and for seq2seq the exact
+    match of greedy decoding on up to ``max_examples`` examples. Writes ``eval.json``."""
+    import kzoo.models as km
+
+    config = read_run(run_dir)
+    model = load_run_model(run_dir)
+    model.compile(**km.compile_args(config["model"], **config["model_config"]))
+    data, used = _load_split(run_dir, config, split, batch_size, data_dir)
+    if config.get("tbptt"):
+        raise ValueError("evaluate: a run trained with --tbptt has a stateful model; evaluate it "
+                         "on chunks in Python (kzoo.training.tbptt_chunks)")
+    results = model.evaluate(data, verbose=0, return_dict=True)
+    metrics = {key: float(value) for key, value in results.items()}
+    if hasattr(model, "generate"):
+        metrics["exact_match"] = seq2seq_exact_match(model, data, max_examples)
+    write_json(pathlib.Path(run_dir) / "eval.json", {"split": used, "metrics": metrics})
+    return metrics
+
+
+def seq2seq_exact_match(model, data, max_examples=500):
+    """Fraction of examples whose greedy decode equals the target up to and including the end
+    token."""
+    import numpy as np
+
+    correct = total = 0
+    for (source, _), target_out in data:
+        # Room for the whole target (characters may outnumber the source's words) and more.
+        result = model.generate(source, max_length=int(target_out.shape[1]) + 8)
+        tokens, target_out = result["tokens"].numpy(), target_out.numpy()
+        for row, target in zip(tokens, target_out):
+            want = [int(t) for t in target if t != 0]
+            got = [int(t) for t in row[:len(want)]]
+            correct += int(got == want)  # ``want`` ends with the end token
+            total += 1
+            if total >= max_examples:
+                return correct / total
+    return correct / max(total, 1) if total else float(np.nan)
+
+
+def _sample_batch(run_dir, config, count, data_dir=None):
+    data, _ = _load_split(run_dir, config, "test", count, data_dir)
+    inputs, targets = next(iter(data.take(1)))
+    to_numpy = (lambda x: x.numpy())
+    import tensorflow as tf
+
+    return tf.nest.map_structure(to_numpy, (inputs, targets))
+
+
+def export_run(run_dir, formats=("saved_model", "tflite"), quantize=None, out=None,
+               samples=32, data_dir=None, overwrite=False):
+    """Export a run's model with ``kzoo.export`` into ``out`` (default ``RUN_DIR/export``):
+    ``saved_model/<version>/`` and ``model.tflite`` (+ ``model.<quantize>.tflite``), then verify
+    every artifact on ``samples`` held-out examples. Returns ``(report, paths)``."""
+    import kzoo.export
+
+    config = read_run(run_dir)
+    out = pathlib.Path(out) if out else pathlib.Path(run_dir) / "export"
+    tflite_paths = {mode: out / ("model.tflite" if mode is None else f"model.{mode}.tflite")
+                    for mode in [None] + ([quantize] if quantize else [])}
+    if "tflite" in formats and not overwrite:
+        for path in tflite_paths.values():
+            if path.exists():
+                raise ValueError(f"{str(path)!r} exists; pass --overwrite to replace it")
+    model = load_run_model(run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    batch = _sample_batch(run_dir, config, samples, data_dir)
+    paths = []
+    if "saved_model" in formats:
+        base = out / "saved_model"
+        version = 1 if overwrite else None
+        paths.append(kzoo.export.saved_model(model, base, version=version, overwrite=overwrite))
+    if "tflite" in formats:
+        for mode, path in tflite_paths.items():
+            if path.exists():
+                path.unlink()
+            representative = None
+            if mode == "int8":
+                inputs = batch[0]
+                representative = [inputs[0] if isinstance(inputs, tuple) and
+                                  hasattr(model, "generate") else inputs]
+            paths.append(kzoo.export.tflite(model, path, quantize=mode,
+                                            representative_data=representative))
+    report = kzoo.export.verify(model, paths, batch)
+    write_json(out / "report.json", {"report": str(report), "paths": [str(p) for p in paths]})
+    return report, paths
+
+
+def _is_word_level(vocab):
+    return any(len(token) > 1 and not (token.startswith("[") or token.startswith("<"))
+               for token in vocab[4:50])
+
+
+def encode_text(text, vocab, level=None):
+    """Token ids of ``text`` for a vocabulary (a token list, index = id), ``level`` "word" or
+    "char" (None: word level when the vocabulary holds words). Without a vocabulary ``text`` is
+    token ids ("5 9 12")."""
+    if not vocab:
+        try:
+            return [int(t) for t in text.split()]
+        except ValueError:
+            raise ValueError(f"this run has no vocabulary; give token ids ('5 9 12'), got "
+                             f"{text!r}")
+    index = {token: i for i, token in enumerate(vocab)}
+    if level is None:
+        level = "word" if _is_word_level(vocab) else "char"
+    pieces = text.split() if level == "word" else list(text)
+    unknown = next((i for t, i in index.items() if t.lower() in ("[unk]", "<unk>")), None)
+    ids = []
+    for piece in pieces:
+        if piece in index:
+            ids.append(index[piece])
+        elif piece.lower() in index:
+            ids.append(index[piece.lower()])
+        elif unknown is not None:
+            ids.append(unknown)
+        else:
+            raise ValueError(f"{piece!r} is not in the run's source vocabulary")
+    return ids
+
+
+def decode_ids(ids, vocab, end_id, level=None):
+    """The text of token ids up to ``end_id``: words joined by spaces, characters by nothing."""
+    tokens = []
+    for i in ids:
+        i = int(i)
+        if i in (end_id, 0):
+            break
+        tokens.append(vocab[i] if vocab and i < len(vocab) else str(i))
+    if level is None:
+        level = "word" if not vocab or _is_word_level(vocab) else "char"
+    joiner = " " if level == "word" else ""
+    return joiner.join(tokens)
+
+
+def predict(run_dir, texts, method="greedy", beam_width=4, max_length=None, attention_plot=None):
+    """Decode each of ``texts`` with a run's seq2seq model; returns the output strings."""
+    import numpy as np
+
+    config = read_run(run_dir)
+    model = load_run_model(run_dir)
+    if not hasattr(model, "generate"):
+        raise ValueError(f"predict decodes seq2seq models; {config['model']} is not one "
+                         f"(use model.predict in Python)")
+    source_vocab, target_vocab = _source_target_vocabularies(read_vocabularies(run_dir))
+    options = config.get("data_options") or {}
+    rows = [encode_text(text, source_vocab, options.get("source_level")) for text in texts]
+    if not all(rows):
+        raise ValueError("predict: an input is empty")
+    source = np.zeros((len(rows), max(map(len, rows))), "int32")
+    for i, row in enumerate(rows):
+        source[i, :len(row)] = row
+    if max_length is None:
+        # generate's default (2 * Ts + 2) is too short when a word becomes a dozen characters.
+        max_length = 8 * source.shape[1] + 8
+    result = model.generate(source, max_length=max_length, method=method,
+                            beam_width=beam_width)
+    tokens = result["tokens"].numpy()
+    if attention_plot and "attention" in result:
+        from kzoo import diagnostics
+
+        source_tokens, target_tokens = seq2seq_tokens(model, source[0], tokens[0],
+                                                      {"source": source_vocab or [],
+                                                       "target": target_vocab or []})
+        diagnostics.plot_attention(result["attention"][0].numpy(), source_tokens,
+                                   target_tokens, attention_plot, title=texts[0])
+    return [decode_ids(row, target_vocab, model.end_id, options.get("target_level"))
+            for row in tokens]
+
+
+def bench(names, batch_size=32, steps=10, model_config=None):
+    """Median milliseconds of one ``predict_on_batch`` and one ``train_on_batch`` on an example
+    batch, per model (after one warm-up call of each)."""
+    import time
+
+    import keras
+    import numpy as np
+
+    import kzoo
+    import kzoo.models as km
+
+    rows = []
+    for name in names:
+        info = kzoo.model_info(name)
+        config = {k: v for k, v in dict(model_config or {}).items() if k in info.default_config}
+        model = kzoo.build(name, **config)
+        model.compile(optimizer=keras.optimizers.Adam(clipnorm=default_clipnorm(name)),
+                      **km.compile_args(name, **config))
+        inputs, targets = km.example_batch(name, config, batch_size=batch_size)
+        inputs = tuple(inputs) if isinstance(inputs, list) else inputs
+        timings = {}
+        for key, call in (("predict_ms", lambda: model.predict_on_batch(inputs)),
+                          ("train_ms", lambda: model.train_on_batch(inputs, targets))):
+            call()
+            times = []
+            for _ in range(steps):
+                start = time.perf_counter()
+                call()
+                times.append(1000 * (time.perf_counter() - start))
+            timings[key] = float(np.median(times))
+        rows.append({"model": name, "parameters": model.count_params(), **timings})
+    return rows

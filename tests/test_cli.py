@@ -1,0 +1,173 @@
+"""The `kzoo` command through its installed entry point, in subprocesses: every command on a
+tiny model and dataset (exit 0, the files a run directory promises), and wrong usage (exit 2,
+exactly one line on stderr, no traceback, even though TensorFlow's C++ runtime logs to fd 2)."""
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+# A seq2seq_attention small enough to train, export and decode in seconds.
+TINY_SEQ2SEQ = ["--config", "units=8", "--config", "source_vocab_size=12",
+                "--config", "target_vocab_size=12", "--config", "source_embedding_dim=4",
+                "--config", "target_embedding_dim=4"]
+
+
+def kzoo_command():
+    path = shutil.which("kzoo")
+    if path is None:
+        pytest.fail("the `kzoo` entry point is not installed: run `pip install -e .`")
+    return path
+
+
+def environment():
+    env = dict(os.environ)
+    # The command must be quiet without the caller's help.
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    env.pop("TF_CONFIG", None)
+    return env
+
+
+def start(*args, cwd=None):
+    return subprocess.Popen([kzoo_command(), *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=environment(), cwd=cwd)
+
+
+def finish(process, timeout=240):
+    stdout, stderr = process.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def run(*args, cwd=None):
+    return finish(start(*args, cwd=cwd))
+
+
+def assert_ok(result):
+    assert result.returncode == 0, f"{result.args}\nstdout:\n{result.stdout}\n" \
+                                   f"stderr:\n{result.stderr}"
+
+
+USAGE_ERRORS = {
+    "unknown model": ["train", "seq2seq_atention", "--dataset", "example"],
+    "unknown dataset": ["train", "many_to_one_gru", "--dataset", "imaginary"],
+    "missing run dir (evaluate)": ["evaluate", "runs/does-not-exist"],
+    "missing run dir (export)": ["export", "runs/does-not-exist"],
+    "not a run (predict)": ["predict", "{tmp}", "twenty-three"],
+    "bad epochs": ["train", "many_to_one_gru", "--dataset", "example", "--epochs", "0"],
+    "bad strategy": ["train", "many_to_one_gru", "--dataset", "example",
+                     "--strategy", "everywhere"],
+    "bad config syntax": ["train", "many_to_one_gru", "--dataset", "example",
+                          "--config", "units"],
+    "bad format": ["export", "{tmp}", "--format", "onnx"],
+    "bad quantize": ["export", "{tmp}", "--quantize", "int4"],
+    "unknown command": ["fly"],
+    "no command": [],
+}
+
+
+class Lazy:
+    """Processes started together (the machine has 2 cores and each TensorFlow import costs
+    seconds of one), finished when a test first asks for one."""
+
+    def __init__(self, processes):
+        self.processes, self.results = processes, {}
+
+    def __getitem__(self, name):
+        if name not in self.results:
+            self.results[name] = finish(self.processes[name])
+        return self.results[name]
+
+
+@pytest.fixture(scope="module")
+def commands(tmp_path_factory):
+    """Everything that needs no trained run, started at once: the wrong command lines, list,
+    info, bench, and the training of the tiny translator the chain test continues."""
+    tmp = tmp_path_factory.mktemp("cli")  # exists, but holds no run
+    processes = {name: start(*[a.replace("{tmp}", str(tmp)) for a in args])
+                 for name, args in USAGE_ERRORS.items()}
+    processes["list"] = start("list")
+    processes["info"] = start("info", "seq2seq_attention")
+    processes["bench"] = start("bench", "many_to_one_gru", "--batch-size", "4", "--steps", "2",
+                               "--config", "units=8", "--config", "vocab_size=20")
+    run_dir = tmp / "translator"
+    processes["train"] = start("train", "seq2seq_attention", "--dataset", "example",
+                               "--option", "size=16", "--batch-size", "8", "--epochs", "2",
+                               *TINY_SEQ2SEQ, "--out", run_dir)
+    lazy = Lazy(processes)
+    lazy.tmp, lazy.run_dir = tmp, run_dir
+    yield lazy
+    for process in processes.values():
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+@pytest.fixture
+def usage_errors(commands):
+    return commands
+
+
+@pytest.mark.parametrize("case", list(USAGE_ERRORS))
+def test_wrong_usage_exits_2_with_one_line(usage_errors, case):
+    result = usage_errors[case]
+    assert result.returncode == 2, (case, result.stdout, result.stderr)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, f"{case}: stderr has {len(lines)} lines:\n{result.stderr}"
+    assert "Traceback" not in result.stderr and lines[0].startswith("kzoo")
+    assert "error" in lines[0]
+
+
+def test_usage_error_messages_name_the_problem(usage_errors):
+    assert "seq2seq_attention" in usage_errors["unknown model"].stderr  # did you mean
+    assert "'imaginary'" in usage_errors["unknown dataset"].stderr
+    assert "example" in usage_errors["unknown dataset"].stderr        # the valid names
+    assert "does-not-exist" in usage_errors["missing run dir (evaluate)"].stderr
+    assert "not a finished run" in usage_errors["not a run (predict)"].stderr
+    assert "--epochs" in usage_errors["bad epochs"].stderr
+
+
+def test_list_info_and_bench(commands):
+    listed, info, bench = commands["list"], commands["info"], commands["bench"]
+    for result in (listed, info, bench):
+        assert_ok(result)
+    rows = [line.split() for line in listed.stdout.splitlines()]
+    assert rows[0] == ["name", "pattern", "cell", "parameters"]
+    by_name = {row[0]: row for row in rows[1:]}
+    assert len(by_name) == 32
+    assert by_name["seq2seq_attention"][1:3] == ["seq2seq", "lstm"]
+    assert by_name["one_to_one_mlp"][3] == "118,282"  # 784*128+128 + 128*128+128 + 128*10+10
+    assert "pattern: seq2seq" in info.stdout and '"units": 64' in info.stdout
+    assert "many_to_one_gru" in bench.stdout and "train ms/batch" in bench.stdout
+    assert "Traceback" not in listed.stderr + info.stderr + bench.stderr
+
+
+def test_train_evaluate_export_predict_a_translator(commands, tmp_path):
+    run_dir, result = commands.run_dir, commands["train"]
+    assert_ok(result)
+    assert "epoch 2:" in result.stdout and "loss" in result.stdout  # the final metrics line
+    for name in ("config.json", "model.keras", "history.json", "backup/latest.weights.h5",
+                 "plots/training_curves.png", "plots/attention.png"):
+        assert (run_dir / name).is_file() and (run_dir / name).stat().st_size > 0, name
+    assert list((run_dir / "logs" / "train").glob("events.out.tfevents.*"))
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["model"] == "seq2seq_attention" and config["clipnorm"] == 1.0
+    assert config["model_config"]["units"] == 8
+    history = json.loads((run_dir / "history.json").read_text())
+    assert history["epochs"] == [0, 1] and len(history["metrics"]["loss"]) == 2
+
+    # evaluate, export and predict read the run directory concurrently.
+    evaluate = start("evaluate", run_dir)
+    export = start("export", run_dir, "--format", "tflite", "--samples", "4")
+    predict = start("predict", run_dir, "5 6 7", "4 3", "--plot", tmp_path / "attention.png")
+    evaluate, export, predict = map(finish, (evaluate, export, predict))
+    for result in (evaluate, export, predict):
+        assert_ok(result)
+    assert "exact_match" in evaluate.stdout
+    assert json.loads((run_dir / "eval.json").read_text())["metrics"]["loss"] > 0
+    assert (run_dir / "export" / "model.tflite").stat().st_size > 0
+    assert "max |diff|" in export.stdout and "model.tflite" in export.stdout
+    lines = predict.stdout.strip().splitlines()
+    assert [line.split(" ->")[0] for line in lines] == ["5 6 7", "4 3"]
+    assert (tmp_path / "attention.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
