@@ -12,7 +12,7 @@ import pytest
 import kzoo
 from kzoo.export.signatures import is_seq2seq
 
-from conftest import FAST_MODELS, export_models, keras_reference, sample_feed, \
+from .conftest import FAST_MODELS, export_models, keras_reference, sample_feed, \
     serve_in_fresh_process
 
 

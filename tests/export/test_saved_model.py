@@ -15,7 +15,7 @@ import kzoo
 import kzoo.export
 from kzoo.export import serving
 
-from conftest import build_small, sample_feed
+from .conftest import build_small, sample_feed
 
 
 def _graph_op_names(version_dir):

@@ -13,7 +13,7 @@ import kzoo
 import kzoo.export
 from kzoo.export import lite
 
-from conftest import build_small
+from .conftest import build_small
 
 
 def _runner(path, signature="serving_default"):
