@@ -3,12 +3,21 @@
 Everything is first written under a temporary name in the destination's own directory (so the
 final ``os.rename``/``os.replace`` is atomic on one filesystem), then moved into place together;
 if any step fails, what was moved is moved back and the temporary names are removed.
+
+A process killed outright (SIGKILL, power loss) runs no cleanup, so the temporary names carry the
+writer's process id: ``.<name>.tmp-<pid>-<random>`` (staged) and ``.<name>.old-<pid>-<random>``
+(the previous ``name``, moved aside while it is replaced). They are hidden and never a version
+number, so TF Serving and ``next_version`` ignore them, and the next export into the same
+directory removes them (or moves a lost ``name`` back) once their process no longer runs.
 """
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
+
+_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)-[^.]+$")
 
 
 def describe_os_error(error):
@@ -60,9 +69,56 @@ def remove(path):
 
 def staged_file(directory, name):
     """A fresh temporary file path next to ``directory/name``."""
-    handle, path = tempfile.mkstemp(prefix=f".{name}.tmp-", dir=directory)
+    handle, path = tempfile.mkstemp(prefix=f".{name}.tmp-{os.getpid()}-", dir=directory)
     os.close(handle)
     return path
+
+
+def _running(pid):
+    if pid == os.getpid() or os.name != "posix":
+        return True   # (on Windows os.kill would terminate the process, not probe it)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True   # another user's live process
+    return True
+
+
+def recover_leftovers(directory, is_ours):
+    """Undo what a killed writer left in ``directory``: its staged ``.<name>.tmp-<pid>-*`` are
+    removed, and a ``.<name>.old-<pid>-*`` is moved back to ``name`` if ``name`` is missing (the
+    writer died between moving the old one aside and moving the new one in), else removed.
+
+    Only names with ``is_ours(name)`` true, and only of processes that no longer run, so an
+    export running concurrently in the same directory is left alone.
+    """
+    try:
+        entries = sorted(os.listdir(directory))
+    except OSError:
+        return
+    for entry in entries:
+        match = _LEFTOVER.match(entry)
+        if not match or not is_ours(match["name"]) or _running(int(match["pid"])):
+            continue
+        path = os.path.join(directory, entry)
+        final = os.path.join(directory, match["name"])
+        if match["kind"] == "old" and not os.path.lexists(final):
+            with contextlib.suppress(OSError):
+                os.rename(path, final)
+        else:
+            remove(path)
+
+
+def clear_os_error(error, where, path):
+    """``error`` (an OSError) with a message that names the export function and the
+    destination, e.g. "kzoo.export.tflite: writing '/x/m.tflite' failed: No space left on
+    device"; errors already phrased by this module are returned as they are."""
+    if str(error).startswith(where) or (error.args and str(error.args[-1]).startswith(where)):
+        return error
+    message = f"{where}: writing {path!r} failed: {describe_os_error(error)}"
+    return type(error)(message) if error.errno is None else type(error)(error.errno, message)
 
 
 class Commit:
@@ -85,7 +141,7 @@ class Commit:
             for staged, final in self.moves:
                 aside = None
                 if os.path.lexists(final):
-                    aside = tempfile.mktemp(prefix=f".{os.path.basename(final)}.old-",
+                    aside = tempfile.mktemp(prefix=f".{os.path.basename(final)}.old-{os.getpid()}-",
                                             dir=os.path.dirname(final))
                     os.rename(final, aside)
                 done.append((final, aside))

@@ -278,7 +278,11 @@ def _check_tflite(path, feed, reference):
 
     with open(path, "rb") as handle:
         content = handle.read()
-    interpreter = Interpreter(model_content=content)
+    try:
+        interpreter = Interpreter(model_content=content)
+    except ValueError as error:  # LiteRT's message does not say which file
+        raise ValueError(f"kzoo.export.verify: {path!r} is not a readable TFLite file (a "
+                         f"truncated or corrupted file?): {error}") from error
     runner = interpreter.get_signature_runner("serving_default")
     outputs, latency = _timed(lambda: runner(**feed))
     outputs = {k: np.array(v) for k, v in outputs.items()}

@@ -46,8 +46,11 @@ def saved_model(model, base_dir, version=None, target="cpu", overwrite=False):
     base_dir = os.path.abspath(os.fspath(base_dir))
     created = atomic.make_dirs(base_dir, where)
     commit = atomic.Commit()
+    final = base_dir
     try:
         atomic.check_writable(base_dir, where)
+        atomic.recover_leftovers(base_dir, lambda name: name.isdigit()
+                                 or name in (MODELS_CONFIG, SAMPLE_REQUEST))
         if version is None:
             version = next_version(base_dir)
         final = os.path.join(base_dir, str(version))
@@ -67,9 +70,11 @@ def saved_model(model, base_dir, version=None, target="cpu", overwrite=False):
             with open(staged, "w") as handle:
                 handle.write(text + "\n")
         commit.commit()
-    except BaseException:
+    except BaseException as error:
         commit.discard()
         atomic.remove(created)
+        if isinstance(error, OSError):
+            raise atomic.clear_os_error(error, where, final) from error
         raise
     return final
 

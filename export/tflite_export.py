@@ -49,6 +49,7 @@ def tflite(model, path, quantize=None, representative_data=None, allow_flex=Fals
     commit = atomic.Commit()
     try:
         atomic.check_writable(directory, where)
+        atomic.recover_leftovers(directory, lambda name: name == os.path.basename(path))
         served = served_model(model)
         exported = signatures(served)
         functions = {s.name: (s.named_fn(), s.specs) for s in exported}
@@ -66,9 +67,11 @@ def tflite(model, path, quantize=None, representative_data=None, allow_flex=Fals
         with open(staged, "wb") as handle:
             handle.write(content)
         commit.commit()
-    except BaseException:
+    except BaseException as error:
         commit.discard()
         atomic.remove(created)
+        if isinstance(error, OSError):
+            raise atomic.clear_os_error(error, where, path) from error
         raise
     return path
 

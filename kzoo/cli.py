@@ -352,7 +352,8 @@ def main(argv=None):
             _run_dir(args.run_dir)  # before TensorFlow: a typo fails at once
         _import_tensorflow()
         return args.func(args)
-    except (UsageError, ValueError, TypeError, FileNotFoundError) as error:
+    except (UsageError, ValueError, TypeError, OSError) as error:
+        # OSError: a path that cannot be written or read (--out under a file, a full disk).
         message = " ".join(str(error).split())
         print(f"kzoo {args.command}: error: {message}", file=sys.stderr)
         return 2

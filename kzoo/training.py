@@ -33,6 +33,7 @@ import os
 import pathlib
 import sys
 import types
+import zipfile
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 EXAMPLE_DATASET = "example"
@@ -216,7 +217,11 @@ def read_json(path, default=None):
     path = pathlib.Path(path)
     if not path.exists():
         return default
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{str(path)!r} is not valid JSON ({error}); was it truncated?") \
+            from error
 
 
 def read_run(run_dir):
@@ -237,7 +242,15 @@ def load_run_model(run_dir):
     import kzoo.layers  # noqa: F401  (registers the layers for deserialization)
     import kzoo.models.zoo  # noqa: F401
 
-    return keras.saving.load_model(pathlib.Path(run_dir) / "model.keras")
+    path = pathlib.Path(run_dir) / "model.keras"
+    try:
+        return keras.saving.load_model(path)
+    except (ValueError, OSError, KeyError, zipfile.BadZipFile) as error:
+        if not path.is_file():
+            raise
+        # (Keras says "File not found" of a file that is not a whole zip archive.)
+        raise ValueError(f"{str(path)!r} is not a readable .keras model (a truncated or "
+                         f"corrupted file?)") from error
 
 
 def read_vocabularies(run_dir):

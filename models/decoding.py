@@ -27,6 +27,25 @@ import tensorflow as tf
 # Finite stand-in for log(0): -inf would turn into NaN in -inf - -inf or 0 * -inf.
 NEG_INF = -1e9
 
+# The buffers above are allocated for max_length steps up front: a request for 10**9 steps
+# (a typo, or a hostile serving request) would take the whole machine's memory.
+MAX_DECODE_LENGTH = 10_000
+
+
+def limited_length(max_length):
+    """``max_length`` as an int32 tensor, refused (InvalidArgumentError) above
+    MAX_DECODE_LENGTH; in a TFLite graph, which has no assert op, capped at it instead."""
+    from kzoo.layers.scan import get_scan_mode
+
+    max_length = tf.convert_to_tensor(max_length, tf.int32)
+    if get_scan_mode() == "tflite":
+        return tf.minimum(max_length, MAX_DECODE_LENGTH)
+    check = tf.debugging.assert_less_equal(
+        max_length, MAX_DECODE_LENGTH,
+        message=f"decoding: `max_length` must be at most {MAX_DECODE_LENGTH}")
+    with tf.control_dependencies([check]):
+        return tf.identity(max_length)
+
 
 def tile_batch(x, multiplier):
     """Repeat every batch row ``multiplier`` times: (B, ...) -> (B * multiplier, ...), rows
@@ -73,7 +92,7 @@ def greedy_search(step_fn, initial_states, *, batch_size, start_id, end_id, max_
     included), and with ``alignment_size`` (the source length) ``attention`` (B, max_length, Ts),
     the attention weights of every emitted token (zero after the end).
     """
-    max_length = tf.convert_to_tensor(max_length, tf.int32)
+    max_length = limited_length(max_length)
     batch_size = tf.convert_to_tensor(batch_size, tf.int32)
     with_attention = alignment_size is not None
     tokens = tf.zeros([batch_size, max_length], tf.int32)
@@ -129,7 +148,7 @@ def beam_search(step_fn, initial_states, *, batch_size, beam_width, start_id, en
         raise ValueError(f"beam_search: `beam_width` must be a positive integer, got "
                          f"{beam_width!r}")
     k = beam_width
-    max_length = tf.convert_to_tensor(max_length, tf.int32)
+    max_length = limited_length(max_length)
     batch_size = tf.convert_to_tensor(batch_size, tf.int32)
     use_coverage = alignment_size is not None
     alpha = tf.cast(length_penalty_weight, tf.float32)

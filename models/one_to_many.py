@@ -18,7 +18,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+import kzoo.layers
 from kzoo.models import variants
+from kzoo.models.decoding import MAX_DECODE_LENGTH
 from kzoo.models.stack import recurrent_stack, validate_common
 
 PAD_ID, START_ID, END_ID = 0, 1, 2
@@ -54,8 +56,8 @@ def _build(*, cell, name, feature_dim=2048, vocab_size=5000, embedding_dim=128, 
          for s in range(_STATE_COUNT[cell])]
         for k in range(num_layers)
     ]
-    embedded = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True,
-                                      name="target_embedding")(target_in)
+    embedded = kzoo.layers.TokenEmbedding(vocab_size, embedding_dim, mask_zero=True,
+                                          name="target_embedding")(target_in)
     sequences = recurrent_stack(embedded, cell=cell, units=units, num_layers=num_layers,
                                 dropout=dropout, residual=residual, return_sequences=True,
                                 initial_state=initial_states, name="decoder")
@@ -77,8 +79,10 @@ def generate(model, features, *, max_length=20):
     other than padding and start. Re-running the prefix costs O(max_length²) steps, which is
     nothing at caption lengths and needs nothing of the model but its call.
     """
-    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length <= 0:
-        raise ValueError(f"generate: `max_length` must be a positive integer, got {max_length!r}")
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or \
+            not 0 < max_length <= MAX_DECODE_LENGTH:
+        raise ValueError(f"generate: `max_length` must be an integer in [1, "
+                         f"{MAX_DECODE_LENGTH}], got {max_length!r}")
     decode = _GENERATORS.get(model)
     if decode is None:
         decode = _GENERATORS[model] = tf.function(lambda f, n: _greedy(model, f, n))

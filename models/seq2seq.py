@@ -141,8 +141,8 @@ class Seq2Seq(keras.Model):
 
         # -- encoder: a functional model (the shared recurrent stack) -------------------------
         source = keras.Input((None,), dtype="int32", name="source_ids")
-        embedded = keras.layers.Embedding(source_vocab_size, source_embedding_dim,
-                                          mask_zero=True, name="source_embedding")(source)
+        embedded = kzoo.layers.TokenEmbedding(source_vocab_size, source_embedding_dim,
+                                              mask_zero=True, name="source_embedding")(source)
         memory, states = recurrent_stack(
             embedded, cell=cell, units=units, num_layers=num_layers,
             bidirectional=bidirectional, merge_mode=merge_mode, dropout=dropout,
@@ -152,8 +152,8 @@ class Seq2Seq(keras.Model):
         self.decoder_units = 2 * units if bidirectional and merge_mode == "concat" else units
 
         # -- decoder ------------------------------------------------------------------------------
-        self.target_embedding = keras.layers.Embedding(target_vocab_size, target_embedding_dim,
-                                                       name="target_embedding")
+        self.target_embedding = kzoo.layers.TokenEmbedding(
+            target_vocab_size, target_embedding_dim, name="target_embedding")
         self.target_embedding.build((None, None))
         decoder_cell = getattr(kzoo.layers, _CELL_CLASSES[cell])(self.decoder_units,
                                                                    name="decoder_cell")
@@ -292,9 +292,10 @@ class Seq2Seq(keras.Model):
         check_choice(f"{name}.generate", "method", method, GENERATE_METHODS)
         if max_length is None:
             max_length = -1
-        elif isinstance(max_length, bool) or not isinstance(max_length, int) or max_length <= 0:
-            raise ValueError(f"{name}.generate: `max_length` must be a positive integer, got "
-                             f"{max_length!r}")
+        elif isinstance(max_length, bool) or not isinstance(max_length, int) or \
+                not 0 < max_length <= decoding.MAX_DECODE_LENGTH:
+            raise ValueError(f"{name}.generate: `max_length` must be an integer in [1, "
+                             f"{decoding.MAX_DECODE_LENGTH}], got {max_length!r}")
         source_ids = tf.convert_to_tensor(source_ids)
         if source_ids.shape.rank != 2 or not source_ids.dtype.is_integer:
             raise ValueError(f"{name}.generate: `source_ids` must be integer token ids of shape "

@@ -153,8 +153,8 @@ def sequence_inputs(*, vocab_size=None, embedding_dim=64, input_dim=None, sequen
     """
     if input_dim is None and vocab_size is not None:
         inputs = keras.Input((sequence_length,), batch_size=batch_size, dtype="int32", name=name)
-        features = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True,
-                                          name=f"{name}_embedding")(inputs)
+        features = kzoo.layers.TokenEmbedding(vocab_size, embedding_dim, mask_zero=True,
+                                              name=f"{name}_embedding")(inputs)
         return inputs, features
     if input_dim is None:
         raise ValueError("sequence_inputs: give `vocab_size` (token ids) or `input_dim` "

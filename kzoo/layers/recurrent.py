@@ -156,6 +156,13 @@ class Recurrent(keras.layers.Layer):
         self._check_shape(sequences.shape)
         sequences = tf.cast(sequences, self.cell.compute_dtype)
         mask = self._check_mask(sequences, mask)
+        if mask is not None:
+            # Padding never reaches the output, but NaN padding (missing values) would reach the
+            # kernel's gradient through the all-steps projection (0 * NaN): zero it first.
+            step_mask = mask
+            for _ in range(sequences.shape.rank - 2):
+                step_mask = tf.expand_dims(step_mask, -1)   # (a TFLite builtin; [..., None] isn't)
+            sequences = tf.where(step_mask, sequences, tf.zeros_like(sequences))
         states = self._initial_states(sequences, initial_state)
         cell = self.cell
         if training and cell.dropout > 0:
