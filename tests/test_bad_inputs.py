@@ -4,7 +4,7 @@ table gives the call and the error it must raise, with the sentence that names t
 the command line: exit code 2 and one line on stderr, never a traceback.
 
 Inputs that are not errors have their documented behaviour tested at the end (NaN/Inf, fully
-masked rows, a batch of 0, float token ids); docs/reliability.md lists them.
+masked rows, a batch of 0, float token ids); the README (Reliability) lists them.
 """
 
 import dataclasses

@@ -2,7 +2,7 @@
 the CPU (in this process and in a fresh one), long sequences stay finite, and the trainer's
 default gradient clipping keeps a constructed exploding recurrence finite.
 
-What is and is not deterministic is written down in docs/reliability.md.
+What is and is not deterministic is written down in the README (Reliability).
 """
 
 import os

@@ -155,7 +155,8 @@ def _scan_flat(masked_step, inputs_tm, mask_tm, initial_states, zero_output, col
     if collect:
         loop_vars += (tf.TensorArray(zero_output.dtype, size=time_steps,
                                      element_shape=zero_output.shape),)
-    result = tf.while_loop(lambda t, *_: t < time_steps, body, loop_vars)
+    result = tf.while_loop(lambda t, *_: t < time_steps, body, loop_vars,
+                           maximum_iterations=time_steps, parallel_iterations=32)
     last_output = result[1]
     final_states = list(result[2:2 + n_states])
     outputs = None

@@ -43,8 +43,8 @@ def test_config_round_trip(name):
     assert clone.get_config() == layer.get_config()
 
 
-@pytest.mark.parametrize("name", sorted(LAYERS))
-@pytest.mark.parametrize("bidirectional", [None, L.Bidirectional, keras.layers.Bidirectional])
+@pytest.mark.parametrize("name,bidirectional", [(name, None) for name in sorted(LAYERS)] + [
+    ("lstm", L.Bidirectional), ("jordan", L.Bidirectional), ("gru", keras.layers.Bidirectional)])
 def test_fit_then_keras_file_round_trip(name, bidirectional, rng, tmp_path):
     model = tagger(name, bidirectional)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
