@@ -14,9 +14,10 @@ that installed packages ship, or generate the data from code, and never download
 """
 
 import dataclasses
-import difflib
 
 import tensorflow as tf
+
+from kzoo.checks import close_matches
 
 SPLITS = ("train", "validation", "test")
 
@@ -96,7 +97,7 @@ def dataset_spec(name):
     pattern, description); an unknown name raises ValueError listing the valid ones."""
     _load_all()
     if not isinstance(name, str) or name not in _DATASETS:
-        close = difflib.get_close_matches(str(name), sorted(_DATASETS), n=1, cutoff=0.5)
+        close = close_matches(name, sorted(_DATASETS))
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ValueError(f"unknown dataset {name!r}{hint}; datasets: "
                          f"{', '.join(sorted(_DATASETS))}")

@@ -8,11 +8,16 @@ def fail(where, message):
     raise ValueError(f"{where}: {message}" if where else message)
 
 
+def close_matches(value, choices, n=1):
+    """The names in ``choices`` closest to ``value`` (for "did you mean" hints)."""
+    return difflib.get_close_matches(str(value), [str(c) for c in choices], n=n, cutoff=0.5)
+
+
 def check_choice(where, name, value, choices):
     """``value`` must be one of ``choices``; a near miss (``"lstmm"``) is named in the error."""
     if value in choices:
         return value
-    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.5)
+    close = close_matches(value, choices)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     fail(where, f"`{name}` must be one of {tuple(choices)}, got {value!r}{hint}")
 

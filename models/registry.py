@@ -22,9 +22,10 @@ name in ``list_models()``, so a model is tested the day it is registered)::
 """
 
 import dataclasses
-import difflib
 import fnmatch
 import inspect
+
+from kzoo.checks import close_matches
 
 PATTERNS = ("one_to_one", "one_to_many", "many_to_one", "many_to_many", "seq2seq")
 
@@ -79,7 +80,7 @@ def register_model(pattern, cell, *, example=None, loss=None, metrics=None):
 def _lookup(name):
     _load_zoo()
     if not isinstance(name, str) or name not in _REGISTRY:
-        close = difflib.get_close_matches(str(name), sorted(_REGISTRY), n=3, cutoff=0.5)
+        close = close_matches(name, sorted(_REGISTRY), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ValueError(f"unknown model {name!r}{hint} (kzoo.list_models() lists all "
                          f"{len(_REGISTRY)})")

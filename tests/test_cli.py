@@ -4,22 +4,16 @@ exactly one line on stderr, no traceback, even though TensorFlow's C++ runtime l
 
 import json
 import os
-import shutil
 import subprocess
 
 import pytest
+
+from .conftest import kzoo_command
 
 # A seq2seq_attention small enough to train, export and decode in seconds.
 TINY_SEQ2SEQ = ["--config", "units=8", "--config", "source_vocab_size=12",
                 "--config", "target_vocab_size=12", "--config", "source_embedding_dim=4",
                 "--config", "target_embedding_dim=4"]
-
-
-def kzoo_command():
-    path = shutil.which("kzoo")
-    if path is None:
-        pytest.fail("the `kzoo` entry point is not installed: run `pip install -e .`")
-    return path
 
 
 def environment():

@@ -4,7 +4,6 @@ clipping is on by default for recurrent models."""
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -18,12 +17,7 @@ import tensorflow as tf
 import kzoo
 from kzoo import cli, training
 
-
-def kzoo_command():
-    path = shutil.which("kzoo")
-    if path is None:
-        pytest.fail("the `kzoo` entry point is not installed: run `pip install -e .`")
-    return path
+from .conftest import kzoo_command
 
 
 def environment():
