@@ -82,6 +82,11 @@ class RecurrentCell(DropoutRNNCell, keras.layers.Layer):
         """``projected`` is ``project_inputs(x_t)``; returns ``(output, new_states)``."""
         raise NotImplementedError
 
+    def step_gradient(self, recurrent_mask=None):
+        """The same step with its hand-derived gradient (:mod:`kzoo.layers.bptt`), or ``None``
+        when this configuration has none and TensorFlow differentiates ``step``."""
+        return None
+
     # -- keras.layers.RNN protocol --------------------------------------------------------------
     @property
     def output_size(self):

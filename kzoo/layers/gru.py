@@ -12,6 +12,7 @@ z, r, h; ``bias`` is (2, 3·units) with ``reset_after`` (input bias, recurrent b
 import keras
 import tensorflow as tf
 
+from kzoo.layers.bptt import GRUStepGradient, standard_activations
 from kzoo.layers.cell import RecurrentCell, dense, get_activation
 from kzoo.layers.recurrent import Recurrent
 
@@ -58,7 +59,7 @@ class GRUCell(RecurrentCell):
         z = self._input_transform(inputs)
         if not self.use_bias:
             return z
-        return z + (self.bias[0] if self.reset_after else self.bias)
+        return tf.nn.bias_add(z, self.bias[0] if self.reset_after else self.bias)
 
     def step(self, projected, states, recurrent_mask=None):
         h = states[0]
@@ -83,6 +84,12 @@ class GRUCell(RecurrentCell):
                 r * h_in, self.recurrent_kernel[..., 2 * units:]))
         h_new = z * h + (1.0 - z) * candidate
         return h_new, [h_new]
+
+    def step_gradient(self, recurrent_mask=None):
+        if recurrent_mask is not None or not standard_activations(self) or not self.reset_after:
+            return None
+        weights = [self.recurrent_kernel] + ([self.bias[1]] if self.use_bias else [])
+        return GRUStepGradient(weights)
 
     def get_config(self):
         config = {

@@ -14,6 +14,7 @@ i, c, o); ``peephole`` adds the ``p_*`` terms; ``layer_norm`` normalizes ``x W``
 import keras
 import tensorflow as tf
 
+from kzoo.layers.bptt import LSTMStepGradient, standard_activations
 from kzoo.layers.cell import RecurrentCell, check_positive_int, dense, get_activation
 from kzoo.layers.recurrent import Recurrent
 
@@ -107,7 +108,7 @@ class LSTMCell(RecurrentCell):
         z = self._input_transform(inputs)
         if self.layer_norm:
             z = self.kernel_norm(z)
-        return z + self.bias if self.use_bias else z
+        return tf.nn.bias_add(z, self.bias) if self.use_bias else z
 
     def step(self, projected, states, recurrent_mask=None):
         h, c = states
@@ -140,6 +141,12 @@ class LSTMCell(RecurrentCell):
         if self.proj_units:
             h_new = tf.matmul(h_new, self.projection_kernel)
         return h_new, [h_new, c_new]
+
+    def step_gradient(self, recurrent_mask=None):
+        if (recurrent_mask is not None or not standard_activations(self) or self.peephole
+                or self.layer_norm or self.proj_units or not self.use_forget_gate):
+            return None
+        return LSTMStepGradient([self.recurrent_kernel])
 
     def get_config(self):
         config = {

@@ -25,6 +25,12 @@ import threading
 
 import tensorflow as tf
 
+try:    # A private module, stable since TF 2.0; without it the engine always lets TF differentiate.
+    from tensorflow.python.eager.record import could_possibly_record as _tape_is_active
+except ImportError:     # pragma: no cover
+    def _tape_is_active():
+        return False
+
 SCAN_MODES = ("tensorarray", "tflite")
 
 _local = threading.local()
@@ -86,6 +92,7 @@ def scan(
     zero_output_for_mask=False,
     time_major=False,
     mode=None,
+    step_gradient=None,
 ):
     """Run ``step`` over time. Returns ``(last_output, outputs, final_states)``.
 
@@ -101,6 +108,10 @@ def scan(
       time_major: ``inputs`` are ``(T, B, ...)`` (``mask`` stays ``(B, T)``); the outputs are
         batch-major either way.
       mode: ``"tensorarray"`` or ``"tflite"``; default :func:`get_scan_mode`.
+      step_gradient: optional :class:`kzoo.layers.bptt.StepGradient` of the same step. When a
+        gradient tape is recording, the ``"tensorarray"`` form then runs the step through it and
+        computes the gradient itself (one reverse loop, :func:`_scan_bptt`). Without a tape
+        (inference, serving signatures) nothing is kept for a backward pass.
     """
     mode = mode or get_scan_mode()
     if mode not in SCAN_MODES:
@@ -126,6 +137,9 @@ def scan(
         emitted = _masked_update(m_t, output, zero_output) if zero_output_for_mask else carried
         return emitted, carried, new_states
 
+    if mode == "tensorarray" and step_gradient is not None and _tape_is_active():
+        return _scan_bptt(step_gradient, inputs_tm, mask_tm, initial_states,
+                          collect=return_sequences, zero_output_for_mask=zero_output_for_mask)
     if mode == "tensorarray":
         return _scan_flat(masked_step, inputs_tm, mask_tm, initial_states, zero_output,
                           collect=return_sequences)
@@ -137,15 +151,20 @@ def _scan_flat(masked_step, inputs_tm, mask_tm, initial_states, zero_output, col
     """One step per iteration; inputs read from and outputs written to TensorArrays."""
     time_steps = tf.shape(inputs_tm)[0]
     n_states = len(initial_states)
-    # Reading step t from a TensorArray has an O(1) gradient; slicing a tensor inside the loop
-    # would build a dense (T, B, ...) gradient on every step (quadratic in T).
-    inputs_ta = tf.TensorArray(inputs_tm.dtype, size=time_steps,
-                               element_shape=inputs_tm.shape[1:]).unstack(inputs_tm)
+    # Under a gradient tape, step t is read from a TensorArray: its gradient is O(1) per step,
+    # where slicing the tensor inside the loop would build a dense (T, B, ...) gradient on every
+    # step (quadratic in T). Without a tape, x[t] is a view and saves unstacking (copying) x.
+    if _tape_is_active():
+        read = tf.TensorArray(inputs_tm.dtype, size=time_steps,
+                              element_shape=inputs_tm.shape[1:]).unstack(inputs_tm).read
+    else:
+        def read(t):
+            return inputs_tm[t]
 
     def body(t, prev_output, *rest):
         states = list(rest[:n_states])
         m_t = None if mask_tm is None else mask_tm[t]
-        emitted, carried, new_states = masked_step(inputs_ta.read(t), m_t, prev_output, states)
+        emitted, carried, new_states = masked_step(read(t), m_t, prev_output, states)
         out = (t + 1, carried, *new_states)
         if collect:
             out += (rest[n_states].write(t, emitted),)
@@ -163,6 +182,116 @@ def _scan_flat(masked_step, inputs_tm, mask_tm, initial_states, zero_output, col
     if collect:
         outputs = _batch_major(result[2 + n_states].stack())
     return last_output, outputs, final_states
+
+
+def _scan_bptt(step_gradient, inputs_tm, mask_tm, initial_states, collect,
+               zero_output_for_mask):
+    """The ``"tensorarray"`` form with the engine's own backpropagation through time.
+
+    Forward: one loop over ``step_gradient.step`` that keeps, per step, the states (post-mask)
+    and the step's saved tensors in TensorArrays (references, not copies). Backward: one loop
+    from the last step to the first over ``step_gradient.backward``, masked steps passing their
+    state gradient straight through, then the recurrent weights' gradients as one matmul over
+    all steps. Only traced under a gradient tape (see :func:`scan`).
+    """
+    n_states = len(initial_states)
+    weights = [tf.convert_to_tensor(w) for w in step_gradient.weights]
+    dtype = initial_states[0].dtype
+
+    def mask_at(t, like):
+        return _expand_mask(tf.gather(mask_tm, t), like)
+
+    @tf.custom_gradient
+    def run(inputs_tm, *flat):
+        states0, weights = list(flat[:n_states]), list(flat[n_states:])
+        time_steps = tf.shape(inputs_tm)[0]
+        # states_ta[k] holds s_0 ... s_T: step t reads index t and writes index t + 1.
+        # clear_after_read=False: the backward pass reads every state twice, and eagerly a
+        # TensorArray forgets what was read.
+        states_ta = [tf.TensorArray(s.dtype, size=time_steps + 1, element_shape=s.shape,
+                                    clear_after_read=False).write(0, s) for s in states0]
+
+        def body(t, states, states_ta, saved_ta):
+            # x[t] of the time-major tensor is a view (gather would copy the step).
+            new_states, saved = step_gradient.step(inputs_tm[t], states, weights)
+            if mask_tm is not None:
+                new_states = [tf.where(mask_at(t, n), n, s) for n, s in zip(new_states, states)]
+            states_ta = [ta.write(t + 1, n) for ta, n in zip(states_ta, new_states)]
+            if saved_ta is None:
+                saved_ta = [tf.TensorArray(v.dtype, size=time_steps, element_shape=v.shape,
+                                           clear_after_read=False) for v in saved]
+            saved_ta = [ta.write(t, v) for ta, v in zip(saved_ta, saved)]
+            return t + 1, new_states, states_ta, saved_ta
+
+        # The saved tensors' number and shapes are known once a step is traced, so the first
+        # step runs before the loop.
+        first = body(tf.constant(0), states0, states_ta, None)
+        _, final_states, states_ta, saved_ta = tf.while_loop(
+            lambda t, *_: t < time_steps, body, first, maximum_iterations=time_steps - 1,
+            parallel_iterations=32)
+        sequence = [states_ta[0].gather(tf.range(1, time_steps + 1))] if collect else []
+
+        def grad(*upstream):
+            upstream = list(upstream)
+            d_sequence = upstream.pop(0) if collect else None
+            d_states = [tf.zeros_like(s) if d is None else d
+                        for d, s in zip(upstream, final_states)]
+
+            def back(i, d_states, d_x_ta, d_rec_ta):
+                t = time_steps - 1 - i
+                states = [ta.read(t) for ta in states_ta]
+                new_states = [ta.read(t + 1) for ta in states_ta]
+                saved = [ta.read(t) for ta in saved_ta]
+                d_states = list(d_states)
+                if d_sequence is not None:
+                    d_states[0] = d_states[0] + d_sequence[t]
+                kept = None
+                if mask_tm is not None:
+                    m = [mask_at(t, d) for d in d_states]
+                    kept = [tf.where(mk, tf.zeros_like(d), d) for mk, d in zip(m, d_states)]
+                    d_states = [tf.where(mk, d, tf.zeros_like(d)) for mk, d in zip(m, d_states)]
+                d_x, d_prev, d_rec = step_gradient.backward(d_states, states, new_states, saved,
+                                                            weights)
+                if kept is not None:
+                    d_prev = [a + b for a, b in zip(d_prev, kept)]
+                return i + 1, d_prev, d_x_ta.write(t, d_x), d_rec_ta.write(t, d_rec)
+
+            _, d_initial, d_x_ta, d_rec_ta = tf.while_loop(
+                lambda i, *_: i < time_steps, back,
+                (tf.constant(0), d_states,
+                 tf.TensorArray(inputs_tm.dtype, size=time_steps,
+                                element_shape=inputs_tm.shape[1:]),
+                 tf.TensorArray(dtype, size=time_steps)),
+                maximum_iterations=time_steps, parallel_iterations=32)
+            h_prev = states_ta[0].gather(tf.range(time_steps))
+            d_weights = step_gradient.weight_gradients(h_prev, d_rec_ta.stack(), weights)
+            return [d_x_ta.stack(), *d_initial, *d_weights]
+
+        return (*sequence, *final_states), grad
+
+    result = run(inputs_tm, *initial_states, *weights)
+    final_states = list(result[1:] if collect else result)
+    last_output, outputs = final_states[0], None
+    if collect:
+        outputs = result[0]
+    if mask_tm is not None:
+        # As keras.layers.RNN: a masked step emits the last output of an unmasked step, and
+        # zeros before the first one (or always, with zero_output_for_mask), not the state.
+        seen = tf.math.cumsum(tf.cast(mask_tm, tf.int32), axis=0) > 0
+        last_output = tf.where(_expand_mask(seen[-1], last_output), last_output,
+                               tf.zeros_like(last_output))
+        if collect:
+            emitted = mask_tm if zero_output_for_mask else seen
+            outputs = tf.where(_expand_mask_seq(emitted, outputs), outputs,
+                               tf.zeros_like(outputs))
+    if collect:
+        outputs = _batch_major(outputs)
+    return last_output, outputs, final_states
+
+
+def _expand_mask_seq(mask_tm, like):
+    """(T, B) bool -> broadcastable to ``like`` (T, B, ...)."""
+    return tf.reshape(mask_tm, tf.concat([tf.shape(mask_tm), [1] * (like.shape.rank - 2)], 0))
 
 
 def _blocks(x, n_blocks, unroll):

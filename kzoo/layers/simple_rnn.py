@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from kzoo.layers.bptt import SimpleRNNStepGradient, standard_activations
 from kzoo.layers.cell import RecurrentCell, dense
 from kzoo.layers.recurrent import Recurrent
 
@@ -25,7 +26,7 @@ class SimpleRNNCell(RecurrentCell):
 
     def project_inputs(self, inputs):
         z = dense(inputs, self.kernel)
-        return z + self.bias if self.use_bias else z
+        return tf.nn.bias_add(z, self.bias) if self.use_bias else z
 
     def step(self, projected, states, recurrent_mask=None):
         h = states[0]
@@ -33,6 +34,11 @@ class SimpleRNNCell(RecurrentCell):
             h = h * recurrent_mask
         h = self.activation(projected + tf.matmul(h, self.recurrent_kernel))
         return h, [h]
+
+    def step_gradient(self, recurrent_mask=None):
+        if recurrent_mask is not None or not standard_activations(self):
+            return None
+        return SimpleRNNStepGradient([self.recurrent_kernel])
 
 
 @keras.saving.register_keras_serializable(package="kzoo")

@@ -1,0 +1,139 @@
+"""Hand-derived step gradients, so the scan engine runs backpropagation through time itself.
+
+TensorFlow's automatic gradient of a ``tf.while_loop`` that reads a precomputed input from a
+``TensorArray`` accumulates a zero-filled copy of the whole ``(T, B, k·units)`` list and adds
+lists on every step (a third of an LSTM training step at (64, 100, 64, 128)). For the standard
+cells the engine instead keeps the few tensors the backward step needs, runs one reverse loop of
+the derivatives below, and computes the recurrent kernel's gradient as one matmul over all steps.
+
+A :class:`StepGradient` is a cell's step written twice:
+
+* ``step(x_t, states, weights) -> (new_states, saved)``: the forward step (``new_states[0]``
+  is the output); ``saved`` are the tensors of this step the backward step reads.
+* ``backward(d_states, states, new_states, saved, weights) -> (d_x_t, d_states_prev,
+  d_recurrent)``:
+  given the gradient of the loss with respect to ``new_states``, the gradients with respect to
+  the step's projected input and its previous states, and ``d_recurrent``, the gradient with
+  respect to the recurrent matmul's output ``states[0] @ recurrent_kernel`` (plus its bias).
+* ``weight_gradients(h_prev, d_recurrent, weights)``: the recurrent weights' gradients from the
+  ``(T, B, ...)`` stacks of ``states[0]`` before each step and of ``d_recurrent``.
+
+Cells return one from ``step_gradient(recurrent_mask)`` when their configuration is one of these
+(default activations, no recurrent dropout), else ``None`` and the engine falls back to
+TensorFlow's gradient of the same loop.
+"""
+
+import keras
+import tensorflow as tf
+
+
+def _is(activation, name):
+    return activation is getattr(keras.activations, name)
+
+
+def _sigmoid_grad(y, dy):
+    """``dy * y * (1 - y)`` for ``y = sigmoid(x)``, in one kernel."""
+    return tf.raw_ops.SigmoidGrad(y=y, dy=dy)
+
+
+def _tanh_grad(y, dy):
+    """``dy * (1 - y²)`` for ``y = tanh(x)``, in one kernel."""
+    return tf.raw_ops.TanhGrad(y=y, dy=dy)
+
+
+def _kernel_gradient(h_prev, d_recurrent):
+    """``Σ_t h_{t-1}ᵀ d_t`` as one matmul over all steps and batch rows."""
+    return tf.matmul(tf.reshape(h_prev, [-1, tf.shape(h_prev)[-1]]),
+                     tf.reshape(d_recurrent, [-1, tf.shape(d_recurrent)[-1]]), transpose_a=True)
+
+
+class StepGradient:
+    """See the module docstring. ``weights`` are what the step reads (recurrent kernel first);
+    the engine passes them into ``tf.custom_gradient`` as tensors and hands each method those
+    tensors, and TensorFlow carries their gradients on to the variables."""
+
+    def __init__(self, weights):
+        self.weights = list(weights)
+
+
+class SimpleRNNStepGradient(StepGradient):
+    """``h' = tanh(x + h R)``."""
+
+    def step(self, x_t, states, weights):
+        h = tf.tanh(x_t + tf.matmul(states[0], weights[0]))
+        return [h], []
+
+    def backward(self, d_states, states, new_states, saved, weights):
+        d_pre = _tanh_grad(new_states[0], d_states[0])
+        return d_pre, [tf.matmul(d_pre, weights[0], transpose_b=True)], d_pre
+
+    def weight_gradients(self, h_prev, d_recurrent, weights):
+        return [_kernel_gradient(h_prev, d_recurrent)]
+
+
+class LSTMStepGradient(StepGradient):
+    """``z = x + h R``; ``i, f, o = σ(z_i, z_f, z_o)``, ``g = tanh(z_c)``; ``c' = f c + i g``;
+    ``h' = o tanh(c')``."""
+
+    def step(self, x_t, states, weights):
+        h, c = states
+        z = x_t + tf.matmul(h, weights[0])
+        z_i, z_f, z_c, z_o = tf.split(z, 4, axis=-1)
+        i, f, g, o = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.tanh(z_c), tf.sigmoid(z_o)
+        c_new = f * c + i * g
+        tanh_c = tf.tanh(c_new)
+        return [o * tanh_c, c_new], [i, f, g, o, tanh_c]
+
+    def backward(self, d_states, states, new_states, saved, weights):
+        d_h, d_c = d_states
+        c = states[1]
+        i, f, g, o, tanh_c = saved
+        d_c = d_c + _tanh_grad(tanh_c, d_h * o)
+        d_z = tf.concat([_sigmoid_grad(i, d_c * g), _sigmoid_grad(f, d_c * c),
+                         _tanh_grad(g, d_c * i), _sigmoid_grad(o, d_h * tanh_c)], axis=-1)
+        d_h_prev = tf.matmul(d_z, weights[0], transpose_b=True)
+        return d_z, [d_h_prev, d_c * f], d_z
+
+    def weight_gradients(self, h_prev, d_recurrent, weights):
+        return [_kernel_gradient(h_prev, d_recurrent)]
+
+
+class GRUStepGradient(StepGradient):
+    """Keras' ``reset_after`` GRU: ``(r_z, r_r, r_h) = h R + b_r``; ``z = σ(x_z + r_z)``,
+    ``r = σ(x_r + r_r)``, ``n = tanh(x_h + r ⊙ r_h)``; ``h' = n + z ⊙ (h - n)``."""
+
+    def step(self, x_t, states, weights):
+        h = states[0]
+        inner = tf.matmul(h, weights[0])
+        if len(weights) > 1:
+            inner = inner + weights[1]
+        x_z, x_r, x_h = tf.split(x_t, 3, axis=-1)
+        r_z, r_r, r_h = tf.split(inner, 3, axis=-1)
+        z = tf.sigmoid(x_z + r_z)
+        r = tf.sigmoid(x_r + r_r)
+        n = tf.tanh(x_h + r * r_h)
+        return [n + z * (h - n)], [z, r, n, r_h]
+
+    def backward(self, d_states, states, new_states, saved, weights):
+        d_h = d_states[0]
+        h = states[0]
+        z, r, n, r_h = saved
+        d_z = _sigmoid_grad(z, d_h * (h - n))
+        d_n = _tanh_grad(n, d_h - d_h * z)
+        d_r = _sigmoid_grad(r, d_n * r_h)
+        d_inner = tf.concat([d_z, d_r, d_n * r], axis=-1)
+        d_h_prev = d_h * z + tf.matmul(d_inner, weights[0], transpose_b=True)
+        return tf.concat([d_z, d_r, d_n], axis=-1), [d_h_prev], d_inner
+
+    def weight_gradients(self, h_prev, d_recurrent, weights):
+        grads = [_kernel_gradient(h_prev, d_recurrent)]
+        if len(weights) > 1:
+            grads.append(tf.reduce_sum(tf.reshape(d_recurrent, [-1, tf.shape(d_recurrent)[-1]]),
+                                       0))
+        return grads
+
+
+def standard_activations(cell):
+    """True when ``cell`` uses tanh (and sigmoid gates), the activations derived here."""
+    recurrent = getattr(cell, "recurrent_activation", keras.activations.sigmoid)
+    return _is(cell.activation, "tanh") and _is(recurrent, "sigmoid")

@@ -1,0 +1,128 @@
+"""The engine's own backpropagation through time equals TensorFlow's gradient of the same loop."""
+
+import contextlib
+from unittest import mock
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import kzoo
+from kzoo.layers import bptt
+
+L = kzoo.layers
+
+CELLS = {
+    "simple_rnn": lambda **kw: L.SimpleRNN(5, **kw),
+    "lstm": lambda **kw: L.LSTM(5, **kw),
+    "gru": lambda **kw: L.GRU(5, **kw),
+    "gru_no_bias": lambda **kw: L.GRU(5, use_bias=False, **kw),
+}
+
+
+def masks(kind, batch, time):
+    if kind is None:
+        return None
+    mask = np.ones((batch, time), bool)
+    if kind == "right":
+        mask[1, time // 2:] = False
+        mask[2, 1:] = False
+    elif kind == "left":
+        mask[1, :time // 2] = False
+    elif kind == "empty_row":          # a fully masked row returns its initial state
+        mask[2, :] = False
+    return mask
+
+
+def gradients(layer, inputs, initial, mask, use_bptt, compiled):
+    """Outputs and the gradients of a loss over every output w.r.t. inputs, states, weights."""
+    def forward_backward(inputs, initial):
+        with tf.GradientTape() as tape:
+            tape.watch([inputs, *initial])
+            result = layer(inputs, initial_state=initial, mask=mask)
+            loss = sum(tf.reduce_sum(tf.sin(r) * (i + 1.0)) for i, r in enumerate(result))
+        grads = tape.gradient(loss, [inputs, *initial, *layer.trainable_weights])
+        return result, grads
+
+    fn = tf.function(forward_backward) if compiled else forward_backward
+    # Without a StepGradient the engine falls back to TensorFlow's gradient of the loop.
+    patch = contextlib.nullcontext() if use_bptt else mock.patch.object(
+        type(layer.cell), "step_gradient", lambda self, recurrent_mask=None: None)
+    with patch:
+        result, grads = fn(tf.constant(inputs), [tf.constant(s) for s in initial])
+    return [np.asarray(r) for r in result], [np.asarray(g) for g in grads]
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+@pytest.mark.parametrize("mask_kind,go_backwards,return_sequences,zero_output,compiled", [
+    (None, False, True, False, True),
+    (None, True, False, False, True),
+    ("right", False, True, False, True),
+    ("right", True, True, True, True),
+    ("left", False, True, True, True),
+    ("empty_row", False, False, False, True),
+    ("right", False, True, False, False),     # eagerly
+])
+def test_engine_gradient_equals_tensorflow_gradient(cell, mask_kind, go_backwards,
+                                                    return_sequences, zero_output, compiled, rng):
+    layer = CELLS[cell](return_sequences=return_sequences, return_state=True,
+                        go_backwards=go_backwards, zero_output_for_mask=zero_output)
+    batch, time = 3, 7
+    inputs = rng.normal(size=(batch, time, 4)).astype("float32")
+    layer.build((batch, time, 4))
+    initial = [rng.normal(size=(batch, 5)).astype("float32")
+               for _ in layer.cell.state_size]
+    mask = masks(mask_kind, batch, time)
+    assert layer.cell.step_gradient() is not None
+    ours_out, ours_grads = gradients(layer, inputs, initial, mask, True, compiled)
+    tf_out, tf_grads = gradients(layer, inputs, initial, mask, False, compiled)
+    for a, b in zip(ours_out, tf_out):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    assert len(ours_grads) == len(tf_grads) == 1 + len(initial) + len(layer.trainable_weights)
+    for a, b in zip(ours_grads, tf_grads):
+        assert np.abs(b).max() > 0
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("layer,expected", [
+    (L.LSTM(3), bptt.LSTMStepGradient),
+    (L.LSTM(3, peephole=True), None),
+    (L.LSTM(3, layer_norm=True), None),
+    (L.LSTM(3, proj_units=2), None),
+    (L.LSTM(3, use_forget_gate=False), None),
+    (L.LSTM(3, activation="relu"), None),
+    (L.GRU(3), bptt.GRUStepGradient),
+    (L.GRU(3, reset_after=False), None),
+    (L.GRU(3, recurrent_activation="hard_sigmoid"), None),
+    (L.SimpleRNN(3), bptt.SimpleRNNStepGradient),
+    (L.SimpleRNN(3, activation="relu"), None),
+    (L.Jordan(3, 2), None),
+])
+def test_which_configurations_have_an_engine_gradient(layer, expected):
+    layer.build((2, 4, 2))
+    step_gradient = layer.cell.step_gradient()
+    assert (step_gradient is None) if expected is None else isinstance(step_gradient, expected)
+    # Recurrent dropout masks h inside the step: TensorFlow differentiates that configuration.
+    assert layer.cell.step_gradient(recurrent_mask=tf.ones((2, 3))) is None
+
+
+def test_without_a_tape_the_graph_keeps_nothing_for_a_backward_pass():
+    """Inference and serving graphs hold the plain loop: no custom gradient, nothing saved."""
+    layer = L.LSTM(4, return_sequences=True)
+    spec = tf.TensorSpec([None, None, 3], tf.float32)
+    plain = tf.function(lambda x: layer(x)).get_concrete_function(spec)
+
+    def with_tape(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+        return tape.gradient(y, x)
+    training = tf.function(with_tape).get_concrete_function(spec)
+
+    def op_attrs(fn):
+        graphs = [fn.graph] + [f.graph for f in fn.graph._functions.values()
+                               if hasattr(f, "graph")]
+        return {op.get_attr("_gradient_op_type") for g in graphs for op in g.get_operations()
+                if "_gradient_op_type" in op.node_def.attr}
+    assert not op_attrs(plain)
+    assert op_attrs(training)
