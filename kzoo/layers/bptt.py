@@ -52,8 +52,16 @@ class StepGradient:
     the engine passes them into ``tf.custom_gradient`` as tensors and hands each method those
     tensors, and TensorFlow carries their gradients on to the variables."""
 
+    # True when ``backward``'s ``d_recurrent`` is always its ``d_x_t`` (one buffer serves both).
+    recurrent_gradient_is_input_gradient = True
+
     def __init__(self, weights):
         self.weights = list(weights)
+
+    def inference_form(self, inputs_tm, weights):
+        """``(inputs_tm, weights, step)`` for a forward pass nobody differentiates, where a
+        cell may use a cheaper equivalent of ``step``; by default ``step`` itself."""
+        return inputs_tm, weights, self.step
 
 
 class SimpleRNNStepGradient(StepGradient):
@@ -84,6 +92,24 @@ class LSTMStepGradient(StepGradient):
         tanh_c = tf.tanh(c_new)
         return [o * tanh_c, c_new], [i, f, g, o, tanh_c]
 
+    def inference_form(self, inputs_tm, weights):
+        """``σ(z) = (1 + tanh(z / 2)) / 2``: one tanh over all four gates, the inputs and kernel
+        scaled by 1/2 (exact in floating point) for the σ gates."""
+        units = tf.shape(weights[0])[-1] // 4
+        dtype = inputs_tm.dtype
+        half, one = tf.fill([units], tf.constant(0.5, dtype)), tf.ones([units], dtype)
+        scale = tf.concat([half, half, one, half], 0)
+        shift = tf.concat([half, half, tf.zeros([units], dtype), half], 0)
+
+        def step(x_t, states, weights):
+            h, c = states
+            gates = tf.tanh(x_t + tf.matmul(h, weights[0])) * scale + shift
+            i, f, g, o = tf.split(gates, 4, axis=-1)
+            c_new = f * c + i * g
+            return [o * tf.tanh(c_new), c_new], []
+
+        return inputs_tm * scale, [weights[0] * scale], step
+
     def backward(self, d_states, states, new_states, saved, weights):
         d_h, d_c = d_states
         c = states[1]
@@ -102,6 +128,8 @@ class GRUStepGradient(StepGradient):
     """Keras' ``reset_after`` GRU: ``(r_z, r_r, r_h) = h R + b_r``; ``z = σ(x_z + r_z)``,
     ``r = σ(x_r + r_r)``, ``n = tanh(x_h + r ⊙ r_h)``; ``h' = n + z ⊙ (h - n)``."""
 
+    recurrent_gradient_is_input_gradient = False
+
     def step(self, x_t, states, weights):
         h = states[0]
         inner = tf.matmul(h, weights[0])
@@ -113,6 +141,28 @@ class GRUStepGradient(StepGradient):
         r = tf.sigmoid(x_r + r_r)
         n = tf.tanh(x_h + r * r_h)
         return [n + z * (h - n)], [z, r, n, r_h]
+
+    def inference_form(self, inputs_tm, weights):
+        """``σ(z) = (1 + tanh(z / 2)) / 2`` for z and r in one tanh, inputs and kernel scaled
+        by 1/2 (exact in floating point) in the z and r columns."""
+        units = tf.shape(weights[0])[-1] // 3
+        dtype = inputs_tm.dtype
+        scale = tf.concat([tf.fill([2 * units], tf.constant(0.5, dtype)),
+                           tf.ones([units], dtype)], 0)
+        weights = [w * scale for w in weights]
+
+        def step(x_t, states, weights):
+            h = states[0]
+            inner = tf.matmul(h, weights[0])
+            if len(weights) > 1:
+                inner = inner + weights[1]
+            x_zr, x_h = x_t[:, :2 * units], x_t[:, 2 * units:]
+            zr = tf.tanh(x_zr + inner[:, :2 * units]) * 0.5 + 0.5
+            z, r = zr[:, :units], zr[:, units:]
+            n = tf.tanh(x_h + r * inner[:, 2 * units:])
+            return [n + z * (h - n)], []
+
+        return inputs_tm * scale, weights, step
 
     def backward(self, d_states, states, new_states, saved, weights):
         d_h = d_states[0]

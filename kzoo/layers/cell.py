@@ -142,8 +142,16 @@ def get_activation(layer_name, name, identifier):
         raise ValueError(f"{layer_name}: unknown `{name}` {identifier!r} ({error})") from None
 
 
-def dense(inputs, kernel):
-    """``inputs @ kernel`` over the last axis, for any number of leading axes (one matmul)."""
+def dense(inputs, kernel, bias=None):
+    """``inputs @ kernel (+ bias)`` over the last axis, for any number of leading axes: one
+    matmul, the bias added to its 2-D result so that TensorFlow fuses the two."""
+    flat = inputs if inputs.shape.rank == 2 else tf.reshape(inputs, [-1, tf.shape(inputs)[-1]])
+    outputs = tf.matmul(flat, kernel)
+    if bias is not None:
+        outputs = tf.nn.bias_add(outputs, bias)
     if inputs.shape.rank == 2:
-        return tf.matmul(inputs, kernel)
-    return tf.tensordot(inputs, kernel, 1)
+        return outputs
+    shape = tf.concat([tf.shape(inputs)[:-1], tf.shape(kernel)[-1:]], 0)
+    outputs = tf.reshape(outputs, shape)
+    outputs.set_shape(inputs.shape[:-1].concatenate(kernel.shape[-1:]))
+    return outputs

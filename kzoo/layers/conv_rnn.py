@@ -47,6 +47,10 @@ def _int_pair(layer_name, name, value):
 class _ConvFrames:
     """The convolution arguments, frame shapes and convs shared by the two conv cells."""
 
+    def step_gradient(self, recurrent_mask=None):
+        # The derivations in kzoo.layers.bptt are for a dense recurrent matmul.
+        return None
+
     def _set_conv_arguments(self, filters, kernel_size, strides, padding, data_format,
                             dilation_rate):
         name = type(self).__name__
@@ -174,8 +178,9 @@ class ConvLSTM2DCell(_ConvFrames, LSTMCell):
             "recurrent_kernel", (*self.kernel_size, self.filters, gates), "recurrent")
         self._build_common()
 
-    def _input_transform(self, inputs):
-        return self._conv_inputs(inputs, self.kernel)
+    def _input_transform(self, inputs, bias=None):
+        z = self._conv_inputs(inputs, self.kernel)
+        return z if bias is None else tf.nn.bias_add(z, bias)
 
     def _recurrent_transform(self, h):
         return self._conv_state(h, self.recurrent_kernel)
@@ -217,8 +222,9 @@ class ConvGRU2DCell(_ConvFrames, GRUCell):
             "recurrent_kernel", (*self.kernel_size, self.filters, gates), "recurrent")
         self._build_bias()
 
-    def _input_transform(self, inputs):
-        return self._conv_inputs(inputs, self.kernel)
+    def _input_transform(self, inputs, bias=None):
+        z = self._conv_inputs(inputs, self.kernel)
+        return z if bias is None else tf.nn.bias_add(z, bias)
 
     def _recurrent_transform(self, h, kernel):
         return self._conv_state(h, kernel)

@@ -49,17 +49,16 @@ class GRUCell(RecurrentCell):
             shape = (2, 3 * self.units) if self.reset_after else (3 * self.units,)
             self.bias = self.add_kernel("bias", shape, "bias")
 
-    def _input_transform(self, inputs):
-        return dense(inputs, self.kernel)
+    def _input_transform(self, inputs, bias=None):
+        return dense(inputs, self.kernel, bias)
 
     def _recurrent_transform(self, h, kernel):
         return tf.matmul(h, kernel)
 
     def project_inputs(self, inputs):
-        z = self._input_transform(inputs)
         if not self.use_bias:
-            return z
-        return tf.nn.bias_add(z, self.bias[0] if self.reset_after else self.bias)
+            return self._input_transform(inputs)
+        return self._input_transform(inputs, self.bias[0] if self.reset_after else self.bias)
 
     def step(self, projected, states, recurrent_mask=None):
         h = states[0]

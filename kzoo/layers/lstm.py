@@ -98,16 +98,16 @@ class LSTMCell(RecurrentCell):
             self.recurrent_norm.build((None, gates))
             self.state_norm.build((None, self.units))
 
-    def _input_transform(self, inputs):
-        return dense(inputs, self.kernel)
+    def _input_transform(self, inputs, bias=None):
+        return dense(inputs, self.kernel, bias)
 
     def _recurrent_transform(self, h):
         return tf.matmul(h, self.recurrent_kernel)
 
     def project_inputs(self, inputs):
-        z = self._input_transform(inputs)
-        if self.layer_norm:
-            z = self.kernel_norm(z)
+        if not self.layer_norm:
+            return self._input_transform(inputs, self.bias)
+        z = self.kernel_norm(self._input_transform(inputs))
         return tf.nn.bias_add(z, self.bias) if self.use_bias else z
 
     def step(self, projected, states, recurrent_mask=None):

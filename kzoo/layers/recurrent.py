@@ -197,7 +197,7 @@ class Recurrent(keras.layers.Layer):
         return scan(step, projected, states, mask=mask, go_backwards=self.go_backwards,
                     return_sequences=self.return_sequences,
                     zero_output_for_mask=self.zero_output_for_mask, time_major=True,
-                    step_gradient=cell.step_gradient(recurrent_mask))
+                    output_is_state=True, step_gradient=cell.step_gradient(recurrent_mask))
 
     # -- config ---------------------------------------------------------------------------------
     def get_config(self):

@@ -25,8 +25,7 @@ class SimpleRNNCell(RecurrentCell):
         self.bias = self.add_kernel("bias", (self.units,), "bias") if self.use_bias else None
 
     def project_inputs(self, inputs):
-        z = dense(inputs, self.kernel)
-        return tf.nn.bias_add(z, self.bias) if self.use_bias else z
+        return dense(inputs, self.kernel, self.bias)
 
     def step(self, projected, states, recurrent_mask=None):
         h = states[0]

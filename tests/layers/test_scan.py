@@ -61,3 +61,30 @@ def test_tensorarray_form_builds_no_quadratic_buffer():
     ops |= {node.op for f in fn.graph.as_graph_def().library.function for node in f.node_def}
     assert "TensorListSetItem" in ops or "TensorArrayWriteV3" in ops
     assert "TensorScatterUpdate" not in ops
+
+
+@pytest.mark.parametrize("layer_cls", [L.SimpleRNN, L.LSTM, L.GRU])
+@pytest.mark.parametrize("masked,go_backwards,zero_output", [
+    (False, False, False), (True, False, False), (True, True, True)])
+def test_xla_form_equals_tensorarray_form(layer_cls, masked, go_backwards, zero_output, rng):
+    """scan_mode("xla") (inference of the standard cells as one XLA computation) computes the
+    same outputs and states; under a tape it leaves training to the tensorarray form."""
+    layer = layer_cls(5, return_sequences=True, return_state=True, go_backwards=go_backwards,
+                      zero_output_for_mask=zero_output)
+    inputs = rng.normal(size=(3, 9, 4)).astype("float32")
+    mask = None
+    if masked:
+        mask = np.ones((3, 9), bool)
+        mask[1, 5:] = False
+        mask[2, :] = False          # a fully masked row: zero output, initial state
+    initial = [rng.normal(size=(3, 5)).astype("float32") for _ in layer.cell.state_size]
+    reference = layer(inputs, initial_state=initial, mask=mask)
+    with L.scan_mode("xla"):
+        assert get_scan_mode() == "xla"
+        compiled = tf.function(lambda x: layer(x, initial_state=initial, mask=mask))
+        outputs = compiled(tf.constant(inputs))
+        graph = compiled.get_concrete_function(tf.constant(inputs)).graph
+    assert any(f.definition.attr["_XlaMustCompile"].b for f in graph._functions.values()
+               if hasattr(f, "definition"))
+    for a, b in zip(reference, outputs):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
