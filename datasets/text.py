@@ -1,8 +1,8 @@
-"""Text -> token ids with the ids every kzoo model reserves, and a deterministic vocabulary.
+"""Text -> token ids: a deterministic vocabulary from data, and the vectorizer that uses it.
 
-Ids: 0 padding (masked by ``Embedding(mask_zero=True)`` and the seq2seq loss), 1 start, 2 end
-(the ``start_id``/``end_id`` of the seq2seq models and ``START_ID``/``END_ID`` of one-to-many),
-3 unknown, tokens from 4. A vocabulary is a token list whose index is the id::
+Ids: 0 padding, 1 start, 2 end, 3 unknown, tokens from 4 (see :mod:`kzoo.layers.text`, where
+``TokenVectorizer`` and ``tokenize`` live so that models can carry them; they are re-exported
+here). A vocabulary is a token list whose index is the id::
 
     words = build_vocabulary(["twenty three", "one"], level="word")   # ['one', 'three', 'twenty']
     vectorizer = TokenVectorizer(words, level="word", add_end=True)
@@ -15,44 +15,15 @@ model that takes raw strings.
 
 import collections
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-PAD_TOKEN, START_TOKEN, END_TOKEN, UNKNOWN_TOKEN = "", "<start>", "<end>", "[UNK]"
-RESERVED_TOKENS = (PAD_TOKEN, START_TOKEN, END_TOKEN, UNKNOWN_TOKEN)
-PAD_ID, START_ID, END_ID, UNKNOWN_ID = 0, 1, 2, 3
-LEVELS = ("word", "char")
-STANDARDIZE = (None, "lower", "lower_and_strip_punctuation")
+from kzoo.layers.text import END_ID, END_TOKEN, LEVELS, PAD_ID, PAD_TOKEN, RESERVED_TOKENS, \
+    STANDARDIZE, START_ID, START_TOKEN, TokenVectorizer, UNKNOWN_ID, UNKNOWN_TOKEN, tokenize
 
-# keras.layers.TextVectorization's punctuation, plus the HTML line breaks of web text.
-_PUNCTUATION = r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']'
-_LINE_BREAK = r"<br\s*/?>"
-
-
-def _check(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"TokenVectorizer: `{name}` must be one of {choices}, got {value!r}")
-
-
-def tokenize(strings, level="word", standardize=None):
-    """String tokens of ``strings`` (a scalar -> 1-D, a vector -> ragged (batch, None)).
-
-    ``level="word"`` splits on whitespace ("twenty-three" stays one token), ``"char"`` into
-    Unicode characters (spaces included). ``standardize``: None, "lower", or
-    "lower_and_strip_punctuation" (TextVectorization's default, also dropping ``<br />``).
-    """
-    _check("level", level, LEVELS)
-    _check("standardize", standardize, STANDARDIZE)
-    strings = tf.convert_to_tensor(strings, tf.string)
-    if standardize is not None:
-        strings = tf.strings.lower(strings, encoding="utf-8")
-    if standardize == "lower_and_strip_punctuation":
-        strings = tf.strings.regex_replace(strings, _LINE_BREAK, " ")
-        strings = tf.strings.regex_replace(strings, _PUNCTUATION, "")
-    if level == "word":
-        return tf.strings.split(strings)
-    return tf.strings.unicode_split(strings, "UTF-8")
+__all__ = ["build_vocabulary", "decode", "tokenize", "TokenVectorizer", "END_ID", "END_TOKEN",
+           "LEVELS", "PAD_ID", "PAD_TOKEN", "RESERVED_TOKENS", "STANDARDIZE", "START_ID",
+           "START_TOKEN", "UNKNOWN_ID", "UNKNOWN_TOKEN"]
 
 
 def build_vocabulary(texts, *, level="word", standardize=None, max_size=None, min_count=1,
@@ -82,97 +53,6 @@ def build_vocabulary(texts, *, level="word", standardize=None, max_size=None, mi
                              f"{len(RESERVED_TOKENS)} reserved tokens, got {max_size}")
         ordered = ordered[:max_size - len(RESERVED_TOKENS)]
     return ordered
-
-
-@keras.saving.register_keras_serializable(package="kzoo")
-class TokenVectorizer(keras.layers.Layer):
-    """Strings -> int32 token ids: 0 pad, 1 start, 2 end, 3 unknown, ``vocabulary[i]`` -> i + 4.
-
-    ``call(strings)``: a scalar string gives ids (T,); a batch (B,) gives ids (B, T) padded
-    with 0. ``add_start``/``add_end`` put 1 before / 2 after the tokens; ``max_length`` keeps the
-    first ``max_length`` tokens (before start/end are added). Tokenization: :func:`tokenize`.
-    """
-
-    def __init__(self, vocabulary, level="word", standardize=None, add_start=False,
-                 add_end=False, max_length=None, **kwargs):
-        super().__init__(**kwargs)
-        _check("level", level, LEVELS)
-        _check("standardize", standardize, STANDARDIZE)
-        vocabulary = [str(t) for t in vocabulary]
-        if tuple(vocabulary[:len(RESERVED_TOKENS)]) == RESERVED_TOKENS:
-            vocabulary = vocabulary[len(RESERVED_TOKENS):]
-        clashes = sorted(set(vocabulary) & set(RESERVED_TOKENS))
-        if clashes:
-            raise ValueError(f"TokenVectorizer: the vocabulary holds reserved tokens {clashes}")
-        if max_length is not None and (isinstance(max_length, bool) or
-                                       not isinstance(max_length, int) or max_length <= 0):
-            raise ValueError(f"TokenVectorizer: `max_length` must be a positive integer or "
-                             f"None, got {max_length!r}")
-        self.vocabulary = vocabulary
-        self.level = level
-        self.standardize = standardize
-        self.add_start = bool(add_start)
-        self.add_end = bool(add_end)
-        self.max_length = max_length
-        # StringLookup fixes mask at 0 and the OOV id at 1, so its ids are 0 pad, 1 unknown,
-        # 2 start, 3 end, 4+ tokens; _REMAP moves unknown/start/end to the zoo's 3/1/2.
-        self.lookup = keras.layers.StringLookup(
-            vocabulary=[START_TOKEN, END_TOKEN, *vocabulary], mask_token=PAD_TOKEN,
-            oov_token=UNKNOWN_TOKEN, num_oov_indices=1, name="lookup")
-        self._remap = tf.constant([PAD_ID, UNKNOWN_ID, START_ID, END_ID], tf.int32)
-
-    @property
-    def vocabulary_size(self):
-        return len(self.vocabulary) + len(RESERVED_TOKENS)
-
-    def get_vocabulary(self):
-        """All tokens, index = id: the 4 reserved tokens then the vocabulary."""
-        return list(RESERVED_TOKENS) + list(self.vocabulary)
-
-    def build(self, input_shape):
-        # The lookup table is made in __init__ (from the vocabulary): nothing to build.
-        pass
-
-    def call(self, strings):
-        strings = tf.convert_to_tensor(strings, tf.string)
-        tokens = tokenize(strings, self.level, self.standardize)
-        if self.max_length is not None:
-            tokens = tokens[..., :self.max_length]
-        ids = tf.cast(self.lookup(tokens), tf.int32)
-        special = len(RESERVED_TOKENS)
-        ids = tf.ragged.map_flat_values(
-            lambda raw: tf.where(raw < special,
-                                 tf.gather(self._remap, tf.minimum(raw, special - 1)), raw), ids)
-        ragged = isinstance(ids, tf.RaggedTensor)
-        rows = ids.nrows() if ragged else None
-        parts = []
-        if self.add_start:
-            parts.append(_column(START_ID, rows))
-        parts.append(ids)
-        if self.add_end:
-            parts.append(_column(END_ID, rows))
-        if len(parts) > 1:
-            ids = tf.concat(parts, axis=-1)
-        if ragged:
-            ids = ids.to_tensor(PAD_ID)
-        return ids
-
-    def compute_output_spec(self, strings):
-        shape = tuple(strings.shape) + (None,)
-        return keras.KerasTensor(shape, dtype="int32")
-
-    def get_config(self):
-        config = {"vocabulary": list(self.vocabulary), "level": self.level,
-                  "standardize": self.standardize, "add_start": self.add_start,
-                  "add_end": self.add_end, "max_length": self.max_length}
-        return {**super().get_config(), **config}
-
-
-def _column(token_id, rows):
-    # One token per row: (1,) for a single sequence, ragged (rows, 1) for a batch.
-    if rows is None:
-        return tf.constant([token_id], tf.int32)
-    return tf.RaggedTensor.from_tensor(tf.fill(tf.stack([rows, 1]), token_id))
 
 
 def decode(ids, vocabulary, level="word"):

@@ -11,6 +11,7 @@ The signatures and their tensor names are described in :mod:`kzoo.export.signatu
 import json
 import os
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -89,6 +90,10 @@ def _write_saved_model(model, exported, directory):
     module = tf.Module()
     # The functions capture the model's variables; the SavedModel saves what the module tracks.
     module.model_variables = list(model.variables)
+    # So are the lookup tables of StringLookup layers (the string ``translate`` signature's).
+    module.lookup_tables = [layer.lookup_table for layer in
+                            model._flatten_layers(include_self=False, recursive=True)
+                            if isinstance(layer, keras.layers.StringLookup)]
     concrete = {}
     for signature in exported:
         function = signature.tf_function()

@@ -29,6 +29,16 @@ Seq2seq models (:class:`kzoo.models.seq2seq.Seq2Seq`):
   ``decode_step``: ``token_ids`` (batch,), ``memory``, ``keys``, ``memory_mask``, ``state_{i}`` ->
   ``logits``, ``alignment`` (zeros without attention), ``state_{i}``: for apps running their own
   decode loop.
+* ``translate`` (SavedModel only, models that carry their vocabularies: ``model.vocabularies``,
+  which ``kzoo train`` sets from the dataset): strings in, strings out. ``text`` (batch,)
+  tf.string, ``max_length`` () int32 (<= 0: 8 * time + 8, ``time`` the longest input's token
+  count) -> ``translation`` (batch,) tf.string, plus greedy's ``tokens``, ``scores``, ``lengths``
+  (and ``attention``). The text is tokenized in the graph by the model's source
+  ``TokenVectorizer`` (a ``keras.layers.StringLookup`` and ``tf.strings`` ops: split on
+  whitespace at word level, into Unicode characters at char level, as the dataset did; an
+  unknown token is id 3), decoded greedily, and each row's tokens before its first end (or 0)
+  token joined with a space (word level) or nothing (char level). TFLite files leave it out:
+  string ops are not TFLite builtins.
 """
 
 import dataclasses
@@ -43,6 +53,7 @@ from kzoo.models import decoding
 BEAM_WIDTH = 4
 PAD_ID = 0
 SEQ2SEQ_SIGNATURES = ("serving_default", "beam_search", "encode", "decode_step")
+TEXT_SIGNATURE = "translate"
 
 
 @dataclasses.dataclass
@@ -102,10 +113,14 @@ def is_seq2seq(model):
     return isinstance(model, Seq2Seq)
 
 
-def signatures(model, *, jit_compile=False):
-    """The :class:`Signature` s ``model`` exports, ``serving_default`` first."""
+def signatures(model, *, jit_compile=False, text=True):
+    """The :class:`Signature` s ``model`` exports, ``serving_default`` first; ``text=False``
+    leaves out the string signature (``translate``), which TFLite cannot hold."""
     if is_seq2seq(model):
-        return _seq2seq_signatures(model, jit_compile)
+        exported = _seq2seq_signatures(model, jit_compile)
+        if text and getattr(model, "vocabularies", None):
+            exported.append(_translate_signature(model, exported[0]))
+        return exported
     model = served_model(model)
     result = [_functional_default(model), _functional_stream(model)]
     for signature in result:
@@ -356,3 +371,25 @@ def _seq2seq_signatures(model, jit_compile):
 def _free_batch(shape):
     dims = list(shape)
     return [None] + dims[1:]
+
+
+def _translate_signature(model, greedy):
+    """``translate``: strings -> the model's source ids -> ``greedy`` -> strings (see the
+    module docstring)."""
+    from kzoo.models.seq2seq import text_decode_length
+
+    def translate(text, max_length):
+        source_ids = model.source_vectorizer(text)
+        # A batch of empty strings has no time step: give it one padding step to encode.
+        width = tf.shape(source_ids)[1]
+        source_ids = tf.pad(source_ids, [[0, 0], [0, tf.maximum(1 - width, 0)]])
+        length = tf.where(max_length > 0, max_length,
+                          text_decode_length(tf.shape(source_ids)[1]))
+        result = greedy.fn(source_ids, length)
+        return {"translation": model.target_vectorizer.detokenize(result["tokens"],
+                                                                  end_id=model.end_id),
+                **result}
+
+    return Signature(TEXT_SIGNATURE, translate,
+                     [tf.TensorSpec([None], tf.string, name="text"),
+                      tf.TensorSpec([], tf.int32, name="max_length")])

@@ -1,7 +1,7 @@
 """``kzoo.export.tflite``: a builtins-only LiteRT (TFLite) file with the model's signatures.
 
 The file holds the signatures of :mod:`kzoo.export.signatures` (for seq2seq: greedy and beam
-search as ``WHILE`` loops, plus ``encode``/``decode_step``), traced in the scan engine's
+search as ``WHILE`` loops, plus ``encode``/``decode_step``; not the string ``translate``), traced in the scan engine's
 TensorList-free form with batch and time dynamic (``resize_tensor_input`` or the signature runner
 take any size). Quantization is the converter's post-training quantization.
 """
@@ -51,7 +51,7 @@ def tflite(model, path, quantize=None, representative_data=None, allow_flex=Fals
         atomic.check_writable(directory, where)
         atomic.recover_leftovers(directory, lambda name: name == os.path.basename(path))
         served = served_model(model)
-        exported = signatures(served)
+        exported = signatures(served, text=False)  # string ops are not TFLite builtins
         functions = {s.name: (s.named_fn(), s.specs) for s in exported}
         dataset = None
         if quantize == "int8":

@@ -6,7 +6,8 @@
 A run directory holds::
 
     config.json        the command's settings (model, model_config, dataset, epochs, seed...)
-    model.keras        the trained model (written when training ends)
+    model.keras        the trained model (written when training ends); a seq2seq model trained
+                       on text carries the dataset's vocabularies (``model.translate``)
     vocab/*.json       the dataset's vocabularies (token lists, index = id), if it has any
     history.json       one entry per completed epoch (written at each epoch's end)
     backup/            keras.callbacks.BackupAndRestore: weights, optimizer state, epoch
@@ -413,7 +414,8 @@ def train(model_name, dataset=EXAMPLE_DATASET, *, out, epochs=5, batch_size=32,
                   # every option the data was made with (text level...), for predict
                   "data_options": dict(getattr(data_info, "options", None) or {})}
     with dist.scope():
-        model = kzoo.build(model_name, **config)
+        model = kzoo.build(model_name, **config, **_carried_vocabularies(info, data_info,
+                                                                         overrides))
         optimizer = keras.optimizers.Adam(learning_rate, clipnorm=clipnorm)
     loss_and_metrics = km.compile_args(model_name, **config)
     run_dir = out if is_chief else out / "workers" / str(task_index)
@@ -473,6 +475,18 @@ def train(model_name, dataset=EXAMPLE_DATASET, *, out, epochs=5, batch_size=32,
                      else train_data)
     return Run(directory=run_dir, model=model, history=history, config=run_config,
                start_epoch=start_epoch)
+
+
+def _carried_vocabularies(info, data_info, overrides):
+    """``{"vocabularies": ...}`` for a model that can carry them (seq2seq) when the dataset
+    tokenized text (source and target ``TokenVectorizer`` s), else ``{}``. Kept out of
+    config.json (``vocab/`` holds the token lists); the model's own config saves them in
+    model.keras, so an export of the run takes strings (the ``translate`` signature)."""
+    vectorizers = getattr(data_info, "vectorizers", None) or {}
+    if "vocabularies" not in info.default_config or "vocabularies" in overrides or \
+            not {"source", "target"} <= set(vectorizers):
+        return {}
+    return {"vocabularies": {side: vectorizers[side] for side in ("source", "target")}}
 
 
 def _save_model(model, path):
@@ -766,8 +780,9 @@ def predict(run_dir, texts, method="greedy", beam_width=4, max_length=None, atte
     for i, row in enumerate(rows):
         source[i, :len(row)] = row
     if max_length is None:
-        # generate's default (2 * Ts + 2) is too short when a word becomes a dozen characters.
-        max_length = 8 * source.shape[1] + 8
+        from kzoo.models.seq2seq import text_decode_length
+
+        max_length = text_decode_length(source.shape[1])
     result = model.generate(source, max_length=max_length, method=method,
                             beam_width=beam_width)
     tokens = result["tokens"].numpy()

@@ -11,6 +11,12 @@ Token ids: 0 is padding (masked in the encoder, the attention, the loss and the 
 A target ``y_1..y_n`` is fed as ``target_in = [start, y_1..y_n]`` and predicted as
 ``target_out = [y_1..y_n, end]`` (both padded with 0 to the batch length).
 
+A model may carry its vocabularies (``vocabularies={"source": ..., "target": ...}``, e.g. a
+dataset's ``info.vectorizers``; saved in the model's config, so in ``.keras`` files): then
+``model.translate(["twenty-three"])`` takes and returns strings, tokenized in the graph as the
+dataset tokenized them, and ``kzoo.export.saved_model`` adds a string-to-string ``translate``
+signature.
+
 The model: ``Embedding(mask_zero) -> recurrent stack`` (``cell``, ``num_layers``,
 ``bidirectional`` + ``merge_mode``, ``dropout``, ``residual``: see ``kzoo.models.stack``) gives the
 memory h_1..h_Ts and the final state, which (forward and backward states merged like the outputs)
@@ -29,6 +35,7 @@ import tensorflow as tf
 import kzoo.layers
 from kzoo.layers.attention_wrapper import AttentionWrapper
 from kzoo.layers.scan import scan
+from kzoo.layers.text import TokenVectorizer
 from kzoo.models import decoding
 from kzoo.models.registry import register_model
 from kzoo.models.sampling import ScheduledSampler, SequenceAccuracy, SequenceLoss, \
@@ -40,6 +47,8 @@ ATTENTIONS = ("bahdanau", "luong", "bahdanau_monotonic", "luong_monotonic")
 LUONG_SCORES = ("dot", "general", "concat")
 GENERATE_METHODS = ("greedy", "beam")
 PAD_ID = 0
+VOCABULARY_SIDES = ("source", "target")
+VOCABULARY_KEYS = ("tokens", "level", "standardize")
 
 _CELL_CLASSES = {"rnn": "SimpleRNNCell", "lstm": "LSTMCell", "gru": "GRUCell"}
 
@@ -63,6 +72,44 @@ def _merge_states(states, bidirectional, merge_mode):
     return merged
 
 
+def text_decode_length(source_length):
+    """The decode length when translating text and none is given: ``8 * Ts + 8`` for ``Ts``
+    source tokens (an int or a tensor). ``generate``'s ``2 * Ts + 2`` is too short when a source
+    word becomes a dozen target characters ("twenty-three" -> "dreiundzwanzig")."""
+    return 8 * source_length + 8
+
+
+def _vocabulary_spec(where, side, value, size):
+    """``{"tokens", "level", "standardize"}`` of one side of ``vocabularies``: from a
+    ``TokenVectorizer`` (a dataset's ``info.vectorizers[side]``) or such a dict; ``tokens`` is
+    the whole list, index = id (the 4 reserved tokens first), of exactly ``size`` tokens."""
+    if isinstance(value, TokenVectorizer):
+        value = {"tokens": value.get_vocabulary(), "level": value.level,
+                 "standardize": value.standardize}
+    if not isinstance(value, dict) or "tokens" not in value:
+        raise ValueError(f"{where}: `vocabularies[{side!r}]` must be a TokenVectorizer or a dict "
+                         f"with 'tokens' (and optional 'level', 'standardize'), got "
+                         f"{type(value).__name__}")
+    unknown = sorted(set(value) - set(VOCABULARY_KEYS))
+    if unknown:
+        raise ValueError(f"{where}: `vocabularies[{side!r}]` has unknown key(s) {unknown}; keys: "
+                         f"{VOCABULARY_KEYS}")
+    tokens = value["tokens"]
+    if not isinstance(tokens, (list, tuple)) or not all(isinstance(t, str) for t in tokens):
+        raise ValueError(f"{where}: `vocabularies[{side!r}]['tokens']` must be a list of strings")
+    level, standardize = value.get("level", "word"), value.get("standardize")
+    try:
+        vectorizer = TokenVectorizer(tokens, level=level, standardize=standardize,
+                                     name=f"{side}_vectorizer")
+    except ValueError as error:
+        raise ValueError(f"{where}: `vocabularies[{side!r}]`: {error}") from None
+    if vectorizer.vocabulary_size != size:
+        raise ValueError(f"{where}: `vocabularies[{side!r}]` has {vectorizer.vocabulary_size} "
+                         f"tokens (the 4 reserved ones included) but {side}_vocab_size={size}")
+    return {"tokens": vectorizer.get_vocabulary(), "level": level,
+            "standardize": standardize}, vectorizer
+
+
 @keras.saving.register_keras_serializable(package="kzoo")
 class Seq2Seq(keras.Model):
     """Encoder-decoder over token ids; see the module docstring.
@@ -74,6 +121,10 @@ class Seq2Seq(keras.Model):
     decoder width); ``attention_layer_size`` the attention vector's size (default: the decoder
     width). ``scheduled_sampling`` p > 0 feeds the model's own previous prediction (argmax, or a
     sample with ``scheduled_sampling_mode="sample"``) with probability p in training.
+    ``vocabularies``: None, or ``{"source": v, "target": v}`` with each ``v`` a
+    ``kzoo.layers.TokenVectorizer`` or ``{"tokens": [...], "level": "word"|"char",
+    "standardize": None|...}`` (``tokens`` index = id, as many as the vocabulary size): the
+    model then has ``source_vectorizer``/``target_vectorizer`` and :meth:`translate`.
     """
 
     def __init__(self, source_vocab_size=8000, target_vocab_size=8000, source_embedding_dim=64,
@@ -82,7 +133,7 @@ class Seq2Seq(keras.Model):
                  attention="bahdanau", attention_units=None, luong_score="general",
                  attention_normalize=False, attention_scale=False, attention_layer_size=None,
                  input_feeding=True, scheduled_sampling=0.0, scheduled_sampling_mode="argmax",
-                 start_id=1, end_id=2, seed=None, **kwargs):
+                 start_id=1, end_id=2, seed=None, vocabularies=None, **kwargs):
         where = kwargs.get("name") or "Seq2Seq"
         validate_common(where, cell=cell, units=units, num_layers=num_layers,
                         merge_mode=merge_mode, dropout=dropout,
@@ -107,6 +158,17 @@ class Seq2Seq(keras.Model):
                                  f"{target_vocab_size}) (0 is padding), got {value!r}")
         if start_id == end_id:
             raise ValueError(f"{where}: `start_id` and `end_id` must differ, both are {start_id}")
+        vectorizers = {}
+        if vocabularies is not None:
+            if not isinstance(vocabularies, dict) or set(vocabularies) != set(VOCABULARY_SIDES):
+                raise ValueError(f"{where}: `vocabularies` must be None or a dict with keys "
+                                 f"'source' and 'target', got {vocabularies!r:.80}")
+            sizes = {"source": source_vocab_size, "target": target_vocab_size}
+            specs = {}
+            for side in VOCABULARY_SIDES:
+                specs[side], vectorizers[side] = _vocabulary_spec(where, side,
+                                                                  vocabularies[side], sizes[side])
+            vocabularies = specs
         for key, value in (("bidirectional", bidirectional), ("residual", residual),
                            ("input_feeding", input_feeding),
                            ("attention_normalize", attention_normalize),
@@ -138,6 +200,10 @@ class Seq2Seq(keras.Model):
         self.end_id = end_id
         self.pad_id = PAD_ID
         self.seed = seed
+        # Plain data for get_config (the layers below are rebuilt from it on load).
+        self.vocabularies = vocabularies
+        self.source_vectorizer = vectorizers.get("source")
+        self.target_vectorizer = vectorizers.get("target")
 
         # -- encoder: a functional model (the shared recurrent stack) -------------------------
         source = keras.Input((None,), dtype="int32", name="source_ids")
@@ -313,6 +379,34 @@ class Seq2Seq(keras.Model):
                                tf.constant(length_penalty, tf.float32),
                                tf.constant(coverage_penalty, tf.float32))
 
+    def translate(self, texts, max_length=None, method="greedy", beam_width=4,
+                  length_penalty=0.0, coverage_penalty=0.0):
+        """Translate strings with the model's vocabularies: a list of str (or one str) ->
+        a list of str. Tokenized in the graph by ``source_vectorizer``, decoded by
+        :meth:`generate` (``max_length`` default :func:`text_decode_length` of the longest
+        input), detokenized by ``target_vectorizer.detokenize`` (tokens before the end token)."""
+        if self.vocabularies is None:
+            raise ValueError(f"{self.name}.translate: this model carries no vocabularies; build "
+                             f"it with `vocabularies=` (e.g. a dataset's info.vectorizers) or "
+                             f"decode token ids with generate()")
+        single = isinstance(texts, str)
+        texts = [texts] if single else list(texts)
+        if not texts or not all(isinstance(t, str) for t in texts):
+            raise ValueError(f"{self.name}.translate: `texts` must be a string or a non-empty "
+                             f"list of strings")
+        source_ids = self.source_vectorizer(tf.constant(texts))
+        if source_ids.shape[1] == 0:  # only empty strings: one padding step to encode
+            source_ids = tf.zeros([len(texts), 1], tf.int32)
+        if max_length is None:
+            max_length = min(text_decode_length(int(source_ids.shape[1])),
+                             decoding.MAX_DECODE_LENGTH)
+        result = self.generate(source_ids, max_length=max_length, method=method,
+                               beam_width=beam_width, length_penalty=length_penalty,
+                               coverage_penalty=coverage_penalty)
+        strings = self.target_vectorizer.detokenize(result["tokens"], end_id=self.end_id)
+        outputs = [s.decode("utf-8") for s in strings.numpy().tolist()]
+        return outputs[0] if single else outputs
+
     def _default_length(self, source_ids, max_length):
         return tf.where(max_length > 0, max_length, 2 * tf.shape(source_ids)[1] + 2)
 
@@ -355,6 +449,11 @@ class Seq2Seq(keras.Model):
             "dropout", "residual", "attention", "attention_units", "luong_score",
             "attention_normalize", "attention_scale", "attention_layer_size", "input_feeding",
             "scheduled_sampling", "scheduled_sampling_mode", "start_id", "end_id", "seed")}
+        # Plain lists and dicts (the attribute is wrapped by Keras' attribute tracking).
+        config["vocabularies"] = None if self.vocabularies is None else {
+            side: {"tokens": list(spec["tokens"]), "level": spec["level"],
+                   "standardize": spec["standardize"]}
+            for side, spec in self.vocabularies.items()}
         return {**super().get_config(), **config}
 
     @classmethod
@@ -405,7 +504,8 @@ def _seq2seq(name, **config):
 def seq2seq_rnn(*, source_vocab_size=8000, target_vocab_size=8000, source_embedding_dim=64,
                 target_embedding_dim=64, units=64, num_layers=1, bidirectional=False,
                 merge_mode="concat", dropout=0.0, residual=False, scheduled_sampling=0.0,
-                scheduled_sampling_mode="argmax", start_id=1, end_id=2):
+                scheduled_sampling_mode="argmax", start_id=1, end_id=2,
+                vocabularies=None):
     """Seq2seq, Elman RNN encoder-decoder without attention (the decoder starts from the encoder's
     final state). See :class:`Seq2Seq` for the config."""
     return _seq2seq("seq2seq_rnn", cell="rnn", attention=None, **dict(locals()))
@@ -415,7 +515,8 @@ def seq2seq_rnn(*, source_vocab_size=8000, target_vocab_size=8000, source_embedd
 def seq2seq_lstm(*, source_vocab_size=8000, target_vocab_size=8000, source_embedding_dim=64,
                  target_embedding_dim=64, units=64, num_layers=1, bidirectional=False,
                  merge_mode="concat", dropout=0.0, residual=False, scheduled_sampling=0.0,
-                 scheduled_sampling_mode="argmax", start_id=1, end_id=2):
+                 scheduled_sampling_mode="argmax", start_id=1, end_id=2,
+                 vocabularies=None):
     """Seq2seq, LSTM encoder-decoder without attention (Sutskever et al. 2014). See
     :class:`Seq2Seq` for the config."""
     return _seq2seq("seq2seq_lstm", cell="lstm", attention=None, **dict(locals()))
@@ -425,7 +526,8 @@ def seq2seq_lstm(*, source_vocab_size=8000, target_vocab_size=8000, source_embed
 def seq2seq_gru(*, source_vocab_size=8000, target_vocab_size=8000, source_embedding_dim=64,
                 target_embedding_dim=64, units=64, num_layers=1, bidirectional=False,
                 merge_mode="concat", dropout=0.0, residual=False, scheduled_sampling=0.0,
-                scheduled_sampling_mode="argmax", start_id=1, end_id=2):
+                scheduled_sampling_mode="argmax", start_id=1, end_id=2,
+                vocabularies=None):
     """Seq2seq, GRU encoder-decoder without attention (Cho et al. 2014). See :class:`Seq2Seq`
     for the config."""
     return _seq2seq("seq2seq_gru", cell="gru", attention=None, **dict(locals()))
@@ -437,7 +539,8 @@ def seq2seq_attention(*, source_vocab_size=8000, target_vocab_size=8000,
                       bidirectional=False, merge_mode="concat", dropout=0.0, residual=False,
                       attention_units=None, attention_normalize=False, attention_layer_size=None,
                       input_feeding=True, monotonic=False, scheduled_sampling=0.0,
-                      scheduled_sampling_mode="argmax", start_id=1, end_id=2):
+                      scheduled_sampling_mode="argmax", start_id=1, end_id=2,
+                      vocabularies=None):
     """Seq2seq, LSTM encoder-decoder with Bahdanau (additive) attention and input feeding: the
     headline model. ``monotonic=True`` uses monotonic attention. See :class:`Seq2Seq`."""
     config = dict(locals())
@@ -451,7 +554,8 @@ def seq2seq_luong(*, source_vocab_size=8000, target_vocab_size=8000, source_embe
                   merge_mode="concat", dropout=0.0, residual=False, luong_score="general",
                   attention_scale=False, attention_units=None, attention_layer_size=None,
                   input_feeding=True, monotonic=False, scheduled_sampling=0.0,
-                  scheduled_sampling_mode="argmax", start_id=1, end_id=2):
+                  scheduled_sampling_mode="argmax", start_id=1, end_id=2,
+                  vocabularies=None):
     """Seq2seq, LSTM encoder-decoder with Luong (multiplicative) attention, ``luong_score``
     dot, general or concat, and input feeding. See :class:`Seq2Seq`."""
     config = dict(locals())

@@ -96,14 +96,16 @@ SERVE_SCRIPT = os.path.join(os.path.dirname(__file__), "serve_in_fresh_process.p
 
 def serve_in_fresh_process(jobs, directory):
     """Run :mod:`serve_in_fresh_process` once for all ``jobs`` (``{key: (saved_model_dir,
-    feed)}``); returns ``{key: {"direct": outputs, "predict_request": outputs, "rest": outputs,
-    "rest_inputs": inputs}}``."""
+    feed)}``, or ``(saved_model_dir, feed, signature_name)``); returns ``{key: {"direct":
+    outputs, "predict_request": outputs, "rest": outputs, "rest_inputs": inputs, "spec":
+    {input: [dtype, *dims]}}}`` ("rest" only for serving_default)."""
     manifest = {}
-    for key, (saved, feed) in jobs.items():
+    for key, (saved, feed, *signature) in jobs.items():
         feed_path = os.path.join(directory, f"{key}.feed.npz")
         np.savez(feed_path, **feed)
         manifest[key] = {"saved_model": saved, "feed": feed_path,
-                         "output": os.path.join(directory, f"{key}.out.npz")}
+                         "output": os.path.join(directory, f"{key}.out.npz"),
+                         "signature": signature[0] if signature else "serving_default"}
     manifest_path = os.path.join(directory, "manifest.json")
     with open(manifest_path, "w") as handle:
         json.dump(manifest, handle)

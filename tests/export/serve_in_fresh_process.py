@@ -2,12 +2,14 @@
 
     python serve_in_fresh_process.py manifest.json
 
-For every entry of the manifest (``{key: {"saved_model", "feed", "output"}}``) it loads the
-SavedModel with ``tf.saved_model.load``, calls ``serving_default`` with the feed directly
-("direct"), through a ``PredictRequest`` built with ``tensorflow_serving.apis.predict_pb2`` and
-``tf.make_tensor_proto`` and decoded as the server decodes it ("predict_request"), and with the
+For every entry of the manifest (``{key: {"saved_model", "feed", "output"[, "signature"]}}``)
+it loads the SavedModel with ``tf.saved_model.load``, calls the signature (``serving_default``
+unless the entry names another) with the feed directly ("direct"), through a ``PredictRequest``
+built with ``tensorflow_serving.apis.predict_pb2`` and ``tf.make_tensor_proto`` and decoded as
+the server decodes it ("predict_request"), and for ``serving_default`` with the
 ``sample_request.json`` REST body beside the versions ("rest", and its inputs "rest_inputs").
-Outputs go to ``output`` as ``group/tensor`` arrays of an npz file.
+Outputs go to ``output`` as ``group/tensor`` arrays of an npz file (strings as bytes arrays), plus
+"spec/<input>" arrays holding each input's dtype name and shape, -1 for a free dimension.
 """
 
 import json
@@ -43,14 +45,15 @@ def main(manifest_path):
         manifest = json.load(handle)
     for key, entry in manifest.items():
         loaded = tf.saved_model.load(entry["saved_model"])
-        serve = loaded.signatures["serving_default"]
+        signature_name = entry.get("signature", "serving_default")
+        serve = loaded.signatures[signature_name]
         with np.load(entry["feed"]) as data:
             feed = {name: data[name] for name in data.files}
         results = {"direct": serve(**{k: tf.constant(v) for k, v in feed.items()})}
 
         request = predict_pb2.PredictRequest()
         request.model_spec.name = key
-        request.model_spec.signature_name = "serving_default"
+        request.model_spec.signature_name = signature_name
         for name, value in feed.items():
             request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
         wire = predict_pb2.PredictRequest.FromString(request.SerializeToString())
@@ -58,16 +61,26 @@ def main(manifest_path):
                    wire.inputs.items()}
         results["predict_request"] = serve(**decoded)
 
-        base_dir = os.path.dirname(entry["saved_model"].rstrip(os.sep))
-        with open(os.path.join(base_dir, "sample_request.json")) as handle:
-            body = json.load(handle)
-        tensors = rest_inputs(body, serve)
-        results["rest"] = serve(**tensors)
-        results["rest_inputs"] = tensors
+        if signature_name == "serving_default":
+            base_dir = os.path.dirname(entry["saved_model"].rstrip(os.sep))
+            with open(os.path.join(base_dir, "sample_request.json")) as handle:
+                body = json.load(handle)
+            tensors = rest_inputs(body, serve)
+            results["rest"] = serve(**tensors)
+            results["rest_inputs"] = tensors
 
-        arrays = {f"{group}/{name}": np.asarray(value)
+        arrays = {f"{group}/{name}": _plain(value)
                   for group, outputs in results.items() for name, value in outputs.items()}
+        for name, spec in serve.structured_input_signature[1].items():
+            arrays[f"spec/{name}"] = np.array(
+                [spec.dtype.name] + [str(-1 if d is None else d) for d in spec.shape.as_list()])
         np.savez(entry["output"], **arrays)
+
+
+def _plain(value):
+    """A NumPy array npz stores without pickling: tf.string tensors become bytes arrays."""
+    array = np.asarray(value)
+    return array.astype(bytes) if array.dtype == object else array
 
 
 if __name__ == "__main__":

@@ -1,0 +1,187 @@
+"""The string signature: a translator trained on ``number_words`` carries the dataset's
+vocabularies, and its SavedModel, reloaded in a fresh process without kzoo, translates held-out
+English number words through ``translate``, called directly and through a TF Serving
+PredictRequest of strings, exactly as ``kzoo predict`` does.
+
+The default run trains and exports in this process through the functions behind ``kzoo train``
+and ``kzoo export``; the slow check runs the installed commands themselves.
+"""
+
+import subprocess
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import kzoo
+import kzoo.export
+from kzoo import training
+from kzoo.export.signatures import signatures
+from kzoo.datasets.number_words.number_words_dataset_builder import split_numbers
+from kzoo.layers.text import TokenVectorizer
+from kzoo.models.seq2seq import text_decode_length
+
+from ..conftest import kzoo_command
+from .conftest import serve_in_fresh_process
+
+MAX_NUMBER = 200
+SMALL = {"units": 16, "source_embedding_dim": 8, "target_embedding_dim": 8}
+TRAINING = {"epochs": 12, "batch_size": 16, "learning_rate": 0.01}
+
+
+@pytest.fixture(scope="module")
+def translator(tmp_path_factory):
+    """A run of seq2seq_attention trained on number_words (English words -> German characters)
+    and exported as a SavedModel, in this process: ``run_dir``."""
+    tmp = tmp_path_factory.mktemp("translator")
+    run = training.train("seq2seq_attention", "number_words", out=tmp / "run",
+                         model_config=SMALL, dataset_options={"max_number": MAX_NUMBER},
+                         data_dir=str(tmp / "data"), verbose=0, plots=False,
+                         deterministic=False, **TRAINING)
+    training.export_run(run.directory, formats=("saved_model",), samples=8,
+                        data_dir=str(tmp / "data"))
+    return run.directory
+
+
+def _held_out_words():
+    from num2words import num2words
+
+    return [num2words(int(n), lang="en") for n in split_numbers(MAX_NUMBER)["test"]]
+
+
+def check_translates_like_predict(run_dir, texts, predicted, directory):
+    """The exported ``translate`` signature, served in a fresh process, gives ``predicted`` (kzoo
+    predict's strings) and ``model.generate``'s tokens on kzoo predict's ids."""
+    saved = str(run_dir / "export" / "saved_model" / "1")
+    feed = {"text": np.array([t.encode() for t in texts]), "max_length": np.array(0, np.int32)}
+    served = serve_in_fresh_process({"translator": (saved, feed, "translate")},
+                                    directory)["translator"]
+    assert list(served["spec"]["text"]) == ["string", "-1"]
+    assert list(served["spec"]["max_length"]) == ["int32"]
+    for route in ("direct", "predict_request"):
+        translations = [t.decode() for t in served[route]["translation"]]
+        assert translations == predicted, route
+    # The model learned something: German-looking words, not one repeated guess.
+    assert len(set(predicted)) > len(texts) // 2
+
+    model = training.load_run_model(run_dir)
+    vocabularies = training.read_vocabularies(run_dir)
+    assert model.vocabularies["source"]["tokens"] == vocabularies["source"]
+    assert model.vocabularies["target"] == {"tokens": vocabularies["target"], "level": "char",
+                                            "standardize": None}
+    rows = [training.encode_text(t, vocabularies["source"], "word") for t in texts]
+    source = np.zeros((len(rows), max(map(len, rows))), np.int32)
+    for i, row in enumerate(rows):
+        source[i, :len(row)] = row
+    expected = model.generate(source, max_length=text_decode_length(source.shape[1]))
+    np.testing.assert_array_equal(served["direct"]["tokens"], expected["tokens"])
+    np.testing.assert_array_equal(served["direct"]["lengths"], expected["lengths"])
+    np.testing.assert_allclose(served["direct"]["attention"], expected["attention"], atol=1e-5)
+    assert model.translate(texts) == predicted
+
+
+def test_exported_run_translates_strings_like_kzoo_predict(translator, tmp_path):
+    texts = _held_out_words()
+    assert len(texts) == MAX_NUMBER // 10
+    check_translates_like_predict(translator, texts, training.predict(translator, texts),
+                                  str(tmp_path))
+
+
+def _kzoo(*args):
+    result = subprocess.run([kzoo_command(), *map(str, args)], capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, f"{args}\n{result.stdout}\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+@pytest.mark.slow
+def test_kzoo_train_export_predict_chain_serves_strings(tmp_path):
+    data_dir, run_dir = tmp_path / "data", tmp_path / "run"
+    config = [a for key, value in SMALL.items() for a in ("--config", f"{key}={value}")]
+    _kzoo("train", "seq2seq_attention", "--dataset", "number_words", "--option",
+          f"max_number={MAX_NUMBER}", "--data-dir", data_dir, "--epochs", TRAINING["epochs"],
+          "--batch-size", TRAINING["batch_size"], "--lr", TRAINING["learning_rate"], *config,
+          "--quiet", "--out", run_dir)
+    _kzoo("export", run_dir, "--format", "saved_model", "--samples", 8, "--data-dir", data_dir)
+    texts = _held_out_words()
+    predicted = [line.split(" -> ", 1)[1] for line in
+                 _kzoo("predict", run_dir, *texts).splitlines()]
+    check_translates_like_predict(run_dir, texts, predicted, str(tmp_path))
+
+
+def test_translate_signature_tokenizes_unknown_words_and_empty_text(translator):
+    run_dir = translator
+    loaded = tf.saved_model.load(str(run_dir / "export" / "saved_model" / "1"))
+    translate = loaded.signatures["translate"]
+    model = training.load_run_model(run_dir)
+    texts = ["twenty-three", "zwanzig three", "", "seven"]
+    out = translate(text=tf.constant(texts), max_length=tf.constant(12))
+    assert out["tokens"].shape == (4, 12) and out["translation"].dtype == tf.string
+    assert [t.decode() for t in out["translation"].numpy()] == model.translate(texts,
+                                                                              max_length=12)
+    # Only empty strings: one padding step is encoded (no zero-width batch).
+    empty = translate(text=tf.constant(["", ""]), max_length=tf.constant(0))
+    assert empty["tokens"].shape == (2, text_decode_length(1))
+
+
+def test_only_the_saved_model_gets_the_string_signature():
+    model = kzoo.build("seq2seq_rnn", units=4, source_embedding_dim=4, target_embedding_dim=4,
+                       source_vocab_size=6, target_vocab_size=7,
+                       vocabularies={"source": TokenVectorizer(["one", "two"]),
+                                     "target": TokenVectorizer(list("abc"), level="char")})
+    assert [s.name for s in signatures(model)][-1] == "translate"
+    assert "translate" not in [s.name for s in signatures(model, text=False)]
+    assert "translate" not in [s.name for s in signatures(kzoo.build("seq2seq_rnn", units=4))]
+
+
+@pytest.mark.slow
+def test_tflite_leaves_the_string_signature_out(tmp_path):
+    """String ops are not TFLite builtins: the file holds the four id signatures."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    model = kzoo.build("seq2seq_rnn", units=4, source_embedding_dim=4, target_embedding_dim=4,
+                       source_vocab_size=6, target_vocab_size=7,
+                       vocabularies={"source": TokenVectorizer(["one", "two"]),
+                                     "target": TokenVectorizer(list("abc"), level="char")})
+    path = kzoo.export.tflite(model, tmp_path / "translator.tflite")
+    with open(path, "rb") as handle:
+        names = set(Interpreter(model_content=handle.read()).get_signature_list())
+    assert names == {"serving_default", "beam_search", "encode", "decode_step"}
+
+
+def test_detokenize_stops_at_end_or_padding():
+    words = TokenVectorizer(["one", "two"], level="word")
+    chars = TokenVectorizer(list("ab"), level="char")
+    ids = [[4, 5, 3, 1, 2, 4], [0, 4, 2, 0, 0, 0], [5, 5, 5, 5, 5, 5]]
+    assert words.detokenize(ids).numpy().tolist() == [b"one two [UNK] <start>", b"",
+                                                      b"two two two two two two"]
+    assert chars.detokenize(ids, end_id=3).numpy().tolist() == [b"ab", b"", b"bbbbbb"]
+    with pytest.raises(ValueError, match="batch, time"):
+        words.detokenize([4, 5])
+
+
+def test_vocabularies_are_checked_and_saved(tmp_path):
+    source = TokenVectorizer(["one", "two"])
+    target = TokenVectorizer(list("abc"), level="char")
+    small = dict(units=4, source_embedding_dim=4, target_embedding_dim=4)
+    model = kzoo.build("seq2seq_lstm", source_vocab_size=6, target_vocab_size=7,
+                       vocabularies={"source": source, "target": target}, **small)
+    assert model.get_config()["vocabularies"]["target"] == {
+        "tokens": ["", "<start>", "<end>", "[UNK]", "a", "b", "c"], "level": "char",
+        "standardize": None}
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert loaded.translate(["one two", "three"]) == model.translate(["one two", "three"])
+    bad = [({"source": source}, "keys 'source' and 'target'"),
+           ({"source": source, "target": TokenVectorizer(list("ab"))}, "has 6 tokens.*target_vocab_size=7"),
+           ({"source": {"tokens": ["x"], "level": "subword"}, "target": target}, "level"),
+           ({"source": {"words": ["x"]}, "target": target}, "'tokens'"),
+           ({"source": {"tokens": "one two"}, "target": target}, "list of strings")]
+    for vocabularies, message in bad:
+        with pytest.raises(ValueError, match=message):
+            kzoo.build("seq2seq_lstm", source_vocab_size=6, target_vocab_size=7,
+                       vocabularies=vocabularies, **small)
+    plain = kzoo.build("seq2seq_lstm", **small)
+    with pytest.raises(ValueError, match="carries no vocabularies"):
+        plain.translate("one")
