@@ -10,7 +10,8 @@ import keras
 import tensorflow as tf
 
 from kzoo.layers.cell import RecurrentCell
-from kzoo.layers.scan import scan
+from kzoo.layers.cudnn import cudnn_refusal, run_cudnn
+from kzoo.layers.scan import get_scan_mode, scan
 
 _LAYER_KEYS = ("return_sequences", "return_state", "go_backwards", "stateful",
                "zero_output_for_mask")
@@ -185,6 +186,17 @@ class Recurrent(keras.layers.Layer):
         return output
 
     def _run(self, sequences, states, mask, recurrent_mask):
+        cell = self.cell
+        # cuDNN emits zeros at padded steps: with a mask, only where that is what we emit too.
+        zeros_at_padding = mask is None or not self.return_sequences or self.zero_output_for_mask
+        if zeros_at_padding and cudnn_refusal(cell, mode=get_scan_mode(),
+                                              recurrent_mask=recurrent_mask) is None:
+            return run_cudnn(cell, sequences, states, mask, self.go_backwards,
+                             self.return_sequences,
+                             lambda: self._run_scan(sequences, states, mask, recurrent_mask))
+        return self._run_scan(sequences, states, mask, recurrent_mask)
+
+    def _run_scan(self, sequences, states, mask, recurrent_mask):
         cell = self.cell
         # Transposing the narrow inputs (not the k·units-wide projection) to time-major, then
         # projecting every step in one matmul.

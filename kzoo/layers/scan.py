@@ -4,10 +4,15 @@
 of ``inputs`` (batch-major, ``(B, T, ...)``), where ``x_t`` is the already projected input of step t
 (the layers do the input projection of all steps as one matmul before calling the engine).
 
-The loop is a single ``tf.while_loop`` that carries the states. How the per-step outputs are
-collected depends on where the graph is going, chosen with :func:`scan_mode`:
+The loop is a single ``tf.while_loop`` that carries the states. Its form depends on where the
+graph is going, chosen with :func:`scan_mode`:
 
-* ``"tensorarray"`` (the default): a ``TensorArray``, linear in T in the TensorFlow runtime.
+* ``"tensorarray"`` (what the default ``"auto"`` runs on the CPU): outputs collected in a
+  ``TensorArray``, linear in T in the TensorFlow runtime. Under a gradient tape, cells with a
+  hand-derived step gradient (:mod:`kzoo.layers.bptt`) run the engine's own backpropagation
+  through time (:func:`_scan_bptt`); other cells are differentiated by TensorFlow.
+* ``"xla"``: the forward pass of those cells as one XLA computation (opt-in, see
+  :func:`scan_mode`).
 * ``"tflite"``: no TensorArray/TensorList at all, so the TFLite converter lowers the loop to
   builtin ``WHILE`` ops with dynamic batch and time. A loop-carried output buffer is copied by
   the runtime on every iteration, so the loop runs ``TFLITE_UNROLL`` steps per iteration (their
@@ -31,21 +36,23 @@ except ImportError:     # pragma: no cover
     def _tape_is_active():
         return False
 
-SCAN_MODES = ("tensorarray", "xla", "tflite")
+SCAN_MODES = ("auto", "tensorarray", "xla", "tflite")
 
 _local = threading.local()
 
 
 def get_scan_mode():
     """The output-collection form layers trace with in this thread (see :func:`scan_mode`)."""
-    return getattr(_local, "mode", "tensorarray")
+    return getattr(_local, "mode", "auto")
 
 
 @contextlib.contextmanager
 def scan_mode(mode):
     """Trace every kzoo recurrent layer called inside the block with the given loop form.
 
-    ``"tensorarray"`` is the default. ``scan_mode("xla")`` runs the forward pass of the standard
+    ``"auto"`` is the default: the ``"tensorarray"`` loops, or Keras' cuDNN kernels for the
+    standard LSTM/GRU where a GPU is present (:mod:`kzoo.layers.cudnn`). ``"tensorarray"`` is
+    the portable graph exports trace with: TensorFlow ops any CPU server runs. ``scan_mode("xla")`` runs the forward pass of the standard
     cells (those with a :class:`kzoo.layers.bptt.StepGradient`) as one XLA computation when no
     gradient tape is recording: the fastest inference on CPU, compiled once per input shape,
     but not for graphs you export (TF Serving does not run XLA:CPU by default); training is as
@@ -112,7 +119,8 @@ def scan(
       zero_output_for_mask: masked steps emit zeros instead of the previous output.
       time_major: ``inputs`` are ``(T, B, ...)`` (``mask`` stays ``(B, T)``); the outputs are
         batch-major either way.
-      mode: ``"tensorarray"``, ``"xla"`` or ``"tflite"``; default :func:`get_scan_mode`.
+      mode: one of :data:`SCAN_MODES`; default :func:`get_scan_mode` (``"auto"`` is
+        ``"tensorarray"`` here: the cuDNN dispatch happens in the layers).
       output_is_state: the step's output is its first new state (true of every kzoo cell);
         then an unmasked loop carries no separate last output.
       step_gradient: optional :class:`kzoo.layers.bptt.StepGradient` of the same step. When a
@@ -123,6 +131,8 @@ def scan(
     mode = mode or get_scan_mode()
     if mode not in SCAN_MODES:
         raise ValueError(f"mode must be one of {SCAN_MODES}, got {mode!r}")
+    if mode == "auto":
+        mode = "tensorarray"
     initial_states = [tf.convert_to_tensor(s) for s in initial_states]
     inputs_tm = inputs if time_major else _time_major(inputs)
     mask_tm = None

@@ -48,7 +48,7 @@ def test_scan_mode_rejects_unknown_mode_and_restores():
             pass
     with L.scan_mode("tflite"):
         assert get_scan_mode() == "tflite"
-    assert get_scan_mode() == "tensorarray"
+    assert get_scan_mode() == "auto"
 
 
 def test_tensorarray_form_builds_no_quadratic_buffer():
