@@ -1,0 +1,172 @@
+"""Peak memory of one training step (and of one inference call) of kzoo LSTM/GRU against
+keras.layers.LSTM/GRU at a long sequence.
+
+    python benchmarks/memory.py [--shape B,T,F,U ...] [--cells lstm,gru] [--modes train,infer]
+                                [--runs 3]
+
+Default shape (batch, time, inputs, units) = (16, 1000, 32, 64). Each variant is
+``Sequential([Input((T, F)), layer(U), Dense(1)])`` with SGD, run by a ``tf.function`` as in
+``benchmarks/rnn_speed.py`` (batch dimension left free in its input signature).
+
+Method (Linux): the peak resident set size of a fresh subprocess per (layer, mode, run). The
+child builds the model, calls the function twice on one batch row (tracing, graph optimization,
+first allocations: all done before measuring), then records its resident size, resets the
+kernel's high-water mark (``/proc/self/clear_refs`` "5") and runs one call on the whole batch;
+the figure is the high-water mark (``VmHWM``) minus that resident size: the memory the call
+itself needed. The table shows the median over ``--runs`` subprocesses.
+
+Why not something simpler: ``tf.config.experimental.get_memory_info("CPU:0")`` works on CPU
+only through oneDNN's allocator, whose peak misses tensors under its small-allocation threshold
+(a loop that stores 1000 tensors of 16 KB each shows only the final stacked tensor), and those
+are exactly what a recurrent layer's backward pass keeps per step; tracemalloc does not see
+TensorFlow's allocations at all. A fresh process per figure also keeps one variant's freed but
+cached memory from lowering the next one's. What the figure includes: everything the process
+maps during the call (TensorFlow's allocators, oneDNN scratch, the Python heap); the one-row
+warm-up calls may leave a little pooled memory that the full call reuses, for both layers alike.
+"""
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+MODES = ("train", "infer")
+LAYERS = ("kzoo", "keras")
+COLUMNS = ("cell", "(B, T, F, U)", "mode", "kzoo MiB", "Keras MiB", "ratio")
+
+
+def _status_kib(field):
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field} line")
+
+
+def _layer_class(cell, layer):
+    import keras
+
+    import kzoo
+
+    module = kzoo.layers if layer == "kzoo" else keras.layers
+    return getattr(module, cell.upper())
+
+
+def child(cell, layer, mode, shape, seed=0):
+    """Bytes the resident set grew by, at its peak, during one full-batch call (see the
+    module docstring). Runs in the subprocess."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    batch, steps, features, units = shape
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.Input((steps, features)), _layer_class(cell, layer)(units),
+                              keras.layers.Dense(1)])
+    optimizer = keras.optimizers.SGD(0.0)
+    x = tf.constant(np.random.default_rng(seed).normal(size=(batch, steps, features)),
+                    tf.float32)
+    y = tf.zeros((batch, 1))
+    signature = [tf.TensorSpec([None, steps, features]), tf.TensorSpec([None, 1])]
+
+    @tf.function(input_signature=signature)
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(model(x, training=True) - y))
+        gradients = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        return loss
+
+    @tf.function(input_signature=signature)
+    def infer(x, y):
+        return model(x, training=False)
+
+    fn = train_step if mode == "train" else infer
+    fn(x[:1], y[:1]).numpy()
+    fn(x[:1], y[:1]).numpy()
+    gc.collect()
+    resting = _status_kib("VmRSS")
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")  # VmHWM := VmRSS
+    fn(x, y).numpy()
+    return (_status_kib("VmHWM") - resting) * 1024
+
+
+def measure(cell, layer, mode, shape):
+    """Run :func:`child` in a fresh Python; returns its bytes."""
+    command = [sys.executable, os.path.abspath(__file__), "--child",
+               json.dumps({"cell": cell, "layer": layer, "mode": mode, "shape": shape})]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"memory.py child {cell}/{layer}/{mode} {shape} failed:\n"
+                           f"{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])["bytes"]
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", action="append",
+                        help="batch,time,features,units (repeatable); default 16,1000,32,64")
+    parser.add_argument("--cells", default="lstm,gru")
+    parser.add_argument("--modes", default="train,infer")
+    parser.add_argument("--runs", type=int, default=3, help="subprocesses per figure (median)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return args
+    try:
+        args.shape = [tuple(int(v) for v in s.split(","))
+                      for s in (args.shape or ["16,1000,32,64"])]
+    except ValueError:
+        parser.error(f"--shape must be four comma-separated integers, got {args.shape}")
+    if any(len(s) != 4 or min(s) <= 0 for s in args.shape):
+        parser.error(f"--shape must be four positive integers B,T,F,U, got {args.shape}")
+    args.cells, args.modes = args.cells.split(","), args.modes.split(",")
+    for option, values, choices in (("--cells", args.cells, ("lstm", "gru")),
+                                    ("--modes", args.modes, MODES)):
+        unknown = sorted(set(values) - set(choices))
+        if unknown:
+            parser.error(f"{option}: unknown {unknown}; choose from {list(choices)}")
+    if args.runs <= 0:
+        parser.error(f"--runs must be positive, got {args.runs}")
+    if not os.path.exists("/proc/self/clear_refs"):
+        parser.error("memory.py measures resident memory through /proc (Linux only)")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.child:
+        spec = json.loads(args.child)
+        print(json.dumps({"bytes": child(spec["cell"], spec["layer"], spec["mode"],
+                                         tuple(spec["shape"]))}))
+        return
+    from common import header, table_head, table_row
+
+    print(header("memory"))
+    print(f"peak resident-set growth of one call over the resident size before it, fresh "
+          f"process per figure, median of {args.runs}; MiB")
+    print(table_head(COLUMNS))
+    mib = 1 << 20
+    for cell in args.cells:
+        for shape in args.shape:
+            for mode in args.modes:
+                figures = {layer: statistics.median(measure(cell, layer, mode, list(shape))
+                                                    for _ in range(args.runs))
+                           for layer in LAYERS}
+                ratio = figures["kzoo"] / figures["keras"] if figures["keras"] > 0 else \
+                    float("nan")
+                print(table_row(COLUMNS, {
+                    "cell": cell, "(B, T, F, U)": shape, "mode": mode,
+                    "kzoo MiB": f"{figures['kzoo'] / mib:.1f}",
+                    "Keras MiB": f"{figures['keras'] / mib:.1f}",
+                    "ratio": f"{ratio:.2f}"}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
