@@ -3,7 +3,7 @@
 SavedModel's ``encode`` once and ``decode_step`` once per token, in one process.
 
     python benchmarks/decode_speed.py [--models seq2seq_attention,seq2seq_lstm] [--batch 1 ...]
-                                      [--max-length 40] [--repeats 5] [--max-number 10000]
+                                      [--max-length 40] [--repeats 10] [--max-number 10000]
 
 The models are built from the ``number_words`` dataset's ``model_config`` (untrained weights)
 and fed the first source rows of its test split. So that every decode runs exactly
@@ -184,7 +184,7 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, action="append",
                         help="batch size (repeatable); default 1 and 32")
     parser.add_argument("--max-length", type=int, default=40)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--max-number", type=int, default=10000,
                         help="number_words option: numbers below this")
     parser.add_argument("--data-dir", default=None, help="TFDS data_dir (default: TFDS')")

@@ -18,11 +18,12 @@ files must agree with the Keras 3 model within 1e-4, else the script stops; the 
 columns show each file's distance from the Keras 3 model.
 
 Tables: (1) µs per call at T=``--steps`` and the ratio kzoo / tf_keras (the issue's bar: float
-<= 1.0); (2) the float files' µs per step at every ``--scaling`` length and the kzoo per-step
-time relative to the first length (bar: <= 1.5 at T=4000); (3) a profile by ablation, since the
-Python interpreter has no op profiler: the ops one step of kzoo's ``WHILE`` body runs (read from
-the flatbuffer) and the per-step time of the ``serving_default`` loop (masked by ``lengths``)
-against the ``stream`` loop of the same file, whose body has no masking ops.
+<= 1.0); (2) the float files' µs per step at every ``--scaling`` length, all lengths timed in
+the same rounds, and the kzoo per-step time relative to the first length (bar: <= 1.5 at
+T=4000); (3) a profile by ablation, since the Python interpreter has no op profiler: the ops
+one step of kzoo's ``WHILE`` body runs (read from the flatbuffer) and the per-step time of the
+``serving_default`` loop (masked by ``lengths``) against the ``stream`` loop of the same file,
+whose body has no masking ops.
 """
 
 import argparse
@@ -47,7 +48,7 @@ FLOAT_TOLERANCE = 1e-4
 SPEED_COLUMNS = ("variant", "kzoo µs", "tf_keras fused µs", "ratio", "kzoo KB", "tf_keras KB",
                  "kzoo max abs diff", "tf_keras max abs diff")
 SCALING_COLUMNS = ("T", "kzoo µs", "kzoo µs/step", "kzoo per-step vs first T",
-                   "tf_keras fused µs/step")
+                   "tf_keras fused µs/step", "kzoo / fused per step")
 PROFILE_COLUMNS = ("kzoo loop (float, T={steps})", "ops per step", "µs/step",
                    "op mix per step")
 
@@ -225,22 +226,42 @@ def speed_rows(files, args, inputs, quantize_modes):
     return rows
 
 
+def _repeated(fn, calls):
+    def run():
+        for _ in range(calls):
+            fn()
+    return run
+
+
 def scaling_rows(files, args, rng):
-    """Table 2: the float files' time per step at every length of ``args.scaling``."""
-    rows, first = [], None
+    """Table 2: the float files' time per step at every length of ``args.scaling``.
+
+    All lengths are timed in the same rounds (each round invokes every file at every length,
+    the shorter ones several times, so that every length runs about as many steps): a load
+    that comes and goes on the machine then weighs on every length alike, and the per-step
+    ratio between lengths holds."""
+    longest = max(args.scaling)
+    fns, runs = [], []
     for steps in args.scaling:
         inputs = rng.normal(size=(1, steps, files.features)).astype(np.float32)
         ours = Runner(files.kzoo(None), {"inputs": inputs,
                                          "lengths": np.array([steps], np.int32)}, args.threads)
         theirs = Runner(files.tf_keras(steps, None), {"inputs": inputs}, args.threads)
-        # Fewer calls at long lengths: about as many steps timed at every length.
-        repeats = max(5, args.repeats * args.steps // steps)
-        ours_step, theirs_step = (us / steps for us in paired_us([ours, theirs], repeats))
-        first = first or ours_step
+        calls = max(1, longest // steps)
+        for runner in (ours, theirs):
+            fns.append(_repeated(runner.invoke, calls))
+            runs.append(calls * steps)
+    rounds = max(20, args.repeats * args.steps // longest)
+    per_step = [seconds * 1e6 / n for seconds, n in
+                zip(paired_median_seconds(fns, rounds), runs)]
+    rows = []
+    for k, steps in enumerate(args.scaling):
+        ours_step, theirs_step = per_step[2 * k], per_step[2 * k + 1]
         rows.append({"T": steps, "kzoo µs": f"{ours_step * steps:.0f}",
                      "kzoo µs/step": f"{ours_step:.2f}",
-                     "kzoo per-step vs first T": f"{ours_step / first:.2f}",
-                     "tf_keras fused µs/step": f"{theirs_step:.2f}"})
+                     "kzoo per-step vs first T": f"{ours_step / per_step[0]:.2f}",
+                     "tf_keras fused µs/step": f"{theirs_step:.2f}",
+                     "kzoo / fused per step": f"{ours_step / theirs_step:.2f}"})
     return rows
 
 
