@@ -59,9 +59,10 @@ class StepGradient:
         self.weights = list(weights)
 
     def inference_form(self, inputs_tm, weights):
-        """``(inputs_tm, weights, step)`` for a forward pass nobody differentiates, where a
-        cell may use a cheaper equivalent of ``step``; by default ``step`` itself."""
-        return inputs_tm, weights, self.step
+        """``(inputs_tm, weights, step)``: a cheaper equivalent of ``step`` for an XLA forward
+        pass nobody differentiates, or ``None`` to run ``step`` itself with its saved tensors
+        kept (which stops XLA from recomputing the terms they share)."""
+        return None
 
 
 class SimpleRNNStepGradient(StepGradient):
@@ -141,28 +142,6 @@ class GRUStepGradient(StepGradient):
         r = tf.sigmoid(x_r + r_r)
         n = tf.tanh(x_h + r * r_h)
         return [n + z * (h - n)], [z, r, n, r_h]
-
-    def inference_form(self, inputs_tm, weights):
-        """``σ(z) = (1 + tanh(z / 2)) / 2`` for z and r in one tanh, inputs and kernel scaled
-        by 1/2 (exact in floating point) in the z and r columns."""
-        units = tf.shape(weights[0])[-1] // 3
-        dtype = inputs_tm.dtype
-        scale = tf.concat([tf.fill([2 * units], tf.constant(0.5, dtype)),
-                           tf.ones([units], dtype)], 0)
-        weights = [w * scale for w in weights]
-
-        def step(x_t, states, weights):
-            h = states[0]
-            inner = tf.matmul(h, weights[0])
-            if len(weights) > 1:
-                inner = inner + weights[1]
-            x_zr, x_h = x_t[:, :2 * units], x_t[:, 2 * units:]
-            zr = tf.tanh(x_zr + inner[:, :2 * units]) * 0.5 + 0.5
-            z, r = zr[:, :units], zr[:, units:]
-            n = tf.tanh(x_h + r * inner[:, 2 * units:])
-            return [n + z * (h - n)], []
-
-        return inputs_tm * scale, weights, step
 
     def backward(self, d_states, states, new_states, saved, weights):
         d_h = d_states[0]

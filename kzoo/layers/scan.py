@@ -131,6 +131,9 @@ def scan(
     mode = mode or get_scan_mode()
     if mode not in SCAN_MODES:
         raise ValueError(f"mode must be one of {SCAN_MODES}, got {mode!r}")
+    # "auto": XLA for the engine's own BPTT when the graph's shapes are fixed (each shape is
+    # compiled once; with a dynamic time axis every new length would compile again).
+    jit_bptt = mode == "auto" and not tf.executing_eagerly() and inputs.shape.is_fully_defined()
     if mode == "auto":
         mode = "tensorarray"
     initial_states = [tf.convert_to_tensor(s) for s in initial_states]
@@ -154,16 +157,20 @@ def scan(
         emitted = _masked_update(m_t, output, zero_output) if zero_output_for_mask else carried
         return emitted, carried, new_states
 
-    if mode == "xla" and (step_gradient is None or _tape_is_active()):
+    if mode == "xla" and step_gradient is None:
         mode = "tensorarray"
     if mode == "xla":
+        if _tape_is_active():
+            return _scan_bptt(step_gradient, inputs_tm, mask_tm, initial_states,
+                              collect=return_sequences,
+                              zero_output_for_mask=zero_output_for_mask, jit=True)
         return _scan_xla(step_gradient, inputs_tm, mask_tm, initial_states,
                          collect=return_sequences, zero_output_for_mask=zero_output_for_mask)
     if mode == "tensorarray" and step_gradient is not None:
         if _tape_is_active():
             return _scan_bptt(step_gradient, inputs_tm, mask_tm, initial_states,
                               collect=return_sequences,
-                              zero_output_for_mask=zero_output_for_mask)
+                              zero_output_for_mask=zero_output_for_mask, jit=jit_bptt)
         # The same forward step, its weights read once before the loop rather than per step.
         weights = [tf.convert_to_tensor(w) for w in step_gradient.weights]
 
@@ -272,65 +279,86 @@ def _emitted(mask_tm, zero_output_for_mask, last_output, sequence):
     return last_output, sequence
 
 
-def _scan_bptt(step_gradient, inputs_tm, mask_tm, initial_states, collect,
-               zero_output_for_mask):
-    """The ``"tensorarray"`` form with the engine's own backpropagation through time.
+def _backward_loop(step_gradient, inputs_tm, mask_tm, states_ta, saved_ta, d_sequence, d_states,
+                   weights):
+    """Backpropagation through the loop :func:`_forward_loop` ran with ``keep``: returns the
+    gradients with respect to the inputs (time-major), the initial states and the weights."""
+    time_steps = tf.shape(inputs_tm)[0]
 
-    Forward: :func:`_forward_loop` keeping every step's saved tensors. Backward: one loop from
-    the last step to the first over ``step_gradient.backward``, masked steps passing their state
-    gradient straight through, then the recurrent weights' gradients as one matmul over all
-    steps. Only traced under a gradient tape (see :func:`scan`).
+    def back(i, d_states, tas):
+        t = time_steps - 1 - i
+        states = [ta.read(t) for ta in states_ta]
+        new_states = [ta.read(t + 1) for ta in states_ta]
+        saved = [ta.read(t) for ta in saved_ta]
+        d_states = list(d_states)
+        if d_sequence is not None:
+            d_states[0] = d_states[0] + d_sequence[t]
+        kept = None
+        if mask_tm is not None:
+            m = _expand_mask(mask_tm[t], d_states[0])
+            kept = [tf.where(m, tf.zeros_like(d), d) for d in d_states]
+            d_states = [tf.where(m, d, tf.zeros_like(d)) for d in d_states]
+        d_x, d_prev, d_rec = step_gradient.backward(d_states, states, new_states, saved, weights)
+        if kept is not None:
+            d_prev = [a + b for a, b in zip(d_prev, kept)]
+        tas = [tas[0].write(t, d_x)] + [ta.write(t, d_rec) for ta in tas[1:]]
+        return i + 1, d_prev, tas
+
+    # One TensorArray when the recurrent matmul's gradient is the input's (LSTM, RNN).
+    tas = [tf.TensorArray(inputs_tm.dtype, size=time_steps, element_shape=inputs_tm.shape[1:])]
+    if not step_gradient.recurrent_gradient_is_input_gradient:
+        tas.append(tf.TensorArray(d_states[0].dtype, size=time_steps))
+    _, d_initial, tas = tf.while_loop(
+        lambda i, *_: i < time_steps, back, (tf.constant(0), list(d_states), tas),
+        maximum_iterations=time_steps, parallel_iterations=32)
+    d_x = tas[0].stack()
+    d_rec = tas[-1].stack() if len(tas) > 1 else d_x
+    h_prev = states_ta[0].gather(tf.range(time_steps))
+    return d_x, list(d_initial), step_gradient.weight_gradients(h_prev, d_rec, weights)
+
+
+def _scan_bptt(step_gradient, inputs_tm, mask_tm, initial_states, collect,
+               zero_output_for_mask, jit=False):
+    """The engine's own backpropagation through time (under a gradient tape, see :func:`scan`).
+
+    Forward: :func:`_forward_loop` keeping every step's saved tensors. Backward:
+    :func:`_backward_loop`, one loop from the last step to the first over
+    ``step_gradient.backward``, masked steps passing their state gradient straight through, then
+    the recurrent weights' gradients as one matmul over all steps. With ``jit`` (scan mode
+    ``"xla"``) each of the two loops is one XLA computation.
     """
     n_states = len(initial_states)
     weights = [tf.convert_to_tensor(w) for w in step_gradient.weights]
-    dtype = initial_states[0].dtype
+    masks = [] if mask_tm is None else [mask_tm]
 
     @tf.custom_gradient
     def run(inputs_tm, *flat):
         states0, weights = list(flat[:n_states]), list(flat[n_states:])
         time_steps = tf.shape(inputs_tm)[0]
-        final_states, states_ta, saved_ta = _forward_loop(
-            step_gradient.step, inputs_tm, mask_tm, states0, weights, keep=True)
-        sequence = [states_ta[0].gather(tf.range(1, time_steps + 1))] if collect else []
+        if jit:
+            forward, backward = _xla_bptt(step_gradient, n_states)
+            # Eagerly the tape would record the call and ask XLA for its intermediates (which
+            # cannot leave XLA); this gradient is the custom one, so nothing is recorded.
+            final_states, states_seq, saved_seq = forward(
+                *tf.nest.map_structure(tf.stop_gradient, (inputs_tm, masks, states0, weights)))
+            sequence = [states_seq[0][1:]] if collect else []
+        else:
+            final_states, states_ta, saved_ta = _forward_loop(
+                step_gradient.step, inputs_tm, mask_tm, states0, weights, keep=True)
+            sequence = [states_ta[0].gather(tf.range(1, time_steps + 1))] if collect else []
 
         def grad(*upstream):
             upstream = list(upstream)
-            d_sequence = upstream.pop(0) if collect else None
+            d_sequence = [upstream.pop(0)] if collect else []
             d_states = [tf.zeros_like(s) if d is None else d
                         for d, s in zip(upstream, final_states)]
-
-            def back(i, d_states, tas):
-                t = time_steps - 1 - i
-                states = [ta.read(t) for ta in states_ta]
-                new_states = [ta.read(t + 1) for ta in states_ta]
-                saved = [ta.read(t) for ta in saved_ta]
-                d_states = list(d_states)
-                if d_sequence is not None:
-                    d_states[0] = d_states[0] + d_sequence[t]
-                kept = None
-                if mask_tm is not None:
-                    m = _expand_mask(mask_tm[t], d_states[0])
-                    kept = [tf.where(m, tf.zeros_like(d), d) for d in d_states]
-                    d_states = [tf.where(m, d, tf.zeros_like(d)) for d in d_states]
-                d_x, d_prev, d_rec = step_gradient.backward(d_states, states, new_states, saved,
-                                                            weights)
-                if kept is not None:
-                    d_prev = [a + b for a, b in zip(d_prev, kept)]
-                tas = [tas[0].write(t, d_x)] + [ta.write(t, d_rec) for ta in tas[1:]]
-                return i + 1, d_prev, tas
-
-            # One TensorArray when the recurrent matmul's gradient is the input's (LSTM, RNN).
-            tas = [tf.TensorArray(inputs_tm.dtype, size=time_steps,
-                                  element_shape=inputs_tm.shape[1:])]
-            if not step_gradient.recurrent_gradient_is_input_gradient:
-                tas.append(tf.TensorArray(dtype, size=time_steps))
-            _, d_initial, tas = tf.while_loop(
-                lambda i, *_: i < time_steps, back, (tf.constant(0), d_states, tas),
-                maximum_iterations=time_steps, parallel_iterations=32)
-            d_x = tas[0].stack()
-            d_rec = tas[-1].stack() if len(tas) > 1 else d_x
-            h_prev = states_ta[0].gather(tf.range(time_steps))
-            d_weights = step_gradient.weight_gradients(h_prev, d_rec, weights)
+            if jit:
+                d_x, d_initial, d_weights = backward(inputs_tm, masks, states_seq, saved_seq,
+                                                     d_sequence, d_states, weights)
+            else:
+                d_x, d_initial, d_weights = _backward_loop(
+                    step_gradient, inputs_tm, mask_tm, states_ta, saved_ta,
+                    d_sequence[0] if d_sequence else None, d_states, weights)
             return [d_x, *d_initial, *d_weights]
 
         return (*sequence, *final_states), grad
@@ -340,6 +368,37 @@ def _scan_bptt(step_gradient, inputs_tm, mask_tm, initial_states, collect,
     last_output, sequence = _emitted(mask_tm, zero_output_for_mask, final_states[0],
                                      result[0] if collect else None)
     return last_output, None if sequence is None else _batch_major(sequence), final_states
+
+
+_XLA_BPTT = {}
+
+
+def _xla_bptt(step_gradient, n_states):
+    """The forward and backward loops of :func:`_scan_bptt` as XLA computations that exchange
+    stacked tensors (TensorArrays cannot cross the boundary; inside XLA, stacking is free)."""
+    key = (type(step_gradient), n_states)
+    if key in _XLA_BPTT:
+        return _XLA_BPTT[key]
+
+    def unstack(sequence):
+        return tf.TensorArray(sequence.dtype, size=tf.shape(sequence)[0],
+                              element_shape=sequence.shape[1:],
+                              clear_after_read=False).unstack(sequence)
+
+    def forward(inputs_tm, masks, states0, weights):
+        final_states, states_ta, saved_ta = _forward_loop(
+            step_gradient.step, inputs_tm, masks[0] if masks else None, states0, weights,
+            keep=True)
+        return final_states, [ta.stack() for ta in states_ta], [ta.stack() for ta in saved_ta]
+
+    def backward(inputs_tm, masks, states_seq, saved_seq, d_sequence, d_states, weights):
+        return _backward_loop(step_gradient, inputs_tm, masks[0] if masks else None,
+                              [unstack(s) for s in states_seq], [unstack(s) for s in saved_seq],
+                              d_sequence[0] if d_sequence else None, d_states, weights)
+
+    _XLA_BPTT[key] = (tf.function(forward, jit_compile=True, autograph=False),
+                      tf.function(backward, jit_compile=True, autograph=False))
+    return _XLA_BPTT[key]
 
 
 # One compiled function per cell kind and loop shape; XLA then compiles it once per input shape.
@@ -362,22 +421,27 @@ def _scan_xla(step_gradient, inputs_tm, mask_tm, initial_states, collect,
     weights = [tf.convert_to_tensor(w) for w in step_gradient.weights]
     masks = [] if mask_tm is None else [mask_tm]
     result = _XLA_FORWARDS[key](inputs_tm, masks, list(initial_states), weights)
-    last_output, sequence, final_states = result
+    last_output, sequence, final_states, _ = result
     return last_output, None if sequence is None else _batch_major(sequence), list(final_states)
 
 
 def _xla_forward_fn(step_gradient, n_states, collect, zero_output_for_mask):
     def forward(inputs_tm, masks, states0, weights):
         mask_tm = masks[0] if masks else None
-        inputs_tm, weights, step = step_gradient.inference_form(inputs_tm, weights)
-        final_states, states_ta, _ = _forward_loop(step, inputs_tm, mask_tm, states0, weights,
-                                                   keep=False)
+        form = step_gradient.inference_form(inputs_tm, weights)
+        if form is None:
+            form = inputs_tm, weights, step_gradient.step
+        inputs_tm, weights, step = form
+        final_states, states_ta, saved_ta = _forward_loop(step, inputs_tm, mask_tm, states0,
+                                                          weights, keep=True)
         sequence = None
         if collect:
             sequence = states_ta[0].gather(tf.range(1, tf.shape(inputs_tm)[0] + 1))
         last_output, sequence = _emitted(mask_tm, zero_output_for_mask, final_states[0],
                                          sequence)
-        return last_output, sequence, final_states
+        # Returned (and dropped by the caller) so that XLA computes each saved term once.
+        kept = [ta.stack() for ta in saved_ta]
+        return last_output, sequence, final_states, kept
     return forward
 
 

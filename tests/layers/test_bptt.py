@@ -34,7 +34,7 @@ def masks(kind, batch, time):
     return mask
 
 
-def gradients(layer, inputs, initial, mask, use_bptt, compiled):
+def gradients(layer, inputs, initial, mask, use_bptt, compiled, mode="auto"):
     """Outputs and the gradients of a loss over every output w.r.t. inputs, states, weights."""
     def forward_backward(inputs, initial):
         with tf.GradientTape() as tape:
@@ -48,7 +48,7 @@ def gradients(layer, inputs, initial, mask, use_bptt, compiled):
     # Without a StepGradient the engine falls back to TensorFlow's gradient of the loop.
     patch = contextlib.nullcontext() if use_bptt else mock.patch.object(
         type(layer.cell), "step_gradient", lambda self, recurrent_mask=None: None)
-    with patch:
+    with patch, L.scan_mode(mode):
         result, grads = fn(tf.constant(inputs), [tf.constant(s) for s in initial])
     return [np.asarray(r) for r in result], [np.asarray(g) for g in grads]
 
@@ -74,7 +74,8 @@ def test_engine_gradient_equals_tensorflow_gradient(cell, mask_kind, go_backward
                for _ in layer.cell.state_size]
     mask = masks(mask_kind, batch, time)
     assert layer.cell.step_gradient() is not None
-    ours_out, ours_grads = gradients(layer, inputs, initial, mask, True, compiled)
+    ours_out, ours_grads = gradients(layer, inputs, initial, mask, True, compiled,
+                                     mode="tensorarray")
     tf_out, tf_grads = gradients(layer, inputs, initial, mask, False, compiled)
     for a, b in zip(ours_out, tf_out):
         np.testing.assert_allclose(a, b, atol=1e-6)
@@ -82,6 +83,29 @@ def test_engine_gradient_equals_tensorflow_gradient(cell, mask_kind, go_backward
     for a, b in zip(ours_grads, tf_grads):
         assert np.abs(b).max() > 0
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+@pytest.mark.parametrize("mask_kind,go_backwards,compiled", [
+    (None, False, True), ("right", True, True), ("empty_row", False, False)])
+def test_xla_mode_gradient_equals_tensorflow_gradient(cell, mask_kind, go_backwards, compiled,
+                                                      rng):
+    """Under scan_mode("xla"), and by default in a graph with fixed shapes, training runs the
+    same derivations with each loop one XLA computation."""
+    layer = CELLS[cell](return_sequences=True, return_state=True, go_backwards=go_backwards)
+    inputs = rng.normal(size=(3, 6, 4)).astype("float32")
+    layer.build((3, 6, 4))
+    initial = [rng.normal(size=(3, 5)).astype("float32") for _ in layer.cell.state_size]
+    mask = masks(mask_kind, 3, 6)
+    # "auto" is XLA when compiled with fixed shapes; "xla" always.
+    xla_out, xla_grads = gradients(layer, inputs, initial, mask, True, compiled,
+                                   mode="auto" if compiled else "xla")
+    tf_out, tf_grads = gradients(layer, inputs, initial, mask, False, compiled)
+    for a, b in zip(xla_out, tf_out):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    for a, b in zip(xla_grads, tf_grads):
+        # XLA fuses and reorders float32 arithmetic: equal to roundoff of the largest entries.
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6 * max(1.0, np.abs(b).max()))
 
 
 @pytest.mark.parametrize("layer,expected", [
