@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from kzoo.export import atomic
 from kzoo.export.signatures import check_exportable, signatures, served_model
+from kzoo.layers.scan import scan_mode
 
 TARGETS = ("cpu", "gpu")
 MODELS_CONFIG = "models.config"
@@ -63,7 +64,10 @@ def saved_model(model, base_dir, version=None, target="cpu", overwrite=False):
         staging = atomic.staged_file(base_dir, str(version))
         os.remove(staging)
         commit.add(staging, final)
-        _write_saved_model(served, exported, staging)
+        # The portable loops, whatever device this process sees: no cuDNN kernel (and no
+        # opt-in XLA scan) in a graph that a CPU-only TF Serving must run.
+        with scan_mode("tensorarray"):
+            _write_saved_model(served, exported, staging)
         for name, text in ((MODELS_CONFIG, models_config(base_dir)),
                            (SAMPLE_REQUEST, json.dumps(sample_request(exported[0]), indent=1))):
             staged = atomic.staged_file(base_dir, name)

@@ -57,6 +57,20 @@ def test_cpu_export_has_no_cudnn_op(exported):
         assert not [op for op in ops if "cudnn" in op.lower()], name
 
 
+def test_export_on_a_gpu_machine_has_no_cudnn_op(tmp_path, monkeypatch):
+    """Where a GPU is visible the layers call Keras' cuDNN kernels, but never in an export."""
+    from kzoo.layers import cudnn
+
+    model = build_small("many_to_one_lstm")
+    monkeypatch.setattr(cudnn, "gpu_available", lambda: True)
+    monkeypatch.setattr(cudnn.keras_rnn_module(), "_is_gpu_available", lambda: True)
+    lstm = next(layer for layer in model._flatten_layers()
+                if isinstance(layer, kzoo.layers.LSTM))
+    assert cudnn.cudnn_refusal(lstm.cell, mode="auto") is None
+    saved = kzoo.export.saved_model(model, tmp_path / "m")
+    assert not [op for op in _graph_op_names(saved) if "cudnn" in op.lower()]
+
+
 def test_saved_model_cli_lists_dynamic_batch_and_time(exported):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     runs = {name: subprocess.Popen(["saved_model_cli", "show", "--dir", exported[name][1],
