@@ -10,7 +10,8 @@ gradients, SGD update) and of inference, for kzoo and the Keras equivalent, and 
 of the layer's floating-point work run as one large matmul. Models are ``single`` (one layer),
 ``deep`` (two stacked) and ``bidirectional`` (concat), each under a Dense(1) head. Every
 function is a compiled ``tf.function`` timed after its first calls (tracing) and interleaved
-with its Keras twin, so that a load that comes and goes hits both alike.
+with its Keras twin, so that a load that comes and goes hits both alike (torch is timed
+separately: interleaved, the two runtimes' thread pools fight for the cores).
 
 ``--scaling`` prints a second table: kzoo's time per step at batch 16, 32 inputs, 64 units for
 each sequence length, and the ratio of the longest to the shortest (linear cost: 1.0).
@@ -89,7 +90,7 @@ def torch_functions(cell, kind, shape, x):
     head = torch.nn.Linear(units * (2 if kind == "bidirectional" else 1), 1)
     parameters = list(rnn.parameters()) + list(head.parameters())
     optimizer = torch.optim.SGD(parameters, lr=0.0)
-    inputs = torch.from_numpy(np.asarray(x))
+    inputs = torch.from_numpy(np.array(x))
     target = torch.zeros(batch, 1)
 
     def forward():
@@ -140,10 +141,12 @@ def measure(cell, kind, shape, repeats, with_torch=True):
     ours = keras_functions(build(kind, ours_layer, BIDIRECTIONAL["kzoo"], shape), x)
     theirs = keras_functions(build(kind, keras_layer, BIDIRECTIONAL["keras"], shape), x)
     fns = [ours[0], theirs[0], ours[1], theirs[1], ours[2]]
+    times = [t * 1e3 for t in common.paired_median_seconds(fns, repeats)]
     torch_fns = torch_functions(cell, kind, shape, x) if with_torch else None
     if torch_fns:
-        fns += list(torch_fns)
-    times = [t * 1e3 for t in common.paired_median_seconds(fns, repeats)]
+        # Timed on their own: interleaved with TensorFlow's calls, the two runtimes' thread
+        # pools fight for the cores and torch's times come out several times too long.
+        times += [t * 1e3 for t in common.paired_median_seconds(list(torch_fns), repeats)]
     train, keras_train, infer, keras_infer, xla_infer = times[:5]
     roof_train, roof_infer = roofline(cell, kind, shape, repeats)
     row = {
