@@ -2,27 +2,31 @@
 keras.layers.LSTM/GRU at a long sequence.
 
     python benchmarks/memory.py [--shape B,T,F,U ...] [--cells lstm,gru] [--modes train,infer]
-                                [--runs 3]
+                                [--runs 3] [--base-steps 10]
 
 Default shape (batch, time, inputs, units) = (16, 1000, 32, 64). Each variant is
-``Sequential([Input((T, F)), layer(U), Dense(1)])`` with SGD, run by a ``tf.function`` as in
-``benchmarks/rnn_speed.py`` (batch dimension left free in its input signature).
+``Sequential([Input((T, F)), layer(U), Dense(1)])`` with SGD, run by a ``tf.function`` over
+constant inputs, exactly as ``benchmarks/rnn_speed.py`` does (fixed shapes, so kzoo takes the
+path it takes there).
 
-Method (Linux): the peak resident set size of a fresh subprocess per (layer, mode, run). The
-child builds the model, calls the function twice on one batch row (tracing, graph optimization,
-first allocations: all done before measuring), then records its resident size, resets the
-kernel's high-water mark (``/proc/self/clear_refs`` "5") and runs one call on the whole batch;
-the figure is the high-water mark (``VmHWM``) minus that resident size: the memory the call
-itself needed. The table shows the median over ``--runs`` subprocesses.
+Method (Linux): peak resident set size, a fresh subprocess per figure. The child builds the
+model and inputs, records its resident size, resets the kernel's high-water mark
+(``/proc/self/clear_refs`` "5") and makes the first call; its growth is ``VmHWM`` minus that
+resident size. A first call also traces, optimizes and (for XLA paths) compiles the function,
+whose memory does not depend on the sequence length, while the step's tensors grow with it; so
+the same child runs at T and at ``--base-steps`` (default 10) and the table shows the
+difference: the memory the call needs for its T - base steps. ``base`` columns show the
+growth at the base length (mostly tracing and compiling) for reference. Each figure is the
+median over ``--runs`` subprocesses.
 
-Why not something simpler: ``tf.config.experimental.get_memory_info("CPU:0")`` works on CPU
-only through oneDNN's allocator, whose peak misses tensors under its small-allocation threshold
-(a loop that stores 1000 tensors of 16 KB each shows only the final stacked tensor), and those
-are exactly what a recurrent layer's backward pass keeps per step; tracemalloc does not see
-TensorFlow's allocations at all. A fresh process per figure also keeps one variant's freed but
-cached memory from lowering the next one's. What the figure includes: everything the process
-maps during the call (TensorFlow's allocators, oneDNN scratch, the Python heap); the one-row
-warm-up calls may leave a little pooled memory that the full call reuses, for both layers alike.
+Why not something simpler: a second call shows no growth at all, since TensorFlow's CPU
+allocator keeps the pages of the first; ``tf.config.experimental.get_memory_info("CPU:0")``
+works on CPU only through oneDNN's allocator, whose peak misses tensors under its
+small-allocation threshold (a loop storing 1000 tensors of 16 KB shows only the final stacked
+tensor), and those are what a recurrent layer keeps per step for its backward pass;
+tracemalloc does not see TensorFlow's allocations at all. What the figure includes: everything
+the process maps during the call (TensorFlow's allocators, oneDNN and XLA buffers, the Python
+heap).
 """
 
 import argparse
@@ -37,7 +41,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 MODES = ("train", "infer")
 LAYERS = ("kzoo", "keras")
-COLUMNS = ("cell", "(B, T, F, U)", "mode", "kzoo MiB", "Keras MiB", "ratio")
+COLUMNS = ("cell", "(B, T, F, U)", "mode", "kzoo MiB", "Keras MiB", "ratio", "kzoo base MiB",
+           "Keras base MiB")
 
 
 def _status_kib(field):
@@ -58,8 +63,8 @@ def _layer_class(cell, layer):
 
 
 def child(cell, layer, mode, shape, seed=0):
-    """Bytes the resident set grew by, at its peak, during one full-batch call (see the
-    module docstring). Runs in the subprocess."""
+    """Bytes the resident set grew by, at its peak, during the first call (see the module
+    docstring). Runs in the subprocess."""
     import keras
     import numpy as np
     import tensorflow as tf
@@ -72,28 +77,24 @@ def child(cell, layer, mode, shape, seed=0):
     x = tf.constant(np.random.default_rng(seed).normal(size=(batch, steps, features)),
                     tf.float32)
     y = tf.zeros((batch, 1))
-    signature = [tf.TensorSpec([None, steps, features]), tf.TensorSpec([None, 1])]
 
-    @tf.function(input_signature=signature)
-    def train_step(x, y):
+    @tf.function
+    def train_step():
         with tf.GradientTape() as tape:
             loss = tf.reduce_mean(tf.square(model(x, training=True) - y))
         gradients = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
         return loss
 
-    @tf.function(input_signature=signature)
-    def infer(x, y):
+    @tf.function
+    def infer():
         return model(x, training=False)
 
-    fn = train_step if mode == "train" else infer
-    fn(x[:1], y[:1]).numpy()
-    fn(x[:1], y[:1]).numpy()
     gc.collect()
     resting = _status_kib("VmRSS")
     with open("/proc/self/clear_refs", "w") as refs:
         refs.write("5")  # VmHWM := VmRSS
-    fn(x, y).numpy()
+    (train_step if mode == "train" else infer)().numpy()
     return (_status_kib("VmHWM") - resting) * 1024
 
 
@@ -108,6 +109,10 @@ def measure(cell, layer, mode, shape):
     return json.loads(done.stdout.strip().splitlines()[-1])["bytes"]
 
 
+def median_bytes(cell, layer, mode, shape, runs):
+    return statistics.median(measure(cell, layer, mode, list(shape)) for _ in range(runs))
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", action="append",
@@ -115,6 +120,8 @@ def parse_args(argv):
     parser.add_argument("--cells", default="lstm,gru")
     parser.add_argument("--modes", default="train,infer")
     parser.add_argument("--runs", type=int, default=3, help="subprocesses per figure (median)")
+    parser.add_argument("--base-steps", type=int, default=10,
+                        help="the short length whose first-call growth is subtracted")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -134,6 +141,9 @@ def parse_args(argv):
             parser.error(f"{option}: unknown {unknown}; choose from {list(choices)}")
     if args.runs <= 0:
         parser.error(f"--runs must be positive, got {args.runs}")
+    if args.base_steps <= 0 or any(s[1] <= args.base_steps for s in args.shape):
+        parser.error(f"--base-steps must be positive and below every shape's T, got "
+                     f"{args.base_steps} for {args.shape}")
     if not os.path.exists("/proc/self/clear_refs"):
         parser.error("memory.py measures resident memory through /proc (Linux only)")
     return args
@@ -149,23 +159,24 @@ def main(argv=None):
     from common import header, table_head, table_row
 
     print(header("memory"))
-    print(f"peak resident-set growth of one call over the resident size before it, fresh "
-          f"process per figure, median of {args.runs}; MiB")
+    print(f"peak resident-set growth of the first call at T minus the same at "
+          f"T={args.base_steps}, fresh process per figure, median of {args.runs}; MiB")
     print(table_head(COLUMNS))
     mib = 1 << 20
     for cell in args.cells:
         for shape in args.shape:
+            base_shape = (shape[0], args.base_steps, *shape[2:])
             for mode in args.modes:
-                figures = {layer: statistics.median(measure(cell, layer, mode, list(shape))
-                                                    for _ in range(args.runs))
-                           for layer in LAYERS}
-                ratio = figures["kzoo"] / figures["keras"] if figures["keras"] > 0 else \
-                    float("nan")
-                print(table_row(COLUMNS, {
-                    "cell": cell, "(B, T, F, U)": shape, "mode": mode,
-                    "kzoo MiB": f"{figures['kzoo'] / mib:.1f}",
-                    "Keras MiB": f"{figures['keras'] / mib:.1f}",
-                    "ratio": f"{ratio:.2f}"}), flush=True)
+                row = {"cell": cell, "(B, T, F, U)": shape, "mode": mode}
+                growth = {}
+                for layer, name in (("kzoo", "kzoo"), ("keras", "Keras")):
+                    base = median_bytes(cell, layer, mode, base_shape, args.runs)
+                    growth[layer] = median_bytes(cell, layer, mode, shape, args.runs) - base
+                    row[f"{name} MiB"] = f"{growth[layer] / mib:.1f}"
+                    row[f"{name} base MiB"] = f"{base / mib:.1f}"
+                row["ratio"] = f"{growth['kzoo'] / growth['keras']:.2f}" \
+                    if growth["keras"] > 0 else "nan"
+                print(table_row(COLUMNS, row), flush=True)
 
 
 if __name__ == "__main__":
