@@ -8,7 +8,8 @@ bounded time, against a stated bar. Prints a markdown table (the README copies i
 The bars (from the datasets issue):
 - seq2seq_attention on number_words English -> German: >= 95% exact match on held-out numbers,
   trained within 10 minutes; seq2seq_lstm (no attention, same budget) measurably lower.
-- adding, T = 100: LSTM MSE < 0.01; SimpleRNN stays near the 0.167 of predicting the mean.
+- adding, T = 100 (markers among the first T/2 - 1 steps): LSTM MSE < 0.01; SimpleRNN stays
+  near the 0.167 of predicting the mean (0.15 to 0.18).
 - weather: next-day accuracy above the persistence baseline (tomorrow = today).
 - digits read row by row: >= 95% accuracy.
 Plus the other patterns: digits captioning (one-to-many), temperature forecasting, the toy
@@ -41,14 +42,17 @@ def build_and_compile(name, config, learning_rate, steps=None, clipnorm=1.0):
     return model
 
 
-def fit_for(model, train, *, epochs, seconds, validation=None, monitor=None):
-    """Train up to ``epochs`` epochs, stopping after the epoch that crosses ``seconds``.
+def fit_for(model, train, *, epochs, seconds, validation=None, monitor=None, warmup=None,
+            warmup_epochs=0):
+    """Train up to ``epochs`` epochs, stopping after the epoch that crosses ``seconds``; the
+    first ``warmup_epochs`` of them on ``warmup`` instead of ``train`` (a curriculum).
     With ``monitor`` (a validation metric, higher is better) the best epoch's weights are
     kept. Returns (epochs run, training seconds)."""
     start = time.time()
     best, best_weights = -np.inf, None
     for epoch in range(epochs):
-        history = model.fit(train, epochs=1, verbose=0, validation_data=validation)
+        data = warmup if epoch < warmup_epochs else train
+        history = model.fit(data, epochs=1, verbose=0, validation_data=validation)
         if monitor is not None:
             score = history.history[monitor][-1]
             if score > best:
@@ -114,27 +118,43 @@ def translate_lstm(data_dir, results):
 
 
 # -- adding, T = 100 ------------------------------------------------------------------------------
-def adding(name, data_dir, seconds, epochs):
+# Both models get the same schedule: ADDING_WARMUP epochs on the train split of the "halves"
+# placement (one marker in each half; the nearer one teaches a net to store a marked value),
+# then the task itself, the default "early" placement (both markers among the first T/2 - 1
+# steps), which the test split holds. Trained on "early" alone the LSTM stayed at the 0.167
+# plateau within the budget (lr 3e-3 and 1e-2, batch 16 to 64, up to 24 epochs or 12,500
+# updates, forget bias 3); on "halves" at lr 1e-2 it leaves the plateau in its 2nd or 3rd epoch.
+ADDING_EPOCHS, ADDING_WARMUP, ADDING_LEARNING_RATE = 8, 4, 1e-2
+
+
+def adding(name, data_dir, seconds):
     keras.utils.set_random_seed(0)
-    train, info = kd.load("adding", batch_size=64, data_dir=data_dir, length=100)
-    test, _ = kd.load("adding", split="test", batch_size=500, data_dir=data_dir, length=100)
+    load = dict(data_dir=data_dir, length=100)
+    train, info = kd.load("adding", batch_size=64, **load)
+    warmup, _ = kd.load("adding", batch_size=64, placement="halves", **load)
+    test, _ = kd.load("adding", split="test", batch_size=500, **load)
     config = dict(info.model_config, units=64)
-    model = build_and_compile(name, config, 3e-3, steps=epochs * count_batches(train))
-    ran, seconds = fit_for(model, train, epochs=epochs, seconds=seconds)
+    model = build_and_compile(name, config, ADDING_LEARNING_RATE,
+                              steps=ADDING_EPOCHS * count_batches(train))
+    ran, seconds = fit_for(model, train, epochs=ADDING_EPOCHS, seconds=seconds, warmup=warmup,
+                           warmup_epochs=ADDING_WARMUP)
     mse = model.evaluate(test, verbose=0, return_dict=True)["loss"]
-    return model, mse, seconds, ran
+    targets = np.concatenate([y.numpy() for _, y in test])
+    mean_mse = float(np.mean((targets - 1.0) ** 2))  # predicting the mean, on this test split
+    note = f"first {min(ran, ADDING_WARMUP)} epochs on \"halves\"; predicting 1.0: {mean_mse:.3f}"
+    return mse, seconds, ran, note
 
 
 def adding_lstm(data_dir, results):
-    _, mse, seconds, ran = adding("many_to_one_lstm", data_dir, 330, 8)
+    mse, seconds, ran, note = adding("many_to_one_lstm", data_dir, 330)
     return row("adding T=100", "many_to_one_lstm", "test MSE", mse, "< 0.01", mse < 0.01,
-               seconds, ran)
+               seconds, ran, note)
 
 
 def adding_rnn(data_dir, results):
-    _, mse, seconds, ran = adding("many_to_one_rnn", data_dir, 240, 8)
-    return row("adding T=100", "many_to_one_rnn", "test MSE", mse, "near 0.167 (> 0.1)",
-               mse > 0.1, seconds, ran, "mean: 0.167; later value only: 0.083")
+    mse, seconds, ran, note = adding("many_to_one_rnn", data_dir, 330)
+    return row("adding T=100", "many_to_one_rnn", "test MSE", mse, "near 0.167 (0.15-0.18)",
+               0.15 <= mse <= 0.18, seconds, ran, note)
 
 
 # -- weather --------------------------------------------------------------------------------------

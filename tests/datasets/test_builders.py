@@ -4,11 +4,13 @@ repeatable splits."""
 import pathlib
 
 import numpy as np
+import pytest
 import tensorflow_datasets as tfds
 
 import kzoo.datasets
 from kzoo.datasets import core
-from kzoo.datasets.adding.adding_dataset_builder import AddingConfig, Builder as Adding
+from kzoo.datasets.adding.adding_dataset_builder import AddingConfig, Builder as Adding, \
+    adding_examples, marker_positions
 from kzoo.datasets.copy_reverse.copy_reverse_dataset_builder import Builder as Copy, CopyConfig
 from kzoo.datasets.digits.digits_dataset_builder import Builder as Digits, read_digits
 from kzoo.datasets.number_words.number_words_dataset_builder import Builder as NumberWords, \
@@ -88,21 +90,62 @@ def test_number_words_splits_are_disjoint_numbers(tmp_path):
     assert pairs[23] == (b"twenty-three", b"dreiundzwanzig")
 
 
-def test_adding_examples_follow_the_task(tmp_path):
-    config = AddingConfig(length=6, sizes=(20, 5, 5))
+@pytest.mark.parametrize("placement, length", [("early", 30), ("halves", 6)])
+def test_adding_examples_follow_the_task(tmp_path, placement, length):
+    config = AddingConfig(length=length, sizes=(40, 5, 5), placement=placement)
     first, second = prepared_twice(tmp_path, Adding, config)
     for split in SPLITS:
         for a, b in zip(examples(first, split), examples(second, split)):
             np.testing.assert_array_equal(a["inputs"], b["inputs"])
     train = examples(first, "train")
-    assert len(train) == 20
+    assert len(train) == 40
     for example in train:
         values, markers = example["inputs"][:, 0], example["inputs"][:, 1]
-        assert markers[:3].sum() == 1 and markers[3:].sum() == 1  # one in each half
-        np.testing.assert_allclose(example["target"], values[markers == 1].sum(), rtol=1e-6)
+        marked = np.flatnonzero(markers)
+        assert len(marked) == 2 and set(markers) == {0.0, 1.0}
+        if placement == "early":  # both among the first T/2 - 1 = 14, one among the first 10
+            assert marked[0] < 10 and marked[1] < 14
+        else:                     # one in each half
+            assert marked[0] < 3 <= marked[1]
+        np.testing.assert_allclose(example["target"], values[marked].sum(), rtol=1e-6)
     held_out = {e["inputs"].tobytes() for s in ("validation", "test")
                 for e in examples(first, s)}
     assert not held_out & {e["inputs"].tobytes() for e in train}
+
+
+@pytest.mark.parametrize("length", [6, 7, 21, 22, 100, 101])
+def test_early_markers_cover_their_windows_and_never_coincide(length):
+    first, second = marker_positions(length, 20000, np.random.default_rng(0), "early")
+    window = length // 2 - 1
+    assert (first != second).all()
+    # The first is uniform over the first min(10, T/2 - 1) steps, the second over the rest of
+    # the first T/2 - 1: every allowed step occurs, none outside.
+    assert set(first) == set(range(min(10, window)))
+    assert set(second) == set(range(window))
+    assert length - 1 - max(first.max(), second.max()) >= length / 2  # far from the end
+    pairs = np.bincount(first * window + second, minlength=window * window)
+    allowed = [f * window + s for f in range(min(10, window)) for s in range(window) if s != f]
+    assert (pairs[allowed] > 0).all() and pairs.sum() == pairs[allowed].sum()
+
+
+def test_halves_markers_keep_the_old_draws():
+    """"halves" draws exactly what the builder drew before "early" existed (same seeds)."""
+    rng = np.random.default_rng(1)
+    rng.random((50, 10), dtype=np.float32)
+    expected = rng.integers(0, 5, size=50), rng.integers(5, 10, size=50)
+    inputs, _ = adding_examples(10, 50, seed=1, placement="halves")
+    marked = np.nonzero(inputs[..., 1])[1].reshape(50, 2)
+    np.testing.assert_array_equal(marked, np.stack(expected, axis=1))
+
+
+@pytest.mark.parametrize("length, placement, message", [
+    (5, "early", r"`length` must be at least 6 for placement 'early', got 5"),
+    (1, "halves", r"`length` must be at least 2 for placement 'halves', got 1"),
+    (10, "late", r"`placement` must be one of \('early', 'halves'\), got 'late'"),
+])
+def test_adding_rejects_bad_placements(length, placement, message):
+    with pytest.raises(ValueError, match=message):
+        marker_positions(length, 3, np.random.default_rng(0), placement)
 
 
 def test_copy_sequences_are_disjoint_across_splits(tmp_path):

@@ -12,7 +12,9 @@ import kzoo.models as km
 SMALL = {
     "weather": [{}, {"task": "synced", "window": 3}, {"task": "toy"}],
     "digits": [{}, {"task": "caption"}, {"task": "pixels"}],
-    "adding": [{"length": 8, "num_train": 16, "num_validation": 4, "num_test": 4}],
+    "adding": [{"length": 8, "num_train": 16, "num_validation": 4, "num_test": 4},
+               {"length": 8, "placement": "halves", "num_train": 16, "num_validation": 4,
+                "num_test": 4}],
     "copy": [{"length": 4, "num_train": 16, "num_validation": 4, "num_test": 4}],
     "reverse": [{"length": 4, "task": "seq2seq", "num_train": 16, "num_validation": 4,
                  "num_test": 4}],
@@ -26,8 +28,8 @@ def test_every_builtin_dataset_is_covered():
     assert set(kd.list_datasets()) == set(SMALL) | {"imdb_reviews", "ted_hrlr_translate"}
 
 
-@pytest.mark.parametrize("name,options", CASES, ids=[f"{n}-{o.get('task', '')}"
-                                                      for n, o in CASES])
+@pytest.mark.parametrize("name,options", CASES,
+                         ids=[f"{n}-{o.get('task', o.get('placement', ''))}" for n, o in CASES])
 def test_batches_fit_the_suggested_model(name, options, data_dir):
     data, info = kd.load(name, split="validation", batch_size=4, data_dir=data_dir, **options)
     model_name = info.suggested_models[0]
@@ -80,6 +82,23 @@ def test_loading_is_repeatable_and_seeded(data_dir):
     again = [y.numpy() for _, y in kd.load("adding", batch_size=4, data_dir=data_dir, seed=3,
                                            **options)[0]]
     np.testing.assert_array_equal(np.concatenate(first), np.concatenate(again))
+
+
+def test_adding_placement_is_an_option_with_checks(data_dir):
+    options = dict(length=12, num_train=8, num_validation=4, num_test=4)
+    early, info = kd.load("adding", batch_size=8, data_dir=data_dir, shuffle=False, **options)
+    halves, _ = kd.load("adding", batch_size=8, data_dir=data_dir, shuffle=False,
+                        placement="halves", **options)
+    assert info.options["placement"] == "early" and kd.dataset_spec("adding").options[
+        "placement"] == "early"
+    early_marked = np.nonzero(next(iter(early))[0].numpy()[..., 1])[1]
+    halves_marked = np.nonzero(next(iter(halves))[0].numpy()[..., 1])[1]
+    assert early_marked.max() < 5 and halves_marked.max() >= 6  # T/2 - 1 = 5; second half
+    with pytest.raises(ValueError, match=r"option `placement` must be one of \('early', "
+                                         r"'halves'\), got 'late'"):
+        kd.load("adding", placement="late", data_dir=data_dir, **options)
+    with pytest.raises(ValueError, match=r"`length` must be an integer >= 6, got 5"):
+        kd.load("adding", length=5, data_dir=data_dir)
 
 
 def test_weather_reports_persistence(data_dir):
