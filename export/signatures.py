@@ -154,6 +154,7 @@ def _run_functional(model, inputs, lengths=None, initial_states=None):
     """Run the functional graph of ``model`` at inference, optionally masking the first input by
     ``lengths`` and starting the streamed recurrent layers from ``initial_states`` (a list per
     layer). Returns ``(outputs, final_states)``."""
+    from keras.src.backend import get_keras_mask
     from keras.src.models.functional import operation_fn
 
     inputs = list(inputs)
@@ -171,6 +172,10 @@ def _run_functional(model, inputs, lengths=None, initial_states=None):
         index = layers.index(operation)
 
         def call_with_state(*args, **kwargs):
+            # Keras fills `mask` from the inputs only when a call has one tensor argument; with
+            # `initial_state` it has two, so the padding mask is handed over here.
+            if kwargs.get("mask") is None:
+                kwargs["mask"] = get_keras_mask(args[0])
             # Only while tracing: the layer returns its final states too.
             previous = operation.return_state
             operation.return_state = True

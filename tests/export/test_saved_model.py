@@ -136,6 +136,36 @@ def test_stream_signature_carries_state_between_requests(exported):
                                atol=1e-6)
 
 
+def test_stream_masks_padding_like_serving_default(tmp_path):
+    """A padded batch through `stream` (lengths for real-valued inputs, id 0 for tokens) equals
+    each sequence streamed alone: Keras drops the mask of a call with `initial_state`."""
+    rng = np.random.default_rng(3)
+    for name, config in (("many_to_one_lstm", dict(input_dim=6, units=8)),
+                         ("many_to_many_gru", dict(vocab_size=50, embedding_dim=8, units=8))):
+        keras.utils.set_random_seed(0)
+        model = kzoo.build(name, **config)
+        stream = tf.saved_model.load(kzoo.export.saved_model(model, tmp_path / name)) \
+            .signatures["stream"]
+        zeros = {f"initial_state_1_{i}": tf.zeros([2, 8])
+                 for i in range(2 if "lstm" in name else 1)}
+        if name == "many_to_one_lstm":
+            x = rng.normal(size=(2, 7, 6)).astype("float32")
+            x[1, 4:] = 99.0
+            padded = stream(inputs=tf.constant(x), lengths=tf.constant([7, 4]), **zeros)
+            alone = stream(inputs=tf.constant(x[1:, :4]), lengths=tf.constant([4]),
+                           **{k: v[:1] for k, v in zeros.items()})
+        else:
+            x = rng.integers(1, 50, size=(2, 7)).astype(np.int32)
+            x[1, 4:] = 0
+            padded = stream(inputs=tf.constant(x), **zeros)
+            alone = stream(inputs=tf.constant(x[1:, :4]), **{k: v[:1] for k, v in zeros.items()})
+        for key in alone:
+            if key.startswith("final_state"):
+                np.testing.assert_allclose(padded[key][1], alone[key][0], atol=1e-6)
+        if name == "many_to_one_lstm":
+            np.testing.assert_allclose(padded["outputs"][1], alone["outputs"][0], atol=1e-6)
+
+
 def test_stateful_model_is_served_stateless_with_stream(tmp_path):
     model = kzoo.build("many_to_many_gru", vocab_size=50, embedding_dim=8, units=8,
                        stateful=True, batch_size=2)
