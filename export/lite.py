@@ -49,6 +49,21 @@ def op_names(model_content):
     return names
 
 
+def weight_bytes(model_content):
+    """Bytes of constant tensor data in a converted model: its weights (int8 after dynamic
+    quantization). The rest of the file is the graph (ops, tensors, the subgraphs of the loops
+    and of each signature) and the quantization parameters."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAsModel(model_content, 0)
+    total = 0
+    for index in range(model.BuffersLength()):
+        buffer = model.Buffers(index)
+        # A file over 2 GB keeps buffers after the flatbuffer (offset and size), not inline.
+        total += buffer.DataLength() + (buffer.Size() if buffer.Offset() > 1 else 0)
+    return total
+
+
 # -- several named signatures in one file, post-training quantization ----------------------------
 QUANTIZE_MODES = (None, "dynamic", "float16", "int8")
 

@@ -2,7 +2,8 @@
 
 For each artifact (a SavedModel directory, or a ``.tflite`` file) the report gives the largest
 absolute difference of ``serving_default``'s outputs to the Keras model on the samples, for
-seq2seq the fraction of decoded tokens equal to ``model.generate``'s, the file size, the median
+seq2seq the fraction of decoded tokens equal to ``model.generate``'s, the file size (for TFLite
+also the part of it that is weights), the median
 latency of one call on the samples, the TFLite op list, and when targets are given the metric
 (accuracy for class ids, mean absolute error for real targets) of the artifact next to Keras'.
 """
@@ -14,6 +15,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from kzoo.export import lite
 from kzoo.export.signatures import check_exportable, is_seq2seq, served_model, signatures
 
 LATENCY_RUNS = 5
@@ -29,6 +31,7 @@ class ArtifactReport:
     max_abs_diff: float            # of serving_default's outputs (seq2seq: the scores)
     latency_ms: float              # median of one call on the samples
     ops: list = None               # TFLite op names (None for a SavedModel)
+    weight_bytes: int = None       # TFLite: constant tensor data (None for a SavedModel)
     tokens_equal: float = None     # seq2seq: fraction of greedy tokens equal to Keras'
     metric: float = None           # the artifact's metric on the targets
     metric_change: float = None    # artifact metric - Keras metric
@@ -58,22 +61,23 @@ class ExportReport:
         raise KeyError(path)
 
     def __str__(self):
-        header = ["artifact", "kind", "size", "max |diff|", "latency ms"]
+        header = ["artifact", "kind", "size", "weights", "max |diff|", "latency ms"]
         seq2seq = any(a.tokens_equal is not None for a in self.artifacts)
         if seq2seq:
             header.append("tokens equal")
         if self.metric_name:
             header += [self.metric_name, "change"]
         rows = [header]
-        keras_row = ["keras", "", "", "", f"{self.keras_latency_ms:.2f}"]
+        keras_row = ["keras", "", "", "", "", f"{self.keras_latency_ms:.2f}"]
         if seq2seq:
             keras_row.append("")
         if self.metric_name:
             keras_row += [f"{self.keras_metric:.4f}", ""]
         rows.append(keras_row)
         for a in self.artifacts:
-            row = [a.name, a.kind, _human_size(a.size_bytes), f"{a.max_abs_diff:.2e}",
-                   f"{a.latency_ms:.2f}"]
+            weights = "" if a.weight_bytes is None else _human_size(a.weight_bytes)
+            row = [a.name, a.kind, _human_size(a.size_bytes), weights,
+                   f"{a.max_abs_diff:.2e}", f"{a.latency_ms:.2f}"]
             if seq2seq:
                 row.append(f"{a.tokens_equal:.1%}")
             if self.metric_name:
@@ -106,8 +110,8 @@ def verify(model, artifact_path, samples):
     highest version), or a ``.tflite`` file. ``samples``: the model's inputs (an array, a tuple
     in ``model.inputs`` order, or a dict by input name), or ``(inputs, targets)``. For seq2seq,
     ``source_ids``, ``(source_ids, target_out_ids)`` or ``((source_ids, target_in_ids),
-    target_out_ids)``; the decode is greedy with the default length. Returns an
-    :class:`ExportReport`.
+    target_out_ids)``; the decode is greedy, as long as the targets when they are given (else the
+    default length). Accuracy leaves padded steps out. Returns an :class:`ExportReport`.
     """
     where = "kzoo.export.verify"
     check_exportable(model, where)
@@ -149,7 +153,9 @@ def _split_samples(model, signature, samples):
             source, targets = samples
             if isinstance(source, (tuple, list)):
                 source = source[0]
-            return {"source_ids": source}, targets
+            # Decode as long as the longest target (the end token included), so every scored
+            # token is decoded whatever the source length (a word may become a dozen characters).
+            return {"source_ids": source, "max_length": np.shape(targets)[1]}, targets
         return {"source_ids": samples}, None
     n_inputs = len(model.inputs)
     if isinstance(samples, dict):
@@ -186,7 +192,8 @@ def _feed(signature, inputs):
 
 def _keras_outputs(model, served, signature, feed):
     if is_seq2seq(model):
-        result = model.generate(feed["source_ids"])
+        max_length = int(feed["max_length"])
+        result = model.generate(feed["source_ids"], max_length=max_length or None)
         return {k: np.asarray(v) for k, v in result.items()}
     arrays = [feed[spec.name] for spec in signature.specs if spec.name != "lengths"]
     kwargs = {}
@@ -218,12 +225,23 @@ def _metric(model, outputs, targets, feed):
     predictions = outputs["outputs"]
     if np.issubdtype(targets.dtype, np.integer):
         correct = np.argmax(predictions, -1) == targets
-        ids = next(iter(feed.values()))
-        if correct.ndim == 2 and ids.ndim == 2 and np.issubdtype(ids.dtype, np.integer) \
-                and ids.shape == correct.shape:
-            correct = correct[ids != 0]  # padded steps are not scored
+        if correct.ndim == 2:
+            correct = correct[_scored_steps(feed, correct.shape)]
         return "accuracy", float(np.mean(correct))
     return "mae", float(np.mean(np.abs(predictions - targets)))
+
+
+def _scored_steps(feed, shape):
+    """(batch, time) True where a step is real, not padding: token ids (the first input, or a
+    one-to-many's ``target_in_ids``) other than 0, and steps before ``lengths``."""
+    valid = np.ones(shape, bool)
+    first = next(iter(feed.values()))
+    for ids in (first, feed.get("target_in_ids")):
+        if ids is not None and np.issubdtype(ids.dtype, np.integer) and ids.shape == shape:
+            valid &= ids != 0
+    if "lengths" in feed:
+        valid &= np.arange(shape[1])[None, :] < np.asarray(feed["lengths"])[:, None]
+    return valid
 
 
 def _tokens_equal(reference, tokens):
@@ -289,6 +307,7 @@ def _check_tflite(path, feed, reference):
     ops = sorted({d["op_name"] for d in interpreter._get_ops_details()})
     artifact = ArtifactReport(path=path, kind="tflite", size_bytes=len(content),
                               max_abs_diff=_max_abs_diff(reference, outputs),
-                              latency_ms=latency, ops=ops)
+                              latency_ms=latency, ops=ops,
+                              weight_bytes=lite.weight_bytes(content))
     artifact.outputs = outputs
     return artifact

@@ -128,3 +128,16 @@ def serve_in_fresh_process(jobs, directory):
 def exported(tmp_path_factory):
     """The fast subset, exported once: ``{name: (model, saved_model_dir, tflite_path)}``."""
     return export_models(FAST_MODELS, str(tmp_path_factory.mktemp("exported")))
+
+
+# Rows test_quantized_accuracy adds (one per model), printed once the whole run is done.
+QUANTIZATION_SUMMARY = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    if QUANTIZATION_SUMMARY:
+        from .test_quantized_accuracy import summary_lines
+
+        terminalreporter.write_line("")
+        for line in summary_lines(QUANTIZATION_SUMMARY):
+            terminalreporter.write_line(line)

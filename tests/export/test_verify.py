@@ -23,11 +23,12 @@ def test_report_of_saved_model_and_tflite(exported):
     assert lite_line.size_bytes == os.path.getsize(path)
     assert saved_line.size_bytes > 0 and saved_line.ops is None
     assert "WHILE" in lite_line.ops and "FULLY_CONNECTED" in lite_line.ops
+    assert 0 < lite_line.weight_bytes < lite_line.size_bytes and saved_line.weight_bytes is None
     assert lite_line.metric_change == 0.0 and lite_line.latency_ms > 0
     text = str(report)
     assert text.splitlines()[0] == "many_to_many_lstm: 4 samples"
-    for expected in ("artifact", "max |diff|", "latency ms", "accuracy", "change", "keras",
-                     "many_to_many_lstm/1", "many_to_many_lstm.tflite", "ops: ", "WHILE"):
+    for expected in ("artifact", "weights", "max |diff|", "latency ms", "accuracy", "change",
+                     "keras", "many_to_many_lstm/1", "many_to_many_lstm.tflite", "ops: ", "WHILE"):
         assert expected in text
 
 
@@ -40,6 +41,19 @@ def test_seq2seq_report_counts_equal_tokens(exported):
         assert line.tokens_equal == 1.0 and line.max_abs_diff < 1e-4
         assert line.metric_change == 0.0
     assert "tokens equal" in str(report)
+
+
+def test_padded_caption_steps_are_not_scored(exported):
+    model, _, path = exported["one_to_many_gru"]
+    rng = np.random.default_rng(2)
+    features = rng.normal(size=(3, 6)).astype(np.float32)
+    target_in = rng.integers(3, 50, size=(3, 5)).astype(np.int32)
+    target_in[:, 0] = 1
+    target_in[-1, 2:] = 0
+    targets = np.argmax(model((features, target_in)).numpy(), -1)
+    targets[-1, 2:] = (targets[-1, 2:] + 1) % 50   # wrong only where the caption is padding
+    report = kzoo.export.verify(model, path, ((features, target_in), targets))
+    assert report.keras_metric == 1.0 and report.artifacts[0].metric_change == 0.0
 
 
 def test_verify_without_targets_and_missing_artifact(exported, tmp_path):
