@@ -73,22 +73,11 @@ def child(cell, layer, mode, shape, seed=0):
     keras.utils.set_random_seed(seed)
     model = keras.Sequential([keras.Input((steps, features)), _layer_class(cell, layer)(units),
                               keras.layers.Dense(1)])
-    optimizer = keras.optimizers.SGD(0.0)
     x = tf.constant(np.random.default_rng(seed).normal(size=(batch, steps, features)),
                     tf.float32)
-    y = tf.zeros((batch, 1))
+    from common import step_functions
 
-    @tf.function
-    def train_step():
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.square(model(x, training=True) - y))
-        gradients = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-        return loss
-
-    @tf.function
-    def infer():
-        return model(x, training=False)
+    train_step, infer = step_functions(model, x)
 
     gc.collect()
     resting = _status_kib("VmRSS")

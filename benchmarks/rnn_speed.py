@@ -52,20 +52,7 @@ def build(kind, layer_cls, bidirectional_cls, shape, seed=0):
 
 def keras_functions(model, x):
     """(train_step, infer, infer_xla) of a Keras model on ``x``, as compiled tf.functions."""
-    optimizer = keras.optimizers.SGD(0.0)
-    y = tf.zeros((x.shape[0], 1))
-
-    @tf.function
-    def train_step():
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.square(model(x, training=True) - y))
-        gradients = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-        return loss
-
-    @tf.function
-    def infer():
-        return model(x, training=False)
+    train_step, infer = common.step_functions(model, x)
 
     @tf.function
     def infer_xla():

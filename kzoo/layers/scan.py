@@ -244,8 +244,7 @@ def _forward_loop(step, inputs_tm, mask_tm, states0, weights, keep):
         # x[t] of the time-major tensor is a view (gather would copy the step).
         new_states, saved = step(inputs_tm[t], states, weights)
         if mask_tm is not None:
-            m_t = _expand_mask(mask_tm[t], new_states[0])
-            new_states = [tf.where(m_t, n, s) for n, s in zip(new_states, states)]
+            new_states = [_masked_update(mask_tm[t], n, s) for n, s in zip(new_states, states)]
         states_ta = [ta.write(t + 1, n) for ta, n in zip(states_ta, new_states)]
         if keep:
             if saved_ta is None:
