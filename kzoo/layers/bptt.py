@@ -3,8 +3,9 @@
 TensorFlow's automatic gradient of a ``tf.while_loop`` that reads a precomputed input from a
 ``TensorArray`` accumulates a zero-filled copy of the whole ``(T, B, k·units)`` list and adds
 lists on every step (a third of an LSTM training step at (64, 100, 64, 128)). For the standard
-cells the engine instead keeps the few tensors the backward step needs, runs one reverse loop of
-the derivatives below, and computes the recurrent kernel's gradient as one matmul over all steps.
+cells the engine instead keeps the few tensors the backward step needs and runs one reverse loop
+of the derivatives below, accumulating the weights' gradients step by step (as TensorFlow does
+for ``keras.layers.LSTM``), so that no whole-sequence gradient tensor is ever held.
 
 A :class:`StepGradient` is a cell's step written twice:
 
@@ -15,8 +16,10 @@ A :class:`StepGradient` is a cell's step written twice:
   given the gradient of the loss with respect to ``new_states``, the gradients with respect to
   the step's projected input and its previous states, and ``d_recurrent``, the gradient with
   respect to the recurrent matmul's output ``states[0] @ recurrent_kernel`` (plus its bias).
-* ``weight_gradients(h_prev, d_recurrent, weights)``: the recurrent weights' gradients from the
-  ``(T, B, ...)`` stacks of ``states[0]`` before each step and of ``d_recurrent``.
+* ``weight_gradients(h_prev, d_recurrent, weights)``: one step's share of the recurrent weights'
+  gradients, from ``states[0]`` before the step and the step's ``d_recurrent``.
+* ``projection``: ``[kernel, bias]`` when the cell's input projection is ``x kernel + bias``; the
+  engine then projects ``x_t`` inside its loops and differentiates that too.
 
 Cells return one from ``step_gradient(recurrent_mask)`` when their configuration is one of these
 (default activations, no recurrent dropout), else ``None`` and the engine falls back to
@@ -42,7 +45,7 @@ def _tanh_grad(y, dy):
 
 
 def _kernel_gradient(h_prev, d_recurrent):
-    """``Σ_t h_{t-1}ᵀ d_t`` as one matmul over all steps and batch rows."""
+    """``h_{t-1}ᵀ d_t`` summed over the batch rows (and the steps, for stacks of them)."""
     return tf.matmul(tf.reshape(h_prev, [-1, tf.shape(h_prev)[-1]]),
                      tf.reshape(d_recurrent, [-1, tf.shape(d_recurrent)[-1]]), transpose_a=True)
 
@@ -55,8 +58,11 @@ class StepGradient:
     # True when ``backward``'s ``d_recurrent`` is always its ``d_x_t`` (one buffer serves both).
     recurrent_gradient_is_input_gradient = True
 
-    def __init__(self, weights):
+    def __init__(self, weights, projection=None):
         self.weights = list(weights)
+        # ``[kernel]`` or ``[kernel, bias]`` when the cell's input projection is exactly
+        # ``x kernel + bias``: the engine may then run and differentiate it inside its loops.
+        self.projection = None if projection is None else list(projection)
 
     def inference_form(self, inputs_tm, weights):
         """``(inputs_tm, weights, step)``: a cheaper equivalent of ``step`` for an XLA forward
@@ -90,8 +96,8 @@ class LSTMStepGradient(StepGradient):
         z_i, z_f, z_c, z_o = tf.split(z, 4, axis=-1)
         i, f, g, o = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.tanh(z_c), tf.sigmoid(z_o)
         c_new = f * c + i * g
-        tanh_c = tf.tanh(c_new)
-        return [o * tanh_c, c_new], [i, f, g, o, tanh_c]
+        # tanh(c') is recomputed backward from the kept c': a (T, B, units) tensor less to hold.
+        return [o * tf.tanh(c_new), c_new], [i, f, g, o]
 
     def inference_form(self, inputs_tm, weights):
         """``σ(z) = (1 + tanh(z / 2)) / 2``: one tanh over all four gates, the inputs and kernel
@@ -114,7 +120,8 @@ class LSTMStepGradient(StepGradient):
     def backward(self, d_states, states, new_states, saved, weights):
         d_h, d_c = d_states
         c = states[1]
-        i, f, g, o, tanh_c = saved
+        i, f, g, o = saved
+        tanh_c = tf.tanh(new_states[1])
         d_c = d_c + _tanh_grad(tanh_c, d_h * o)
         d_z = tf.concat([_sigmoid_grad(i, d_c * g), _sigmoid_grad(f, d_c * c),
                          _tanh_grad(g, d_c * i), _sigmoid_grad(o, d_h * tanh_c)], axis=-1)

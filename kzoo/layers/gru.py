@@ -88,7 +88,8 @@ class GRUCell(RecurrentCell):
         if recurrent_mask is not None or not standard_activations(self) or not self.reset_after:
             return None
         weights = [self.recurrent_kernel] + ([self.bias[1]] if self.use_bias else [])
-        return GRUStepGradient(weights)
+        return GRUStepGradient(
+            weights, projection=[self.kernel] + ([self.bias[0]] if self.use_bias else []))
 
     def get_config(self):
         config = {

@@ -146,7 +146,8 @@ class LSTMCell(RecurrentCell):
         if (recurrent_mask is not None or not standard_activations(self) or self.peephole
                 or self.layer_norm or self.proj_units or not self.use_forget_gate):
             return None
-        return LSTMStepGradient([self.recurrent_kernel])
+        projection = [self.kernel] + ([self.bias] if self.use_bias else [])
+        return LSTMStepGradient([self.recurrent_kernel], projection=projection)
 
     def get_config(self):
         config = {

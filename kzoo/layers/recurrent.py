@@ -1,7 +1,7 @@
 """The sequence layer every kzoo recurrent layer is: a cell run over time by the scan engine.
 
-``Recurrent(cell)`` projects the inputs of all time steps in one call of
-``cell.project_inputs`` and runs ``cell.step`` through :func:`kzoo.layers.scan.scan`. It takes the
+``Recurrent(cell)`` runs ``cell.step`` through :func:`kzoo.layers.scan.scan`, which applies
+``cell.project_inputs`` to all time steps in one matmul or step by step. It takes the
 arguments ``keras.layers.RNN`` users know: ``return_sequences``, ``return_state``,
 ``go_backwards``, ``stateful``, ``zero_output_for_mask``, ``initial_state=`` and ``mask=``.
 """
@@ -198,18 +198,18 @@ class Recurrent(keras.layers.Layer):
 
     def _run_scan(self, sequences, states, mask, recurrent_mask):
         cell = self.cell
-        # Transposing the narrow inputs (not the k·units-wide projection) to time-major, then
-        # projecting every step in one matmul.
+        # The narrow inputs (not the k·units-wide projection) go to time-major; the engine
+        # projects them (all steps in one matmul, or step by step in its inference loop).
         perm = [1, 0] + list(range(2, sequences.shape.rank))
-        projected = cell.project_inputs(tf.transpose(sequences, perm))
 
         def step(projected_t, step_states):
             return cell.step(projected_t, step_states, recurrent_mask)
 
-        return scan(step, projected, states, mask=mask, go_backwards=self.go_backwards,
-                    return_sequences=self.return_sequences,
+        return scan(step, tf.transpose(sequences, perm), states, mask=mask,
+                    go_backwards=self.go_backwards, return_sequences=self.return_sequences,
                     zero_output_for_mask=self.zero_output_for_mask, time_major=True,
-                    output_is_state=True, step_gradient=cell.step_gradient(recurrent_mask))
+                    output_is_state=True, step_gradient=cell.step_gradient(recurrent_mask),
+                    project=cell.project_inputs, independent_rows=recurrent_mask is None)
 
     # -- config ---------------------------------------------------------------------------------
     def get_config(self):

@@ -1,8 +1,13 @@
 """The one scan engine every kzoo recurrent layer runs on.
 
 ``scan(step, inputs, initial_states)`` folds ``(y_t, s_t) = step(x_t, s_{t-1})`` over the time axis
-of ``inputs`` (batch-major, ``(B, T, ...)``), where ``x_t`` is the already projected input of step t
-(the layers do the input projection of all steps as one matmul before calling the engine).
+of ``inputs`` (batch-major, ``(B, T, ...)``), where ``x_t`` is the projected input of step t. The
+layers hand over ``project`` (the cell's input projection). The TensorFlow loops apply it step by
+step inside the loop: the projections of later steps run beside the recurrence (on a second
+core), and no ``(T, B, k·units)`` tensor is held; the engine's own backpropagation differentiates
+it there too. The XLA and TFLite forms, and cells TensorFlow differentiates, project all steps in
+one matmul first. A batch of independent rows large enough for it runs as one loop per core
+over groups of rows (:func:`_batch_groups`).
 
 The loop is a single ``tf.while_loop`` that carries the states. Its form depends on where the
 graph is going, chosen with :func:`scan_mode`:
@@ -26,9 +31,12 @@ masked row therefore returns its initial state.
 """
 
 import contextlib
+import os
 import threading
 
 import tensorflow as tf
+
+from kzoo.layers.cell import dense
 
 try:    # A private module, stable since TF 2.0; without it the engine always lets TF differentiate.
     from tensorflow.python.eager.record import could_possibly_record as _tape_is_active
@@ -105,13 +113,15 @@ def scan(
     mode=None,
     step_gradient=None,
     output_is_state=False,
+    project=None,
+    independent_rows=False,
 ):
     """Run ``step`` over time. Returns ``(last_output, outputs, final_states)``.
 
     Args:
       step: ``step(x_t, states) -> (y_t, new_states)`` with ``states`` a list of tensors.
         ``y_t`` has the shape and dtype of ``states[0]`` (true of every kzoo cell).
-      inputs: ``(B, T, ...)`` projected inputs.
+      inputs: ``(B, T, ...)`` projected inputs (raw inputs with ``project``).
       initial_states: list of ``(B, ...)`` tensors.
       mask: optional ``(B, T)`` boolean.
       go_backwards: process time in reverse; outputs stay in processing order (as Keras).
@@ -123,6 +133,14 @@ def scan(
         ``"tensorarray"`` here: the cuDNN dispatch happens in the layers).
       output_is_state: the step's output is its first new state (true of every kzoo cell);
         then an unmasked loop carries no separate last output.
+      project: optional input transform (a cell's ``project_inputs``): ``inputs`` are then the
+        raw ``(B, T, F)`` sequence and step t reads ``project(x_t)``. The TensorFlow inference
+        loop projects inside the loop, where the next steps' projections run beside the
+        recurrence (on a second core) and no ``(T, B, k·units)`` tensor is ever held; the
+        other forms project every step in one matmul first.
+      independent_rows: ``step`` treats every batch row on its own and closes over no
+        batch-shaped tensor; then a large enough batch runs as several loops over groups of
+        rows, one per core (see :func:`_batch_groups`).
       step_gradient: optional :class:`kzoo.layers.bptt.StepGradient` of the same step. When a
         gradient tape is recording, the ``"tensorarray"`` form then runs the step through it and
         computes the gradient itself (one reverse loop, :func:`_scan_bptt`). Without a tape
@@ -145,8 +163,66 @@ def scan(
         inputs_tm = tf.reverse(inputs_tm, [0])
         if mask_tm is not None:
             mask_tm = tf.reverse(mask_tm, [0])
-    zero_output = tf.zeros_like(initial_states[0])
+    if mode == "xla" and step_gradient is None:
+        mode = "tensorarray"
+    # The engine's own backpropagation differentiates a plain `x W + b` projection inside its
+    # loops (no (T, B, k·units) tensor then exists in either direction).
+    projection = None
+    if (project is not None and step_gradient is not None and _tape_is_active()
+            and mode in ("tensorarray", "xla") and step_gradient.projection is not None):
+        projection, project = step_gradient.projection, None
+    if project is not None and (mode != "tensorarray" or _tape_is_active()):
+        # TensorFlow's backpropagation wants the projection's gradient as one matmul over all
+        # steps, and the XLA and TFLite forms take the projected sequence.
+        inputs_tm, project = project(inputs_tm), None
 
+    def run(inputs_tm, mask_tm, initial_states):
+        zero_output = tf.zeros_like(initial_states[0])
+        cell_step = step
+        if mode in ("xla", "tensorarray") and step_gradient is not None:
+            if _tape_is_active():
+                return _scan_bptt(step_gradient, inputs_tm, mask_tm, initial_states,
+                                  collect=return_sequences,
+                                  zero_output_for_mask=zero_output_for_mask,
+                                  jit=jit_bptt or mode == "xla", projection=projection)
+            if mode == "xla":
+                return _scan_xla(step_gradient, inputs_tm, mask_tm, initial_states,
+                                 collect=return_sequences,
+                                 zero_output_for_mask=zero_output_for_mask)
+            # The same forward step, its weights read once before the loop rather than per step.
+            weights = [tf.convert_to_tensor(w) for w in step_gradient.weights]
+
+            def cell_step(x_t, states):
+                new_states, _ = step_gradient.step(x_t, states, weights)
+                return new_states[0], new_states
+        masked_step = _masked(cell_step, zero_output, zero_output_for_mask)
+        if mode == "tensorarray":
+            return _scan_flat(masked_step, inputs_tm, mask_tm, initial_states, zero_output,
+                              collect=return_sequences,
+                              carry_output=mask_tm is not None or not output_is_state,
+                              project=project)
+        return _scan_unrolled(masked_step, inputs_tm, mask_tm, initial_states, zero_output,
+                              collect=return_sequences)
+
+    groups = _batch_groups(inputs_tm, mode) if independent_rows else 1
+    if groups == 1:
+        return run(inputs_tm, mask_tm, initial_states)
+    # Batch rows never meet, so groups of rows run as independent loops, side by side on as
+    # many cores (one loop over a small batch keeps a single core busy).
+    sizes = _group_sizes(inputs_tm.shape[1], groups)
+    results = [run(*group) for group in zip(
+        tf.split(inputs_tm, sizes, axis=1),
+        [None] * groups if mask_tm is None else tf.split(mask_tm, sizes, axis=1),
+        zip(*[tf.split(s, sizes, axis=0) for s in initial_states]))]
+    last_outputs, outputs, final_states = zip(*results)
+    return (tf.concat(last_outputs, 0),
+            None if outputs[0] is None else tf.concat(outputs, 0),
+            [tf.concat(parts, 0) for parts in zip(*final_states)])
+
+
+def _masked(step, zero_output, zero_output_for_mask):
+    """``step`` as the loops run it: ``(x_t, m_t, prev_output, states) -> (emitted, carried,
+    new_states)``, where a masked row (``m_t`` False) keeps its states and output."""
     def masked_step(x_t, m_t, prev_output, states):
         output, new_states = step(x_t, states)
         new_states = list(new_states)
@@ -156,39 +232,44 @@ def scan(
         carried = _masked_update(m_t, output, prev_output)
         emitted = _masked_update(m_t, output, zero_output) if zero_output_for_mask else carried
         return emitted, carried, new_states
+    return masked_step
 
-    if mode == "xla" and step_gradient is None:
-        mode = "tensorarray"
-    if mode == "xla":
-        if _tape_is_active():
-            return _scan_bptt(step_gradient, inputs_tm, mask_tm, initial_states,
-                              collect=return_sequences,
-                              zero_output_for_mask=zero_output_for_mask, jit=True)
-        return _scan_xla(step_gradient, inputs_tm, mask_tm, initial_states,
-                         collect=return_sequences, zero_output_for_mask=zero_output_for_mask)
-    if mode == "tensorarray" and step_gradient is not None:
-        if _tape_is_active():
-            return _scan_bptt(step_gradient, inputs_tm, mask_tm, initial_states,
-                              collect=return_sequences,
-                              zero_output_for_mask=zero_output_for_mask, jit=jit_bptt)
-        # The same forward step, its weights read once before the loop rather than per step.
-        weights = [tf.convert_to_tensor(w) for w in step_gradient.weights]
 
-        def step(x_t, states):
-            new_states, _ = step_gradient.step(x_t, states, weights)
-            return new_states[0], new_states
-    if mode == "tensorarray":
-        return _scan_flat(masked_step, inputs_tm, mask_tm, initial_states, zero_output,
-                          collect=return_sequences,
-                          carry_output=mask_tm is not None or not output_is_state)
-    return _scan_unrolled(masked_step, inputs_tm, mask_tm, initial_states, zero_output,
-                          collect=return_sequences)
+# Rows per group below which splitting a batch across cores costs more than it saves.
+MIN_GROUP_ROWS = 16
+
+
+def available_cores():
+    """The cores TensorFlow may run independent ops on: its inter-op threads if configured,
+    else (its default) the cores this process may use."""
+    configured = tf.config.threading.get_inter_op_parallelism_threads()
+    if configured:
+        return configured
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:     # pragma: no cover (not Linux)
+        return os.cpu_count() or 1
+
+
+def _batch_groups(inputs_tm, mode):
+    """How many row groups of this batch run as separate loops: one per available core, each
+    of at least :data:`MIN_GROUP_ROWS` rows; 1 for an unknown batch size (serving graphs) and
+    in the TFLite form."""
+    batch = inputs_tm.shape[1]
+    if mode == "tflite" or batch is None:
+        return 1
+    return max(1, min(available_cores(), batch // MIN_GROUP_ROWS))
+
+
+def _group_sizes(batch, groups):
+    """``batch`` rows in ``groups`` near-equal parts."""
+    return [batch // groups + (1 if g < batch % groups else 0) for g in range(groups)]
 
 
 def _scan_flat(masked_step, inputs_tm, mask_tm, initial_states, zero_output, collect,
-               carry_output=True):
+               carry_output=True, project=None):
     """One step per iteration; outputs written to a TensorArray. Without ``carry_output`` the
-    last output is the final first state."""
+    last output is the final first state; with ``project`` each step projects its own input."""
     time_steps = tf.shape(inputs_tm)[0]
     n_states = len(initial_states)
     # Under a gradient tape, step t is read from a TensorArray: its gradient is O(1) per step,
@@ -200,6 +281,11 @@ def _scan_flat(masked_step, inputs_tm, mask_tm, initial_states, zero_output, col
     else:
         def read(t):
             return inputs_tm[t]
+    if project is not None:
+        read_raw = read
+
+        def read(t):
+            return project(read_raw(t))
 
     def body(t, *rest):
         prev_output = rest[0] if carry_output else None
@@ -227,8 +313,10 @@ def _scan_flat(masked_step, inputs_tm, mask_tm, initial_states, zero_output, col
     return last_output, outputs, final_states
 
 
-def _forward_loop(step, inputs_tm, mask_tm, states0, weights, keep):
+def _forward_loop(step, inputs_tm, mask_tm, states0, weights, keep, n_projection=0):
     """The loop of the engine's own forms: ``step(x_t, states, weights) -> (new_states, saved)``.
+    With ``n_projection`` the last weights are ``kernel[, bias]`` and step t reads
+    ``x_t kernel + bias``.
 
     Returns ``(final_states, states_ta, saved_ta)``: ``states_ta[k]`` holds s_0 ... s_T
     (post-mask; step t reads index t and writes t + 1); with ``keep`` the saved tensors of every
@@ -242,7 +330,10 @@ def _forward_loop(step, inputs_tm, mask_tm, states0, weights, keep):
 
     def body(t, states, states_ta, saved_ta):
         # x[t] of the time-major tensor is a view (gather would copy the step).
-        new_states, saved = step(inputs_tm[t], states, weights)
+        x_t = inputs_tm[t]
+        if n_projection:
+            x_t = dense(x_t, *weights[-n_projection:])
+        new_states, saved = step(x_t, states, weights[:len(weights) - n_projection])
         if mask_tm is not None:
             new_states = [_masked_update(mask_tm[t], n, s) for n, s in zip(new_states, states)]
         states_ta = [ta.write(t + 1, n) for ta, n in zip(states_ta, new_states)]
@@ -278,13 +369,20 @@ def _emitted(mask_tm, zero_output_for_mask, last_output, sequence):
     return last_output, sequence
 
 
-def _backward_loop(step_gradient, inputs_tm, mask_tm, states_ta, saved_ta, d_sequence, d_states,
-                   weights):
+def _backward_loop(step_gradient, x_step, mask_tm, states_ta, saved_ta, d_sequence, d_states,
+                   weights, raw_inputs=None, n_projection=0):
     """Backpropagation through the loop :func:`_forward_loop` ran with ``keep``: returns the
-    gradients with respect to the inputs (time-major), the initial states and the weights."""
-    time_steps = tf.shape(inputs_tm)[0]
+    gradients with respect to the inputs (time-major), the initial states and the weights.
+    ``x_step`` is ``(shape, dtype)`` of one input step: the inputs themselves are not needed, and
+    holding them until the backward pass would keep a whole (T, B, k·units) tensor alive. With
+    ``n_projection`` the forward loop projected ``raw_inputs`` itself, and this loop returns
+    the gradients of the raw inputs and of the projection's weights too."""
+    n_recurrent = len(weights) - n_projection
+    projection = weights[n_recurrent:]
+    weights = weights[:n_recurrent]
+    time_steps = states_ta[0].size() - 1
 
-    def back(i, d_states, tas):
+    def back(i, d_states, d_weights, d_x_ta):
         t = time_steps - 1 - i
         states = [ta.read(t) for ta in states_ta]
         new_states = [ta.read(t + 1) for ta in states_ta]
@@ -300,42 +398,49 @@ def _backward_loop(step_gradient, inputs_tm, mask_tm, states_ta, saved_ta, d_seq
         d_x, d_prev, d_rec = step_gradient.backward(d_states, states, new_states, saved, weights)
         if kept is not None:
             d_prev = [a + b for a, b in zip(d_prev, kept)]
-        tas = [tas[0].write(t, d_x)] + [ta.write(t, d_rec) for ta in tas[1:]]
-        return i + 1, d_prev, tas
+        # Accumulated step by step: no (T, B, k·units) stack of d_rec is ever held.
+        step_grads = step_gradient.weight_gradients(states[0], d_rec, weights)
+        if n_projection:
+            x_t = raw_inputs[t]
+            step_grads += [tf.matmul(x_t, d_x, transpose_a=True)]
+            if n_projection > 1:
+                step_grads += [tf.reduce_sum(d_x, 0)]
+            d_x = tf.matmul(d_x, projection[0], transpose_b=True)
+        d_weights = [a + g for a, g in zip(d_weights, step_grads)]
+        return i + 1, d_prev, d_weights, d_x_ta.write(t, d_x)
 
-    # One TensorArray when the recurrent matmul's gradient is the input's (LSTM, RNN).
-    tas = [tf.TensorArray(inputs_tm.dtype, size=time_steps, element_shape=inputs_tm.shape[1:])]
-    if not step_gradient.recurrent_gradient_is_input_gradient:
-        tas.append(tf.TensorArray(d_states[0].dtype, size=time_steps))
-    _, d_initial, tas = tf.while_loop(
-        lambda i, *_: i < time_steps, back, (tf.constant(0), list(d_states), tas),
+    d_x_ta = tf.TensorArray(x_step[1], size=time_steps, element_shape=x_step[0])
+    d_weights = [tf.zeros_like(w) for w in weights + projection]
+    _, d_initial, d_weights, d_x_ta = tf.while_loop(
+        lambda i, *_: i < time_steps, back, (tf.constant(0), list(d_states), d_weights, d_x_ta),
         maximum_iterations=time_steps, parallel_iterations=32)
-    d_x = tas[0].stack()
-    d_rec = tas[-1].stack() if len(tas) > 1 else d_x
-    h_prev = states_ta[0].gather(tf.range(time_steps))
-    return d_x, list(d_initial), step_gradient.weight_gradients(h_prev, d_rec, weights)
+    return d_x_ta.stack(), list(d_initial), d_weights
 
 
 def _scan_bptt(step_gradient, inputs_tm, mask_tm, initial_states, collect,
-               zero_output_for_mask, jit=False):
+               zero_output_for_mask, jit=False, projection=None):
     """The engine's own backpropagation through time (under a gradient tape, see :func:`scan`).
 
     Forward: :func:`_forward_loop` keeping every step's saved tensors. Backward:
     :func:`_backward_loop`, one loop from the last step to the first over
-    ``step_gradient.backward``, masked steps passing their state gradient straight through, then
-    the recurrent weights' gradients as one matmul over all steps. With ``jit`` (scan mode
-    ``"xla"``) each of the two loops is one XLA computation.
+    ``step_gradient.backward``, masked steps passing their state gradient straight through and
+    the weights' gradients summed step by step. With ``jit`` (scan mode
+    ``"xla"``) each of the two loops is one XLA computation. With ``projection`` (``kernel[,
+    bias]``) ``inputs_tm`` are raw and both loops run the projection step by step.
     """
     n_states = len(initial_states)
-    weights = [tf.convert_to_tensor(w) for w in step_gradient.weights]
+    projection = list(projection or [])
+    n_projection = len(projection)
+    weights = [tf.convert_to_tensor(w) for w in step_gradient.weights + projection]
     masks = [] if mask_tm is None else [mask_tm]
+    x_step = (tuple(inputs_tm.shape[1:]), inputs_tm.dtype)
 
     @tf.custom_gradient
     def run(inputs_tm, *flat):
         states0, weights = list(flat[:n_states]), list(flat[n_states:])
         time_steps = tf.shape(inputs_tm)[0]
         if jit:
-            forward, backward = _xla_bptt(step_gradient, n_states)
+            forward, backward = _xla_bptt(step_gradient, n_states, n_projection)
             # Eagerly the tape would record the call and ask XLA for its intermediates (which
             # cannot leave XLA); this gradient is the custom one, so nothing is recorded.
             final_states, states_seq, saved_seq = forward(
@@ -343,7 +448,8 @@ def _scan_bptt(step_gradient, inputs_tm, mask_tm, initial_states, collect,
             sequence = [states_seq[0][1:]] if collect else []
         else:
             final_states, states_ta, saved_ta = _forward_loop(
-                step_gradient.step, inputs_tm, mask_tm, states0, weights, keep=True)
+                step_gradient.step, inputs_tm, mask_tm, states0, weights, keep=True,
+                n_projection=n_projection)
             sequence = [states_ta[0].gather(tf.range(1, time_steps + 1))] if collect else []
 
         def grad(*upstream):
@@ -351,13 +457,16 @@ def _scan_bptt(step_gradient, inputs_tm, mask_tm, initial_states, collect,
             d_sequence = [upstream.pop(0)] if collect else []
             d_states = [tf.zeros_like(s) if d is None else d
                         for d, s in zip(upstream, final_states)]
+            # Raw inputs are needed backward only by a projection run inside the loops.
+            raw = [inputs_tm] if n_projection else []
             if jit:
-                d_x, d_initial, d_weights = backward(inputs_tm, masks, states_seq, saved_seq,
-                                                     d_sequence, d_states, weights)
+                d_x, d_initial, d_weights = backward(x_step, masks, states_seq, saved_seq,
+                                                     d_sequence, d_states, weights, raw)
             else:
                 d_x, d_initial, d_weights = _backward_loop(
-                    step_gradient, inputs_tm, mask_tm, states_ta, saved_ta,
-                    d_sequence[0] if d_sequence else None, d_states, weights)
+                    step_gradient, x_step, mask_tm, states_ta, saved_ta,
+                    d_sequence[0] if d_sequence else None, d_states, weights, *raw,
+                    n_projection=n_projection)
             return [d_x, *d_initial, *d_weights]
 
         return (*sequence, *final_states), grad
@@ -372,10 +481,10 @@ def _scan_bptt(step_gradient, inputs_tm, mask_tm, initial_states, collect,
 _XLA_BPTT = {}
 
 
-def _xla_bptt(step_gradient, n_states):
+def _xla_bptt(step_gradient, n_states, n_projection=0):
     """The forward and backward loops of :func:`_scan_bptt` as XLA computations that exchange
     stacked tensors (TensorArrays cannot cross the boundary; inside XLA, stacking is free)."""
-    key = (type(step_gradient), n_states)
+    key = (type(step_gradient), n_states, n_projection)
     if key in _XLA_BPTT:
         return _XLA_BPTT[key]
 
@@ -387,13 +496,14 @@ def _xla_bptt(step_gradient, n_states):
     def forward(inputs_tm, masks, states0, weights):
         final_states, states_ta, saved_ta = _forward_loop(
             step_gradient.step, inputs_tm, masks[0] if masks else None, states0, weights,
-            keep=True)
+            keep=True, n_projection=n_projection)
         return final_states, [ta.stack() for ta in states_ta], [ta.stack() for ta in saved_ta]
 
-    def backward(inputs_tm, masks, states_seq, saved_seq, d_sequence, d_states, weights):
-        return _backward_loop(step_gradient, inputs_tm, masks[0] if masks else None,
+    def backward(x_step, masks, states_seq, saved_seq, d_sequence, d_states, weights, raw):
+        return _backward_loop(step_gradient, x_step, masks[0] if masks else None,
                               [unstack(s) for s in states_seq], [unstack(s) for s in saved_seq],
-                              d_sequence[0] if d_sequence else None, d_states, weights)
+                              d_sequence[0] if d_sequence else None, d_states, weights, *raw,
+                              n_projection=n_projection)
 
     _XLA_BPTT[key] = (tf.function(forward, jit_compile=True, autograph=False),
                       tf.function(backward, jit_compile=True, autograph=False))

@@ -37,7 +37,8 @@ class SimpleRNNCell(RecurrentCell):
     def step_gradient(self, recurrent_mask=None):
         if recurrent_mask is not None or not standard_activations(self):
             return None
-        return SimpleRNNStepGradient([self.recurrent_kernel])
+        projection = [self.kernel] + ([self.bias] if self.use_bias else [])
+        return SimpleRNNStepGradient([self.recurrent_kernel], projection=projection)
 
 
 @keras.saving.register_keras_serializable(package="kzoo")

@@ -88,3 +88,74 @@ def test_xla_form_equals_tensorarray_form(layer_cls, masked, go_backwards, zero_
                if hasattr(f, "definition"))
     for a, b in zip(reference, outputs):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
+
+
+@pytest.mark.parametrize("layer_cls", [L.SimpleRNN, L.LSTM, L.GRU])
+@pytest.mark.parametrize("masked,go_backwards,training", [
+    (False, False, False), (True, True, False), (True, False, True), (False, True, True)])
+def test_row_groups_equal_one_loop(layer_cls, masked, go_backwards, training, rng, monkeypatch):
+    """A batch split into row groups (one loop per core) gives the outputs, states and
+    gradients of one loop over the whole batch, also for uneven groups and masked rows."""
+    scan_module = __import__("kzoo.layers.scan", fromlist=["scan"])
+    batch = 11
+    layer = layer_cls(4, return_sequences=True, return_state=True, go_backwards=go_backwards)
+    inputs = tf.constant(rng.normal(size=(batch, 7, 3)).astype("float32"))
+    mask = None
+    if masked:
+        mask = np.ones((batch, 7), bool)
+        mask[1, 4:] = False
+        mask[8, :] = False
+    initial = [tf.constant(rng.normal(size=(batch, 4)).astype("float32"))
+               for _ in layer.cell.state_size]
+    layer(inputs, initial_state=initial)
+
+    def forward_backward():
+        with tf.GradientTape() as tape:
+            result = layer(inputs, initial_state=initial, mask=mask, training=training)
+            loss = tf.reduce_sum(tf.square(result[0]))
+        return result, tape.gradient(loss, layer.trainable_weights)
+
+    def traced():
+        return tf.function(forward_backward if training else lambda: (layer(
+            inputs, initial_state=initial, mask=mask), []))()
+
+    group_sizes = []
+    real_group_sizes = scan_module._group_sizes
+    monkeypatch.setattr(scan_module, "_group_sizes",
+                        lambda *a: group_sizes.append(real_group_sizes(*a)) or group_sizes[-1])
+    monkeypatch.setattr(scan_module, "available_cores", lambda: 1)
+    one_outputs, one_grads = traced()
+    assert not group_sizes
+    monkeypatch.setattr(scan_module, "available_cores", lambda: 3)
+    monkeypatch.setattr(scan_module, "MIN_GROUP_ROWS", 3)
+    outputs, grads = traced()
+    assert group_sizes == [[4, 4, 3]]
+    for a, b in zip(one_outputs, outputs):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
+    for a, b in zip(one_grads, grads):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_loops_project_each_step_and_keep_no_projected_sequence(training):
+    """The loops project x_t themselves, so the graph outside them has no (T, B, k·units)
+    tensor; a cell TensorFlow differentiates (peephole LSTM) projects all steps in one matmul."""
+    x = tf.zeros((4, 5, 3))
+
+    def outer_matmul_widths(layer):
+        layer(x)
+
+        def call():
+            if not training:
+                return layer(x)
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = layer(x)
+            return tape.gradient(y, [x] + layer.trainable_weights)
+
+        graph = tf.function(call).get_concrete_function().graph
+        return [op.outputs[0].shape[-1] for op in graph.get_operations()
+                if op.type in ("MatMul", "_MklMatMul", "BatchMatMulV2")]
+
+    assert 32 not in outer_matmul_widths(L.LSTM(8))
+    assert (32 in outer_matmul_widths(L.LSTM(8, peephole=True))) == training
