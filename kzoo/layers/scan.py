@@ -12,12 +12,15 @@ over groups of rows (:func:`_batch_groups`).
 The loop is a single ``tf.while_loop`` that carries the states. Its form depends on where the
 graph is going, chosen with :func:`scan_mode`:
 
-* ``"tensorarray"`` (what the default ``"auto"`` runs on the CPU): outputs collected in a
-  ``TensorArray``, linear in T in the TensorFlow runtime. Under a gradient tape, cells with a
-  hand-derived step gradient (:mod:`kzoo.layers.bptt`) run the engine's own backpropagation
-  through time (:func:`_scan_bptt`); other cells are differentiated by TensorFlow.
-* ``"xla"``: the forward pass of those cells as one XLA computation (opt-in, see
-  :func:`scan_mode`).
+* ``"tensorarray"`` (what the default ``"auto"`` runs on the CPU, but for small fixed-shape
+  inference steps, see below): outputs collected in a ``TensorArray``, linear in T in the
+  TensorFlow runtime. Under a gradient tape, cells with a hand-derived step gradient
+  (:mod:`kzoo.layers.bptt`) run the engine's own backpropagation through time
+  (:func:`_scan_bptt`, XLA-compiled under ``"auto"`` when shapes are fixed); other cells are
+  differentiated by TensorFlow.
+* ``"xla"``: the forward pass of those cells as one XLA computation. ``"auto"`` takes it for
+  graphs with fixed shapes whose step has at most :data:`XLA_INFERENCE_MAX_STEP` elements;
+  ``scan_mode("xla")`` for every step.
 * ``"tflite"``: no TensorArray/TensorList at all, so the TFLite converter lowers the loop to
   builtin ``WHILE`` ops with dynamic batch and time. A loop-carried output buffer is copied by
   the runtime on every iteration, so the loop runs ``TFLITE_UNROLL`` steps per iteration (their
@@ -58,9 +61,11 @@ def get_scan_mode():
 def scan_mode(mode):
     """Trace every kzoo recurrent layer called inside the block with the given loop form.
 
-    ``"auto"`` is the default: the ``"tensorarray"`` loops, or Keras' cuDNN kernels for the
-    standard LSTM/GRU where a GPU is present (:mod:`kzoo.layers.cudnn`). ``"tensorarray"`` is
-    the portable graph exports trace with: TensorFlow ops any CPU server runs. ``scan_mode("xla")`` runs the forward pass of the standard
+    ``"auto"`` is the default: the ``"tensorarray"`` loops (XLA-compiled where shapes are
+    fixed: training, and inference of small steps), or Keras' cuDNN kernels for the standard
+    LSTM/GRU where a GPU is present (:mod:`kzoo.layers.cudnn`). ``"tensorarray"`` is the
+    portable graph exports trace with: TensorFlow ops any CPU server runs, no XLA.
+    ``scan_mode("xla")`` runs the forward pass of the standard
     cells (those with a :class:`kzoo.layers.bptt.StepGradient`) as one XLA computation when no
     gradient tape is recording: the fastest inference on CPU, compiled once per input shape,
     but not for graphs you export (TF Serving does not run XLA:CPU by default); training is as
@@ -130,7 +135,8 @@ def scan(
       time_major: ``inputs`` are ``(T, B, ...)`` (``mask`` stays ``(B, T)``); the outputs are
         batch-major either way.
       mode: one of :data:`SCAN_MODES`; default :func:`get_scan_mode` (``"auto"`` is
-        ``"tensorarray"`` here: the cuDNN dispatch happens in the layers).
+        ``"tensorarray"`` or ``"xla"`` here, see the module docstring: the cuDNN dispatch
+        happens in the layers).
       output_is_state: the step's output is its first new state (true of every kzoo cell);
         then an unmasked loop carries no separate last output.
       project: optional input transform (a cell's ``project_inputs``): ``inputs`` are then the
@@ -152,9 +158,13 @@ def scan(
     # "auto": XLA for the engine's own BPTT when the graph's shapes are fixed (each shape is
     # compiled once; with a dynamic time axis every new length would compile again).
     jit_bptt = mode == "auto" and not tf.executing_eagerly() and inputs.shape.is_fully_defined()
-    if mode == "auto":
-        mode = "tensorarray"
     initial_states = [tf.convert_to_tensor(s) for s in initial_states]
+    if mode == "auto":
+        # Inference too, where a step is small enough for the runtime's per-op dispatch to
+        # dominate it (XLA fuses the step's elementwise ops; it only pays off there).
+        small_step = initial_states[0].shape.num_elements() or 0
+        mode = "xla" if (jit_bptt and step_gradient is not None and not _tape_is_active()
+                         and 0 < small_step <= XLA_INFERENCE_MAX_STEP) else "tensorarray"
     inputs_tm = inputs if time_major else _time_major(inputs)
     mask_tm = None
     if mask is not None:
@@ -234,6 +244,10 @@ def _masked(step, zero_output, zero_output_for_mask):
         return emitted, carried, new_states
     return masked_step
 
+
+# Largest batch × units whose inference "auto" compiles with XLA (fixed shapes only): measured
+# on 2-core x86 (README, Performance), XLA halves a (16, 64) LSTM step and loses at (64, 128).
+XLA_INFERENCE_MAX_STEP = 4096
 
 # Rows per group below which splitting a batch across cores costs more than it saves.
 MIN_GROUP_ROWS = 16

@@ -138,8 +138,9 @@ def test_row_groups_equal_one_loop(layer_cls, masked, go_backwards, training, rn
 
 @pytest.mark.parametrize("training", [False, True])
 def test_loops_project_each_step_and_keep_no_projected_sequence(training):
-    """The loops project x_t themselves, so the graph outside them has no (T, B, k·units)
-    tensor; a cell TensorFlow differentiates (peephole LSTM) projects all steps in one matmul."""
+    """The TensorFlow loops project x_t themselves, so the graph outside them has no
+    (T, B, k·units) tensor; a cell TensorFlow differentiates (peephole LSTM) projects all steps
+    in one matmul."""
     x = tf.zeros((4, 5, 3))
 
     def outer_matmul_widths(layer):
@@ -147,7 +148,8 @@ def test_loops_project_each_step_and_keep_no_projected_sequence(training):
 
         def call():
             if not training:
-                return layer(x)
+                with L.scan_mode("tensorarray"):      # "auto" compiles such a small step
+                    return layer(x)
             with tf.GradientTape() as tape:
                 tape.watch(x)
                 y = layer(x)
@@ -159,3 +161,24 @@ def test_loops_project_each_step_and_keep_no_projected_sequence(training):
 
     assert 32 not in outer_matmul_widths(L.LSTM(8))
     assert (32 in outer_matmul_widths(L.LSTM(8, peephole=True))) == training
+
+
+def test_auto_compiles_inference_of_small_fixed_steps_only(rng):
+    """"auto" inference runs XLA for a fixed-shape graph with a small step and the TensorFlow
+    loop for a large step or a dynamic shape; both equal eager outputs."""
+    scan_module = __import__("kzoo.layers.scan", fromlist=["scan"])
+
+    def compiled(layer, spec, x):
+        fn = tf.function(lambda x: layer(x))
+        graph = fn.get_concrete_function(spec).graph
+        np.testing.assert_allclose(np.asarray(fn(x)), np.asarray(layer(x)), atol=1e-6)
+        return any(f.definition.attr["_XlaMustCompile"].b for f in graph._functions.values()
+                   if hasattr(f, "definition"))
+
+    layer = L.GRU(8)
+    x = tf.constant(rng.normal(size=(2, 6, 3)).astype("float32"))
+    rows = scan_module.XLA_INFERENCE_MAX_STEP // 8 + 1
+    wide = tf.constant(rng.normal(size=(rows, 6, 3)).astype("float32"))
+    assert compiled(layer, tf.TensorSpec(x.shape), x)
+    assert not compiled(layer, tf.TensorSpec([None, None, 3]), x)
+    assert not compiled(layer, tf.TensorSpec(wide.shape), wide)
