@@ -141,13 +141,22 @@ def convert_signatures(functions, allow_flex=False, quantize=None, representativ
     ``variables``: the Keras variables the functions read (see :func:`freeze_signature`).
     Raises :class:`FlexOpsNeeded` naming the ops when builtins do not suffice.
     """
+    import importlib
     import shutil
     import tempfile
 
     if quantize not in QUANTIZE_MODES:
         raise ValueError(f"quantize must be one of {QUANTIZE_MODES}, got {quantize!r}")
-    frozen = {name: freeze_signature(fn, specs, variables)
-              for name, (fn, specs) in functions.items()}
+    engine = importlib.import_module("kzoo.layers.scan")   # (kzoo.layers.scan is the function)
+    previous = engine.TFLITE_CALIBRATION_SAFE
+    # TensorFlow's int8 calibrator crashes running the engine's fast loops: int8 files get its
+    # blocked form (see kzoo.layers.scan.TFLITE_CALIBRATION_SAFE).
+    engine.TFLITE_CALIBRATION_SAFE = quantize == "int8"
+    try:
+        frozen = {name: freeze_signature(fn, specs, variables)
+                  for name, (fn, specs) in functions.items()}
+    finally:
+        engine.TFLITE_CALIBRATION_SAFE = previous
     directory = tempfile.mkdtemp(prefix="kzoo-tflite-")
     try:
         tf.saved_model.save(tf.Module(), directory, signatures=frozen)
@@ -174,7 +183,34 @@ def convert_signatures(functions, allow_flex=False, quantize=None, representativ
         shutil.rmtree(directory, ignore_errors=True)
     if not allow_flex and b"Flex" in content:
         raise FlexOpsNeeded(flex_ops_in(content.decode("latin-1")), "Flex ops in the file")
-    return content
+    return strip_internal_names(content)
+
+
+def strip_internal_names(content):
+    """``content`` without the names of its internal tensors and loop subgraphs.
+
+    The converter names every tensor after its TensorFlow op path inside the loops
+    (``encoder/while/body/_1/.../LoopCond/_746_body_arg3``): about a tenth of a small model's
+    file, and nothing reads them. What apps use stays: the signatures (their keys, input and
+    output names), and the names of the tensors they map to and of their subgraphs.
+    """
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+    if any(buffer.offset for buffer in model.buffers or []):
+        return content      # a file over 2 GB keeps its weights after the flatbuffer: as is
+    kept = {}
+    for signature in model.signatureDefs or []:
+        graph = model.subgraphs[signature.subgraphIndex]
+        kept[signature.subgraphIndex] = {t.tensorIndex for t in signature.inputs + signature.outputs}
+        kept[signature.subgraphIndex] |= set(graph.inputs) | set(graph.outputs)
+    for index, graph in enumerate(model.subgraphs):
+        if index not in kept:
+            graph.name = None
+        for number, tensor in enumerate(graph.tensors):
+            if number not in kept.get(index, ()):
+                tensor.name = None
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def _last_error_line(message):

@@ -82,9 +82,13 @@ def scan_mode(mode):
         _local.mode = previous
 
 
-# Steps unrolled per while-loop iteration, and blocks per chunk, in the TFLite form.
-TFLITE_UNROLL = 8
-TFLITE_CHUNK = 16
+# Rows of the TFLite form's output registers, innermost first (see _scan_unrolled): a step
+# copies about 3 * (16 + 16 + T / 256) output rows, linear in T up to a few thousand steps.
+TFLITE_CHUNKS = (16, 16)
+# Set by kzoo.export while it traces a file for int8 quantization: TensorFlow's int8
+# calibrator crashes (a segfault in its MinMax logging) running the loops of
+# _scan_unrolled, so those files get the earlier blocked form, _scan_blocks.
+TFLITE_CALIBRATION_SAFE = False
 
 
 def _time_major(x):
@@ -573,20 +577,120 @@ def _expand_mask_seq(mask_tm, like):
     return tf.reshape(mask_tm, tf.concat([tf.shape(mask_tm), [1] * (like.shape.rank - 2)], 0))
 
 
+def _shift_in(register, value):
+    """``register`` (n, ...) without its first row and with ``value`` (...) as its last: an
+    output write whose shapes are all static. (A scatter at a computed index has a computed
+    output shape, which makes LiteRT reallocate the loop body on every iteration and keeps the
+    XNNPACK delegate out of it.)"""
+    return tf.concat([register[1:], tf.expand_dims(value, 0)], 0)
+
+
+def _leading_valid_steps(mask_tm):
+    """How many first steps of the time-major (T, B) mask are unmasked in every row (0..T)."""
+    valid = tf.reduce_min(tf.cast(mask_tm, tf.int32), axis=1)
+    # The first step with a masked row: argmin returns the first minimum; T if none.
+    return tf.argmin(tf.concat([valid, [0]], 0), output_type=tf.int32)
+
+
+def _scan_unrolled(masked_step, inputs_tm, mask_tm, initial_states, zero_output, collect):
+    """TensorList-free form for TFLite: one step per ``WHILE`` iteration, shapes static inside.
+
+    What makes a loop fast in LiteRT (measured on a 64-unit LSTM at batch 1, README
+    "Decoding, LiteRT and memory"): every tensor inside a loop body has a static shape. A
+    computed shape (a reshape into blocks, a scatter) makes the interpreter reallocate the body
+    on every iteration and keeps the XNNPACK delegate, which runs the step's matmul and
+    elementwise ops, out of it. Unrolling several steps per iteration saved no time (a WHILE
+    iteration itself costs little) and multiplied the graph, so the body holds one step, which
+    reads ``x[t]`` and ``mask[t]`` with ``GATHER``.
+
+    Masks: the steps before the first step with a masked row run in a loop without any mask
+    op; the rest in a loop over ``masked_step``. A full-length batch never runs the second.
+
+    Outputs (``collect``): a loop-carried buffer is copied on every iteration, so the outputs go
+    through registers of :data:`TFLITE_CHUNKS` rows (a step shifts its output into the
+    innermost, a full register is shifted into the next, the outermost holds the whole
+    sequence), each written by :func:`_shift_in`. Blocks are aligned to the end of the
+    sequence: the first block of each level is the partial one, its rows land at the end of
+    its register, and the sequence is the last T rows of the outermost.
+    """
+    if TFLITE_CALIBRATION_SAFE:
+        return _scan_blocks(masked_step, inputs_tm, mask_tm, initial_states, zero_output, collect)
+    time_steps = tf.shape(inputs_tm)[0]
+    n_states = len(initial_states)
+    n_full = time_steps if mask_tm is None else _leading_valid_steps(mask_tm)
+    def loop(start, stop, carry, masked, collecting):
+        # carry: (prev_output, *states[, innermost register]); steps start .. stop - 1.
+        def body(t, prev_output, *rest):
+            m_t = tf.gather(mask_tm, t) if masked else None
+            emitted, prev_output, states = masked_step(tf.gather(inputs_tm, t), m_t,
+                                                       prev_output, list(rest[:n_states]))
+            out = (t + 1, prev_output, *states)
+            if collecting:
+                out += (_shift_in(rest[n_states], emitted),)
+            return out
+
+        return tf.while_loop(lambda t, *_: t < stop, body, (start, *carry))[1:]
+
+    def steps(start, stop, carry, collecting=False):
+        if mask_tm is None:
+            return loop(start, stop, carry, False, collecting)
+        split = tf.minimum(tf.maximum(n_full, start), stop)
+        carry = loop(start, split, carry, False, collecting)
+        return loop(split, stop, carry, True, collecting)
+
+    if not collect:
+        carry = steps(tf.constant(0), time_steps, (zero_output, *initial_states))
+        return carry[0], None, list(carry[1:])
+
+    # Virtual step v is step v - pad; the first `pad` virtual steps do not exist.
+    spans = [1]     # virtual steps per entry of each level's register
+    for size in TFLITE_CHUNKS:
+        spans.append(spans[-1] * size)
+    n_top = (time_steps + spans[-1] - 1) // spans[-1]
+    pad = n_top * spans[-1] - time_steps
+    sizes = list(TFLITE_CHUNKS) + [n_top]
+    registers, row_shape = [], tf.shape(zero_output)
+    for size in sizes:
+        row_shape = tf.concat([[size], row_shape], 0)
+        registers.append(tf.zeros(row_shape, zero_output.dtype))
+
+    def fill(level, start, carry):
+        """Virtual steps start .. start + spans[level + 1] - 1 into registers[level];
+        carry: (prev_output, *states, *registers[:level + 1])."""
+        if level == 0:
+            return steps(tf.maximum(start, pad) - pad, start + sizes[0] - pad, carry, True)
+        unit = spans[level]
+
+        def body(j, *carry):
+            inner = fill(level - 1, start + j * unit, carry[:-1])
+            return (j + 1, *inner, _shift_in(carry[-1], inner[-1]))
+
+        # Entries holding only virtual steps are skipped (their rows stay at the front).
+        first = tf.maximum(0, (pad - start) // unit)
+        return tf.while_loop(lambda j, *_: j < sizes[level], body, (first, *carry))[1:]
+
+    carry = fill(len(TFLITE_CHUNKS), tf.constant(0),
+                 (zero_output, *initial_states, *registers))
+    rows = tf.reshape(carry[-1], tf.concat([[-1], tf.shape(zero_output)], 0))
+    return carry[0], _batch_major(rows[pad:]), list(carry[1:1 + n_states])
+
+
 def _blocks(x, n_blocks, unroll):
     """The first ``n_blocks * unroll`` steps of time-major ``x`` as (n_blocks, unroll, ...)."""
     return tf.reshape(x[:n_blocks * unroll], tf.concat([[n_blocks, unroll], tf.shape(x)[1:]], 0))
 
 
-def _scan_unrolled(masked_step, inputs_tm, mask_tm, initial_states, zero_output, collect):
-    """TensorList-free form for TFLite (see the module docstring).
+def _scan_blocks(masked_step, inputs_tm, mask_tm, initial_states, zero_output, collect):
+    """The blocked TFLite form, for files quantized to int8 (see TFLITE_CALIBRATION_SAFE): its
+    loops bodies are resized on every iteration, which the calibrator runs without crashing
+    and LiteRT about 3x slower than :func:`_scan_unrolled`'s.
 
-    Full blocks of ``TFLITE_UNROLL`` steps run unrolled; with ``collect`` a block's outputs are
-    stacked and written into a chunk buffer, and each chunk of ``TFLITE_CHUNK`` blocks into the
-    output buffer. The last ``T mod TFLITE_UNROLL`` steps run one per iteration into a small
+    Full blocks of 8 steps run unrolled; with ``collect`` a block's outputs are
+    stacked and written into a chunk buffer, and each chunk of 16 blocks into the
+    output buffer. The last ``T mod 8`` steps run one per iteration into a small
     tail buffer. Nothing is padded or masked beyond the caller's own mask.
     """
-    unroll, chunk = TFLITE_UNROLL, TFLITE_CHUNK
+    unroll, chunk = 8, 16      # steps per iteration, blocks per chunk
     time_steps = tf.shape(inputs_tm)[0]
     n_blocks = time_steps // unroll
     n_states = len(initial_states)

@@ -100,6 +100,47 @@ def test_dynamic_quantization_is_3x_smaller_and_measured(wide_model_files):
     assert report[files[None]].max_abs_diff < 1e-5
 
 
+# The bar for every registered model at its default size. The ConvLSTM cannot meet it
+# at its default size: its 41k weights are 160 KB in float and 42 KB in int8 plus 9 KB of
+# per-channel scales, so a graph of G KB makes the ratio (160 + G) / (51 + G), 3x only for a
+# graph under 4 KB (its loops take 57 KB; 2.0x measured).
+DYNAMIC_BAR = 3.0
+BELOW_DYNAMIC_BAR = {"many_to_many_convlstm"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", kzoo.list_models())
+def test_dynamic_file_is_3x_smaller_at_the_default_size(name, tmp_path):
+    if name in BELOW_DYNAMIC_BAR:
+        pytest.xfail(f"{name}: weights too few for a 3x smaller file (see DYNAMIC_BAR)")
+    keras.utils.set_random_seed(0)
+    model = kzoo.build(name)
+    sizes = {mode: os.path.getsize(kzoo.export.tflite(model, tmp_path / f"{mode}.tflite",
+                                                      quantize=mode))
+             for mode in (None, "dynamic")}
+    assert sizes[None] >= DYNAMIC_BAR * sizes["dynamic"], \
+        f"{name}: float {sizes[None]} B, dynamic {sizes['dynamic']} B " \
+        f"({sizes[None] / sizes['dynamic']:.2f}x)"
+
+
+def test_internal_names_are_stripped_and_signatures_kept(wide_model_files):
+    _, files = wide_model_files
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    with open(files[None], "rb") as handle:
+        model = flatbuffer_utils.convert_bytearray_to_object(bytearray(handle.read()))
+    entries = {s.subgraphIndex for s in model.signatureDefs}
+    assert {s.signatureKey.decode() for s in model.signatureDefs} == {"serving_default",
+                                                                       "stream"}
+    loops = [g for k, g in enumerate(model.subgraphs) if k not in entries]
+    assert loops and all(g.name is None and all(t.name is None for t in g.tensors)
+                         for g in loops)
+    interpreter = Interpreter(model_path=str(files[None]))
+    assert interpreter.get_signature_list()["stream"]["inputs"] == [
+        "initial_state_1_0", "initial_state_1_1", "inputs"]
+    assert interpreter.get_input_details()[0]["name"]
+
+
 def test_float16_file_runs_close_to_keras(wide_model_files):
     model, files = wide_model_files
     ids = np.random.default_rng(1).integers(1, 8000, size=(2, 7)).astype(np.int32)
