@@ -42,14 +42,19 @@ def build_small(name, seed=0):
     return kzoo.build(name, **small_config(name))
 
 
-def export_models(names, directory):
-    """Build each model small, write its SavedModel and float TFLite file; returns
-    ``{name: (model, saved_model_dir, tflite_path)}``."""
+def export_models(names, directory, formats=("saved_model", "tflite")):
+    """Build each model small, write its SavedModel and float TFLite file (those of ``formats``);
+    returns ``{name: (model, saved_model_dir, tflite_path)}``, None for a format not written."""
+    unknown = sorted(set(formats) - {"saved_model", "tflite"})
+    if unknown:
+        raise ValueError(f"export_models: unknown format(s) {unknown}")
     result = {}
     for name in names:
         model = build_small(name)
-        saved = kzoo.export.saved_model(model, os.path.join(directory, name))
-        lite_path = kzoo.export.tflite(model, os.path.join(directory, f"{name}.tflite"))
+        saved = kzoo.export.saved_model(model, os.path.join(directory, name)) \
+            if "saved_model" in formats else None
+        lite_path = kzoo.export.tflite(model, os.path.join(directory, f"{name}.tflite")) \
+            if "tflite" in formats else None
         result[name] = (model, saved, lite_path)
     return result
 
@@ -128,16 +133,3 @@ def serve_in_fresh_process(jobs, directory):
 def exported(tmp_path_factory):
     """The fast subset, exported once: ``{name: (model, saved_model_dir, tflite_path)}``."""
     return export_models(FAST_MODELS, str(tmp_path_factory.mktemp("exported")))
-
-
-# Rows test_quantized_accuracy adds (one per model), printed once the whole run is done.
-QUANTIZATION_SUMMARY = []
-
-
-def pytest_terminal_summary(terminalreporter):
-    if QUANTIZATION_SUMMARY:
-        from .test_quantized_accuracy import summary_lines
-
-        terminalreporter.write_line("")
-        for line in summary_lines(QUANTIZATION_SUMMARY):
-            terminalreporter.write_line(line)

@@ -3,7 +3,9 @@ called directly, through a TF Serving PredictRequest and with the sample REST bo
 within 1e-5 (seq2seq: the same tokens); its float TFLite file has no Flex op and equals Keras
 within 1e-4 at two batch sizes and two lengths.
 
-The default run checks one model per I/O pattern; ``-m slow`` checks all of ``list_models()``.
+The default run checks one model per I/O pattern; ``-m slow`` checks all of ``list_models()``,
+one test per pattern and route (each exports only what it checks), so that ``pytest -n 2`` runs
+them side by side.
 """
 
 import numpy as np
@@ -65,16 +67,26 @@ def test_tflite_builtins_equal_keras_at_two_batches_and_lengths(exported):
     check_tflite(exported)
 
 
-@pytest.fixture(scope="module")
-def every_model(tmp_path_factory):
-    return export_models(kzoo.list_models(), str(tmp_path_factory.mktemp("every_model")))
+def models_of(pattern):
+    """The registered models of an I/O pattern."""
+    return [name for name in kzoo.list_models() if kzoo.model_info(name).pattern == pattern]
+
+
+def test_the_patterns_split_every_registered_model():
+    """The slow tests below check ``models_of(p)`` for each pattern p: together, every model."""
+    split = [name for pattern in kzoo.models.PATTERNS for name in models_of(pattern)]
+    assert sorted(split) == sorted(kzoo.list_models())
 
 
 @pytest.mark.slow
-def test_every_model_saved_model_served_in_fresh_process(every_model, tmp_path):
-    check_served(every_model, str(tmp_path))
+@pytest.mark.parametrize("pattern", kzoo.models.PATTERNS)
+def test_every_model_saved_model_served_in_fresh_process(pattern, tmp_path):
+    exported = export_models(models_of(pattern), str(tmp_path / "exported"),
+                             formats=("saved_model",))
+    check_served(exported, str(tmp_path))
 
 
 @pytest.mark.slow
-def test_every_model_tflite_builtins_equal_keras(every_model):
-    check_tflite(every_model)
+@pytest.mark.parametrize("pattern", kzoo.models.PATTERNS)
+def test_every_model_tflite_builtins_equal_keras(pattern, tmp_path):
+    check_tflite(export_models(models_of(pattern), str(tmp_path), formats=("tflite",)))

@@ -2,8 +2,9 @@
 held-out split when its TFLite file is dynamic-range quantized (int8 weights): the export report
 measures the change and prints it, for every name in ``kzoo.list_models()``.
 
-Slow (two TFLite conversions per model); each report is printed as it is made, and a summary
-table at the end of the run.
+Slow (two TFLite conversions per model); each report is printed as its test ends, and a summary
+table at the end of the run (both through ``tests/conftest.py``, which also shows them when
+pytest-xdist runs the tests in workers).
 The dataset of each model and the brief training: :mod:`tests.export.held_out`.
 """
 
@@ -14,7 +15,7 @@ import kzoo
 import kzoo.export
 
 from . import held_out
-from .conftest import QUANTIZATION_SUMMARY
+from ..conftest import SHOW, SUMMARY_ROW
 
 # Training batches of 32: enough to leave chance level in seconds (a decoder spelling numbers
 # character by character needs more).
@@ -51,30 +52,16 @@ def data_dir(tmp_path_factory):
     return str(tmp_path_factory.mktemp("kzoo_data"))
 
 
-SUMMARY_HEADER = ("model", "dataset", "held out", "float", "dynamic", "file ratio",
-                  "weights ratio", "keras accuracy", "dynamic change")
-
-
-def summary_lines(rows):
-    """The table ``conftest.pytest_terminal_summary`` prints after the run."""
-    table = [SUMMARY_HEADER] + rows
-    widths = [max(len(row[k]) for row in table) for k in range(len(SUMMARY_HEADER))]
-    return ["dynamic-range quantization of each model briefly trained on its dataset, scored on "
-            "held-out examples:"] + ["  ".join(cell.ljust(w) for cell, w in
-                                              zip(row, widths)).rstrip() for row in table]
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name", kzoo.list_models())
-def test_dynamic_quantization_keeps_held_out_accuracy(name, data_dir, tmp_path, capsys):
+def test_dynamic_quantization_keeps_held_out_accuracy(name, data_dir, tmp_path, record_property):
     pattern = kzoo.model_info(name).pattern
     model = held_out.trained(name, data_dir, STEPS.get(pattern, DEFAULT_STEPS))
     samples = held_out.held_out(name, data_dir, HELD_OUT.get(name, DEFAULT_HELD_OUT))
     paths = [kzoo.export.tflite(model, tmp_path / f"{name}.tflite"),
              kzoo.export.tflite(model, tmp_path / f"{name}.dyn.tflite", quantize="dynamic")]
     report = kzoo.export.verify(model, paths, samples)
-    with capsys.disabled():
-        print(f"\n{report}")
+    record_property(SHOW, str(report))
     plain, dynamic = report.artifacts
     assert report.metric_name == "accuracy"
     assert abs(plain.metric_change) <= 0.01, str(report)   # the float file decides as Keras
@@ -92,7 +79,7 @@ def test_dynamic_quantization_keeps_held_out_accuracy(name, data_dir, tmp_path, 
         assert plain.weight_bytes > 2 * dynamic.weight_bytes, str(report)
         assert plain.size_bytes > dynamic.size_bytes, str(report)
     dataset, options = held_out.dataset_of(name)
-    QUANTIZATION_SUMMARY.append((
+    record_property(SUMMARY_ROW, (
         name, " ".join([dataset] + [f"{k}={v}" for k, v in options.items()]),
         str(report.num_samples), f"{plain.size_bytes / 1024:.0f} KB",
         f"{dynamic.size_bytes / 1024:.0f} KB", f"{plain.size_bytes / dynamic.size_bytes:.2f}x",
