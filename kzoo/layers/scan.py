@@ -182,8 +182,9 @@ def scan(
     # The engine's own backpropagation differentiates a plain `x W + b` projection inside its
     # loops (no (T, B, k·units) tensor then exists in either direction).
     projection = None
-    if (project is not None and step_gradient is not None and _tape_is_active()
-            and mode in ("tensorarray", "xla") and step_gradient.projection is not None):
+    if (project is not None and step_gradient is not None
+            and step_gradient.projection is not None
+            and (mode == "xla" or (mode == "tensorarray" and _tape_is_active()))):
         projection, project = step_gradient.projection, None
     if project is not None and (mode != "tensorarray" or _tape_is_active()):
         # TensorFlow's backpropagation wants the projection's gradient as one matmul over all
@@ -202,7 +203,8 @@ def scan(
             if mode == "xla":
                 return _scan_xla(step_gradient, inputs_tm, mask_tm, initial_states,
                                  collect=return_sequences,
-                                 zero_output_for_mask=zero_output_for_mask)
+                                 zero_output_for_mask=zero_output_for_mask,
+                                 projection=projection)
             # The same forward step, its weights read once before the loop rather than per step.
             weights = [tf.convert_to_tensor(w) for w in step_gradient.weights]
 
@@ -331,20 +333,23 @@ def _scan_flat(masked_step, inputs_tm, mask_tm, initial_states, zero_output, col
     return last_output, outputs, final_states
 
 
-def _forward_loop(step, inputs_tm, mask_tm, states0, weights, keep, n_projection=0):
+def _forward_loop(step, inputs_tm, mask_tm, states0, weights, keep, n_projection=0,
+                  recorded=None):
     """The loop of the engine's own forms: ``step(x_t, states, weights) -> (new_states, saved)``.
     With ``n_projection`` the last weights are ``kernel[, bias]`` and step t reads
     ``x_t kernel + bias``.
 
     Returns ``(final_states, states_ta, saved_ta)``: ``states_ta[k]`` holds s_0 ... s_T
-    (post-mask; step t reads index t and writes t + 1); with ``keep`` the saved tensors of every
-    step are kept too (references, not copies), else ``saved_ta`` is empty.
+    (post-mask; step t reads index t and writes t + 1) for the first ``recorded`` states (all
+    by default); with ``keep`` the saved tensors of every step are kept too (references, not
+    copies), else ``saved_ta`` is empty.
     """
     time_steps = tf.shape(inputs_tm)[0]
     # clear_after_read=False: the backward pass reads every state twice, and eagerly a
     # TensorArray forgets what was read.
     states_ta = [tf.TensorArray(s.dtype, size=time_steps + 1, element_shape=s.shape,
-                                clear_after_read=False).write(0, s) for s in states0]
+                                clear_after_read=False).write(0, s)
+                 for s in states0[:len(states0) if recorded is None else recorded]]
 
     def body(t, states, states_ta, saved_ta):
         # x[t] of the time-major tensor is a view (gather would copy the step).
@@ -533,42 +538,52 @@ _XLA_FORWARDS = {}
 
 
 def _scan_xla(step_gradient, inputs_tm, mask_tm, initial_states, collect,
-              zero_output_for_mask):
+              zero_output_for_mask, projection=None):
     """The forward pass of a standard cell as one XLA computation (``scan_mode("xla")``).
 
     XLA fuses each step's elementwise work into a few kernels where the TensorFlow runtime
     dispatches a dozen ops per step; it compiles once per input shape (about 0.3 s on 2 cores).
+    With ``projection`` (``kernel[, bias]``) ``inputs_tm`` are raw and each step projects its
+    own; only the output sequence (with ``collect``) is kept across steps.
     """
+    projection = list(projection or [])
     key = (type(step_gradient), len(initial_states), collect, mask_tm is not None,
-           zero_output_for_mask)
+           zero_output_for_mask, len(projection))
     if key not in _XLA_FORWARDS:
         _XLA_FORWARDS[key] = tf.function(
-            _xla_forward_fn(step_gradient, len(initial_states), collect, zero_output_for_mask),
+            _xla_forward_fn(step_gradient, collect, zero_output_for_mask, len(projection)),
             jit_compile=True, autograph=False)
-    weights = [tf.convert_to_tensor(w) for w in step_gradient.weights]
+    weights = [tf.convert_to_tensor(w) for w in step_gradient.weights + projection]
     masks = [] if mask_tm is None else [mask_tm]
-    result = _XLA_FORWARDS[key](inputs_tm, masks, list(initial_states), weights)
-    last_output, sequence, final_states, _ = result
+    last_output, sequence, final_states = _XLA_FORWARDS[key](inputs_tm, masks,
+                                                             list(initial_states), weights)
     return last_output, None if sequence is None else _batch_major(sequence), list(final_states)
 
 
-def _xla_forward_fn(step_gradient, n_states, collect, zero_output_for_mask):
+def _xla_forward_fn(step_gradient, collect, zero_output_for_mask, n_projection):
     def forward(inputs_tm, masks, states0, weights):
         mask_tm = masks[0] if masks else None
-        form = step_gradient.inference_form(inputs_tm, weights)
-        if form is None:
-            form = inputs_tm, weights, step_gradient.step
-        inputs_tm, weights, step = form
-        final_states, states_ta, saved_ta = _forward_loop(step, inputs_tm, mask_tm, states0,
-                                                          weights, keep=True)
+        projection = weights[len(weights) - n_projection:]
+        weights = weights[:len(weights) - n_projection]
+        scale, step = None, step_gradient.step
+        form = step_gradient.inference_form(weights)
+        if form is not None:
+            scale, weights, step = form
+        if scale is not None:
+            # (x W + b) * s = x (W * s) + b * s: the scale goes where the projection happens.
+            if projection:
+                projection = [p * scale for p in projection]
+            else:
+                inputs_tm = inputs_tm * scale
+        final_states, states_ta, _ = _forward_loop(
+            step, inputs_tm, mask_tm, states0, weights + projection, keep=False,
+            n_projection=n_projection, recorded=1 if collect else 0)
         sequence = None
         if collect:
             sequence = states_ta[0].gather(tf.range(1, tf.shape(inputs_tm)[0] + 1))
         last_output, sequence = _emitted(mask_tm, zero_output_for_mask, final_states[0],
                                          sequence)
-        # Returned (and dropped by the caller) so that XLA computes each saved term once.
-        kept = [ta.stack() for ta in saved_ta]
-        return last_output, sequence, final_states, kept
+        return last_output, sequence, final_states
     return forward
 
 
