@@ -321,12 +321,17 @@ def _seq2seq_signatures(model, jit_compile):
     def default_length(source_ids, length):
         return tf.where(length > 0, length, 2 * tf.shape(source_ids)[1] + 2)
 
+    def search_step(memory, keys, memory_mask):
+        if jit_compile:
+            return lambda ids, s: step_fn(ids, s, memory, keys, memory_mask)
+        return model.search_step(memory, keys, memory_mask)
+
     # The searches below are Seq2Seq.greedy_graph/beam_graph with the encoder and the step
     # replaceable by their XLA-compiled forms.
     def greedy(source_ids, length):
         memory, keys, memory_mask, states = encode_fn(source_ids)
         return decoding.greedy_search(
-            lambda ids, s: step_fn(ids, s, memory, keys, memory_mask), states,
+            search_step(memory, keys, memory_mask), states,
             batch_size=tf.shape(source_ids)[0], start_id=model.start_id, end_id=model.end_id,
             max_length=default_length(source_ids, length),
             alignment_size=tf.shape(memory)[1] if with_attention else None)
@@ -337,7 +342,7 @@ def _seq2seq_signatures(model, jit_compile):
                                      for x in (memory, keys, memory_mask))
         states = [decoding.tile_batch(s, BEAM_WIDTH) for s in states]
         result = decoding.beam_search(
-            lambda ids, s: step_fn(ids, s, memory, keys, memory_mask), states,
+            search_step(memory, keys, memory_mask), states,
             batch_size=tf.shape(source_ids)[0], beam_width=BEAM_WIDTH, start_id=model.start_id,
             end_id=model.end_id, max_length=default_length(source_ids, length),
             alignment_size=tf.shape(memory)[1] if with_attention else None)

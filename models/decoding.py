@@ -7,10 +7,18 @@ Both searches drive a decoder through one function,
     logits, new_states, alignments = step_fn(token_ids, states)
 
 (token_ids (N,) int32, states a list of (N, ...) tensors, logits (N, V), alignments (N, Ts) or
-None). Every hypothesis writes its tokens into a preallocated (.., max_length) buffer with a
-one-hot add, so the loop carries no TensorArray/TensorList (it converts to TFLite builtins) and
-batch size, source length and ``max_length`` stay dynamic. A row stops at ``end_id`` (which is
-written) and holds 0, kzoo's pad id, after it.
+None). Batch size, source length and ``max_length`` stay dynamic. A row stops at ``end_id``
+(which is written) and holds 0, kzoo's pad id, after it.
+
+TensorFlow's executor runs a loop step node by node, and at a decoder step's sizes much of a
+node's cost is the same whatever its tensors, so the loop bodies are kept short: whatever does
+not change from one step to the next (row offsets, buffer positions, the frozen row of a
+finished hypothesis) is made once before the loop, penalties that are a Python 0 are left out
+of the graph, and greedy search settles lengths, scores and padding once after the loop instead
+of at every step. Greedy search collects its per-step outputs in TensorArrays; under
+``scan_mode("tflite")``, where the converter cannot lower a TensorList, it writes them into
+preallocated buffers with one-hot adds instead (builtin ops only). Beam search keeps every
+hypothesis' tokens in a (B*K, max_length) buffer that follows its parents.
 
 Beam search ranks hypotheses, at every step and at the end, by the GNMT score (Wu et al. 2016)
 
@@ -27,8 +35,9 @@ import tensorflow as tf
 # Finite stand-in for log(0): -inf would turn into NaN in -inf - -inf or 0 * -inf.
 NEG_INF = -1e9
 
-# The buffers above are allocated for max_length steps up front: a request for 10**9 steps
-# (a typo, or a hostile serving request) would take the whole machine's memory.
+# Buffers of max_length steps are allocated up front (beam search's tokens, greedy search's
+# outputs in TFLite): a request for 10**9 steps (a typo, or a hostile serving request) would
+# take the whole machine's memory.
 MAX_DECODE_LENGTH = 10_000
 
 
@@ -70,17 +79,71 @@ def coverage_penalty(accumulated_attention, beta):
 
 
 def _keeping_shapes(body):
-    # Reshapes by dynamic sizes lose static dimensions the loop entered with; restore them.
+    # Reshapes by dynamic sizes lose static dimensions the loop entered with; restore them, and
+    # only where they were lost (every EnsureShape is one more node run at every step).
     def wrapped(*loop_vars):
-        return tuple(tf.ensure_shape(new, old.shape)
-                     for new, old in zip(body(*loop_vars), loop_vars))
+        new_vars = tf.nest.flatten(body(*loop_vars), expand_composites=False)
+        old_vars = tf.nest.flatten(loop_vars, expand_composites=False)
+        kept = [tf.ensure_shape(new, old.shape)
+                if tf.is_tensor(new) and new.shape != old.shape else new
+                for new, old in zip(new_vars, old_vars)]
+        return tf.nest.pack_sequence_as(loop_vars, kept)
     return wrapped
 
 
-def _write(buffer, t, max_length, values):
-    """buffer[..., t] = values, as a one-hot add (buffer is zero at column t)."""
-    column = tf.one_hot(t, max_length, dtype=buffer.dtype)
-    return buffer + tf.expand_dims(values, -1) * column
+def _is_zero(weight):
+    """True when ``weight`` is known at trace time to be 0 (a Python number or a constant)."""
+    value = tf.get_static_value(weight) if tf.is_tensor(weight) else weight
+    return value is not None and float(value) == 0.0
+
+
+class _History:
+    """One (B, ...) value per step, collected as (B, max_length, ...) after the loop, zeros past
+    the last step. In TensorFlow a TensorArray (constant cost per step); under
+    ``scan_mode("tflite")``, which cannot hold a TensorList, a zero buffer of the full size
+    written by one-hot adds."""
+
+    def __init__(self, batch_size, max_length, dtype, row_shape=()):
+        from kzoo.layers.scan import get_scan_mode
+
+        self.buffered = get_scan_mode() == "tflite"
+        self.batch_size, self.max_length, self.dtype = batch_size, max_length, dtype
+        self.row_shape = list(row_shape)
+
+    def initial(self):
+        if self.buffered:
+            return tf.zeros([self.batch_size, self.max_length, *self.row_shape], self.dtype)
+        # Element 0 is a row of zeros, step t goes to t + 1: the stack is never of an empty
+        # list (which a TensorList with a dynamic batch cannot do), even when no step ran.
+        array = tf.TensorArray(self.dtype, size=0, dynamic_size=True,
+                               element_shape=tf.TensorShape([None] + [
+                                   d if isinstance(d, int) else None for d in self.row_shape]))
+        return array.write(0, tf.zeros([self.batch_size, *self.row_shape], self.dtype))
+
+    def write(self, history, t, next_t, value):
+        if not self.buffered:
+            return history.write(next_t, value)
+        column = tf.one_hot(t, self.max_length, dtype=self.dtype)
+        # expand_dims/reshape, not [:, None]: TFLite's builtin StridedSlice rejects that.
+        column = tf.reshape(column, [1, -1] + [1] * len(self.row_shape))
+        return history + tf.expand_dims(value, 1) * column
+
+    def read(self, history, steps):
+        if self.buffered:
+            return history
+        stacked = history.stack()[1:]                                 # (steps, B, ...)
+        rank = 2 + len(self.row_shape)
+        stacked = tf.transpose(stacked, [1, 0] + list(range(2, rank)))
+        padding = [[0, 0], [0, self.max_length - steps]] + [[0, 0]] * len(self.row_shape)
+        return tf.pad(stacked, padding)
+
+
+def _emitted(ids, steps, end_id):
+    """(B, max_length) bool: the tokens a row emitted, i.e. the steps that ran, up to and
+    including its first ``end_id``."""
+    ran = tf.expand_dims(tf.range(tf.shape(ids)[1]), 0) < steps
+    ends = tf.cast(tf.logical_and(tf.equal(ids, end_id), ran), tf.int32)
+    return tf.logical_and(ran, tf.equal(tf.cumsum(ends, axis=1, exclusive=True), 0))
 
 
 def greedy_search(step_fn, initial_states, *, batch_size, start_id, end_id, max_length,
@@ -91,43 +154,47 @@ def greedy_search(step_fn, initial_states, *, batch_size, start_id, end_id, max_
     summed log-probabilities of the emitted tokens, ``lengths`` (B,) tokens emitted (end
     included), and with ``alignment_size`` (the source length) ``attention`` (B, max_length, Ts),
     the attention weights of every emitted token (zero after the end).
+
+    The loop records every row's argmax, its log-probability and alignments at every step,
+    also after the row finished (a finished row keeps decoding until all are; what it computes
+    then is never used); the emitted part is cut out once, after the loop.
     """
     max_length = limited_length(max_length)
     batch_size = tf.convert_to_tensor(batch_size, tf.int32)
     with_attention = alignment_size is not None
-    tokens = tf.zeros([batch_size, max_length], tf.int32)
-    attention = tf.zeros([batch_size, max_length, alignment_size if with_attention else 1])
     initial_states = [tf.convert_to_tensor(s) for s in initial_states]
+    histories = [_History(batch_size, max_length, tf.int32),
+                 _History(batch_size, max_length, tf.float32)]
+    if with_attention:
+        histories.append(_History(batch_size, max_length, tf.float32, [alignment_size]))
 
-    def cond(t, ids, tokens, scores, lengths, finished, attention, *states):
+    def cond(t, ids, finished, written, states):
         return tf.logical_and(t < max_length, tf.logical_not(tf.reduce_all(finished)))
 
-    def body(t, ids, tokens, scores, lengths, finished, attention, *states):
+    def body(t, ids, finished, written, states):
         logits, new_states, alignments = step_fn(ids, list(states))
         log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
         next_ids = tf.argmax(log_probs, -1, output_type=tf.int32)
-        step_scores = tf.reduce_sum(
-            log_probs * tf.one_hot(next_ids, tf.shape(log_probs)[-1]), -1)
-        running = tf.logical_not(finished)
-        next_ids = tf.where(running, next_ids, 0)
-        scores = scores + tf.where(running, step_scores, 0.0)
-        lengths = lengths + tf.cast(running, tf.int32)
-        tokens = _write(tokens, t, max_length, next_ids)
+        # The chosen token's log-probability is the row's maximum: no one-hot pick needed.
+        values = [next_ids, tf.reduce_max(log_probs, -1)]
         if with_attention:
-            # expand_dims/reshape, not [:, None, :]: TFLite's builtin StridedSlice rejects that.
-            weights = tf.where(tf.expand_dims(running, 1), tf.cast(alignments, tf.float32), 0.0)
-            row = tf.reshape(tf.one_hot(t, max_length), [1, -1, 1])
-            attention = attention + tf.expand_dims(weights, 1) * row
+            values.append(tf.cast(alignments, tf.float32))
+        next_t = t + 1
+        written = [h.write(w, t, next_t, v) for h, w, v in zip(histories, written, values)]
         finished = tf.logical_or(finished, tf.equal(next_ids, end_id))
-        return (t + 1, next_ids, tokens, scores, lengths, finished, attention, *new_states)
+        return next_t, next_ids, finished, written, list(new_states)
 
-    loop_vars = (tf.constant(0), tf.fill([batch_size], tf.constant(start_id, tf.int32)), tokens,
-                 tf.zeros([batch_size]), tf.zeros([batch_size], tf.int32),
-                 tf.zeros([batch_size], tf.bool), attention, *initial_states)
-    result = tf.while_loop(cond, _keeping_shapes(body), loop_vars)
-    output = {"tokens": result[2], "scores": result[3], "lengths": result[4]}
+    loop_vars = (tf.constant(0), tf.fill([batch_size], tf.constant(start_id, tf.int32)),
+                 tf.zeros([batch_size], tf.bool), [h.initial() for h in histories],
+                 initial_states)
+    steps, _, _, written, _ = tf.while_loop(cond, _keeping_shapes(body), loop_vars)
+    ids, step_scores, *attention = [h.read(w, steps) for h, w in zip(histories, written)]
+    emitted = _emitted(ids, steps, end_id)
+    output = {"tokens": tf.where(emitted, ids, 0),
+              "scores": tf.reduce_sum(tf.where(emitted, step_scores, 0.0), 1),
+              "lengths": tf.reduce_sum(tf.cast(emitted, tf.int32), 1)}
     if with_attention:
-        output["attention"] = result[6]
+        output["attention"] = tf.where(tf.expand_dims(emitted, -1), attention[0], 0.0)
     return output
 
 
@@ -138,7 +205,8 @@ def beam_search(step_fn, initial_states, *, batch_size, beam_width, start_id, en
 
     ``initial_states`` and whatever ``step_fn`` closes over (the encoder memory) must already be
     tiled to ``batch_size * beam_width`` rows with :func:`tile_batch`. Coverage needs
-    ``alignment_size`` (the source length) and a ``step_fn`` that returns alignments.
+    ``alignment_size`` (the source length) and a ``step_fn`` that returns alignments. A penalty
+    weight that is a Python 0 (the default) is left out of the graph.
 
     Returns a dict: ``tokens`` (B, max_length) and ``scores`` (B,) of the best hypothesis,
     ``beam_tokens`` (B, K, max_length), ``beam_scores`` (B, K) (best first), ``log_probs``
@@ -150,67 +218,90 @@ def beam_search(step_fn, initial_states, *, batch_size, beam_width, start_id, en
     k = beam_width
     max_length = limited_length(max_length)
     batch_size = tf.convert_to_tensor(batch_size, tf.int32)
-    use_coverage = alignment_size is not None
+    use_length = not _is_zero(length_penalty_weight)
+    use_coverage = alignment_size is not None and not _is_zero(coverage_penalty_weight)
+    penalized = use_length or use_coverage
     alpha = tf.cast(length_penalty_weight, tf.float32)
     beta = tf.cast(coverage_penalty_weight, tf.float32)
     initial_states = [tf.convert_to_tensor(s) for s in initial_states]
+    # Every per-hypothesis tensor is flat, row b*K + j for hypothesis j of batch row b, with
+    # (N, 1) columns where it meets (N, V) scores. Loop invariants are made here, once:
+    first_rows = tf.expand_dims(tf.range(batch_size) * k, 1)      # (B, 1) row of hypothesis 0
+    positions = tf.range(max_length)                                # token buffer columns
 
-    def reorder_flat(x, parents):
-        # (B*K, ...) rows follow their parent hypothesis: row b*K + j <- row b*K + parents[b, j].
-        shape = tf.shape(x)
-        grouped = tf.reshape(x, tf.concat([[batch_size, k], shape[1:]], 0))
-        grouped = tf.gather(grouped, parents, axis=1, batch_dims=1)
-        return tf.reshape(grouped, shape)
+    def cond(t, ids, hypotheses, states):
+        return tf.logical_and(t < max_length,
+                              tf.logical_not(tf.reduce_all(hypotheses["finished"])))
 
-    def cond(t, ids, tokens, log_probs, scores, lengths, finished, coverage, *states):
-        return tf.logical_and(t < max_length, tf.logical_not(tf.reduce_all(finished)))
-
-    def body(t, ids, tokens, log_probs, scores, lengths, finished, coverage, *states):
+    def body(t, ids, hypotheses, states):
         logits, new_states, alignments = step_fn(ids, list(states))
-        step_log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
-        vocab = tf.shape(step_log_probs)[-1]
-        step_log_probs = tf.reshape(step_log_probs, [batch_size, k, vocab])
+        step_log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))          # (N, V)
+        vocab = step_log_probs.shape[-1]
+        if vocab is None:
+            vocab = tf.shape(step_log_probs)[-1]
+            frozen = tf.expand_dims(tf.where(tf.equal(tf.range(vocab), 0), 0.0, NEG_INF), 0)
+        else:  # a constant in the graph, not three ops at every step
+            frozen = tf.constant([[0.0] + [NEG_INF] * (vocab - 1)], tf.float32)
+        finished = hypotheses["finished"]                                          # (N, 1)
         # A finished hypothesis has one continuation (token 0, pad) at no cost: it stays as it is.
-        frozen = tf.where(tf.equal(tf.range(vocab), 0), 0.0, NEG_INF)
-        step_log_probs = tf.where(finished[:, :, None], frozen[None, None, :], step_log_probs)
-        total = log_probs[:, :, None] + step_log_probs                      # (B, K, V)
-        running = tf.logical_not(finished)
-        new_lengths = lengths + tf.cast(running, tf.int32)                 # per parent
-        candidate_scores = total / length_penalty(new_lengths, alpha)[:, :, None]
-        if use_coverage:
-            step_attention = tf.where(tf.reshape(running, [-1, 1]),
-                                      tf.cast(alignments, tf.float32), 0.0)
-            coverage = coverage + step_attention
-            penalty = tf.reshape(coverage_penalty(coverage, beta), [batch_size, k])
-            candidate_scores = candidate_scores + penalty[:, :, None]
-        top_scores, top_index = tf.math.top_k(tf.reshape(candidate_scores, [batch_size, -1]), k)
-        parents = top_index // vocab
-        next_ids = top_index % vocab
-        log_probs = tf.gather(tf.reshape(total, [batch_size, -1]), top_index, batch_dims=1)
-        lengths = tf.gather(new_lengths, parents, batch_dims=1)
-        parent_finished = tf.gather(finished, parents, batch_dims=1)
-        tokens = tf.gather(tokens, parents, batch_dims=1)
-        tokens = _write(tokens, t, max_length, tf.where(parent_finished, 0, next_ids))
-        finished = tf.logical_or(parent_finished, tf.equal(next_ids, end_id))
-        if use_coverage:
-            coverage = reorder_flat(coverage, parents)
-        new_states = [reorder_flat(s, parents) for s in new_states]
-        return (t + 1, tf.reshape(next_ids, [-1]), tokens, log_probs, top_scores, lengths,
-                finished, coverage, *new_states)
+        step_log_probs = tf.where(finished, frozen, step_log_probs)
+        total = hypotheses["log_probs"] + step_log_probs                            # (N, V)
+        scores = total
+        if penalized:
+            running = tf.logical_not(finished)
+            new_lengths = hypotheses["lengths"] + tf.cast(running, tf.int32)       # per parent
+            scores = total / length_penalty(new_lengths, alpha)
+            if use_coverage:
+                coverage = hypotheses["coverage"] + tf.where(
+                    running, tf.cast(alignments, tf.float32), 0.0)
+                scores = scores + tf.expand_dims(coverage_penalty(coverage, beta), 1)
+        width = [-1, k * vocab] if isinstance(vocab, int) else [batch_size, -1]
+        top_scores, top_index = tf.math.top_k(tf.reshape(scores, width), k)       # (B, K)
+        # Flat row of each new hypothesis' parent; every reordering is one gather by it.
+        parents = tf.reshape(top_index // vocab + first_rows, [-1])
+        next_ids = tf.reshape(top_index % vocab, [-1, 1])
+        parent_finished = tf.gather(finished, parents)
+        next_ids = tf.where(parent_finished, 0, next_ids)                           # (N, 1)
+        tokens = tf.where(tf.equal(positions, t), next_ids,
+                          tf.gather(hypotheses["tokens"], parents))
+        updated = {"tokens": tokens, "finished": tf.logical_or(parent_finished,
+                                                               tf.equal(next_ids, end_id))}
+        if penalized:
+            updated["log_probs"] = tf.reshape(tf.gather(
+                tf.reshape(total, width), top_index, batch_dims=1), [-1, 1])
+            updated["scores"] = tf.reshape(top_scores, [-1, 1])
+            updated["lengths"] = tf.gather(new_lengths, parents)
+            if use_coverage:
+                updated["coverage"] = tf.gather(coverage, parents)
+        else:  # the score is the log-probability
+            updated["log_probs"] = tf.reshape(top_scores, [-1, 1])
+        new_states = [tf.gather(s, parents) for s in new_states]
+        return t + 1, tf.reshape(next_ids, [-1]), updated, new_states
 
+    rows = batch_size * k
     first_beam_only = tf.where(tf.equal(tf.range(k), 0), 0.0, NEG_INF)
-    loop_vars = (
-        tf.constant(0),
-        tf.fill([batch_size * k], tf.constant(start_id, tf.int32)),
-        tf.zeros([batch_size, k, max_length], tf.int32),
-        tf.tile(first_beam_only[None], [batch_size, 1]),
-        tf.zeros([batch_size, k]),
-        tf.zeros([batch_size, k], tf.int32),
-        tf.zeros([batch_size, k], tf.bool),
-        tf.zeros([batch_size * k, alignment_size if use_coverage else 1]),
-        *initial_states,
-    )
-    result = tf.while_loop(cond, _keeping_shapes(body), loop_vars)
-    beam_tokens, log_probs, scores, lengths = result[2], result[3], result[4], result[5]
+    hypotheses = {"tokens": tf.zeros([rows, max_length], tf.int32),
+                  "finished": tf.zeros([rows, 1], tf.bool),
+                  "log_probs": tf.reshape(tf.tile(first_beam_only, [batch_size]), [-1, 1])}
+    if penalized:
+        hypotheses["scores"] = tf.zeros([rows, 1])
+        hypotheses["lengths"] = tf.zeros([rows, 1], tf.int32)
+        if use_coverage:
+            hypotheses["coverage"] = tf.zeros([rows, alignment_size])
+    loop_vars = (tf.constant(0), tf.fill([rows], tf.constant(start_id, tf.int32)), hypotheses,
+                 initial_states)
+    steps, _, hypotheses, _ = tf.while_loop(cond, _keeping_shapes(body), loop_vars)
+
+    def per_row(x):
+        return tf.reshape(x, tf.concat([[batch_size, k], tf.shape(x)[1:]], 0))
+
+    beam_tokens = per_row(hypotheses["tokens"])
+    log_probs = per_row(hypotheses["log_probs"][:, 0])
+    scores = per_row(hypotheses["scores"][:, 0]) if penalized else log_probs
+    if penalized:
+        lengths = per_row(hypotheses["lengths"][:, 0])
+    else:  # tokens up to the first end token, or every step that ran
+        emitted = _emitted(hypotheses["tokens"], steps, end_id)
+        lengths = per_row(tf.reduce_sum(tf.cast(emitted, tf.int32), 1))
     return {"tokens": beam_tokens[:, 0], "scores": scores[:, 0], "beam_tokens": beam_tokens,
             "beam_scores": scores, "log_probs": log_probs, "lengths": lengths}

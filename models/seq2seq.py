@@ -283,6 +283,74 @@ class Seq2Seq(keras.Model):
         output, new_states, alignments = self._step(embedded, states, memory, keys, memory_mask)
         return self.output_layer(output), new_states, alignments
 
+    def search_step(self, memory, keys, memory_mask):
+        """The decoder step the search loops of :meth:`generate` and the exported signatures run:
+        ``step_fn(token_ids, states) -> (logits, new_states, alignments)``, equal to
+        :meth:`decode_step` up to float rounding.
+
+        It is built once per search, before the loop, and takes out of the loop what does not
+        change from step to step (TensorFlow's executor pays a fixed cost per node and step): the
+        input projection of every target token, ``project_inputs`` of its embedding (and of a zero
+        attention vector with input feeding), is one (V, gates) table, so a step gathers a row
+        instead of embedding the ids, checking them (they come from argmax or top-k, always in the
+        vocabulary) and multiplying by the embedding half of the kernel; and the memory loses the
+        Keras mask the encoder attached to it, which the attention layer would otherwise combine
+        with ``memory_mask`` at every step (both are ``source_ids != 0``). The weights are still
+        read inside the loop: read once outside, each becomes one more tensor carried through the
+        loop, which costs the executor as much per step as the read, or more (measured). Under
+        ``scan_mode("tflite")`` it is :meth:`decode_step`'s own step: the TFLite export folds the
+        weights into constants inside the loop, where post-training quantization reaches them.
+        """
+        from kzoo.layers.scan import get_scan_mode
+
+        cell = self.decoder if self.attention is None else self.decoder.cell
+        if get_scan_mode() == "tflite" or getattr(cell, "layer_norm", False):
+            # (A layer-normalized projection is not affine, so it has no table.)
+            return lambda ids, states: self._decode_step(ids, states, memory, keys,
+                                                         memory_mask)
+        memory = tf.identity(memory)
+        embeddings = tf.convert_to_tensor(self.target_embedding.embeddings)
+        feeding = self.attention is not None and self.decoder.input_feeding
+        if feeding:
+            # project_inputs([e; a]) = e K_e + a K_a + b: the table holds e K_e + b, the
+            # step adds a K_a (K_a: the kernel rows of the attention input, after e's).
+            fed = tf.zeros([self.target_vocab_size, self.decoder.attention_size],
+                           embeddings.dtype)
+            table = cell.project_inputs(tf.concat([embeddings, fed], -1))
+            feed_kernel = tf.convert_to_tensor(cell.kernel)[self.target_embedding_dim:]
+        else:
+            table = cell.project_inputs(embeddings)
+
+        def step_fn(token_ids, states):
+            projected = tf.gather(table, token_ids)
+            if self.attention is None:
+                output, new_states = cell.step(projected, list(states))
+                return self.output_layer(output), list(new_states), None
+            if feeding:
+                previous_attention = states[len(cell.state_size)]
+                projected = projected + tf.matmul(previous_attention, feed_kernel)
+            output, new_states, alignments = self._attention_step(projected, states, memory,
+                                                                  keys, memory_mask)
+            return self.output_layer(output), new_states, alignments
+
+        return step_fn
+
+    def _attention_step(self, projected, states, memory, keys, memory_mask):
+        """:meth:`AttentionWrapper.step` from the cell's projected input (the wrapper's step
+        projects the input itself, so the table of :meth:`search_step` cannot be handed to it)."""
+        wrapper, cell = self.decoder, self.decoder.cell
+        n_cell = len(cell.state_size)
+        cell_output, new_cell_states = cell.step(projected, list(states[:n_cell]))
+        extra = {"previous_alignment": states[n_cell + 1]} if wrapper.monotonic else {}
+        context, alignments = wrapper.attention(cell_output, memory, mask=memory_mask, keys=keys,
+                                                **extra)
+        if wrapper.attention_layer is not None:
+            attention = wrapper.attention_layer(tf.concat([cell_output, context], -1))
+        else:
+            attention = context
+        output = attention if wrapper.output_attention else cell_output
+        return output, [*new_cell_states, attention, alignments], alignments
+
     @tf.function(reduce_retracing=True, autograph=False)
     def encode(self, source_ids):
         """``(memory (B, Ts, d), keys, memory_mask (B, Ts), decoder_states)`` for ``source_ids``
@@ -375,9 +443,16 @@ class Seq2Seq(keras.Model):
         if self.attention is None and coverage_penalty:
             raise ValueError(f"{name}.generate: `coverage_penalty` needs attention; this model "
                              f"has attention=None")
-        return self.beam_graph(source_ids, max_length, beam_width,
-                               tf.constant(length_penalty, tf.float32),
-                               tf.constant(coverage_penalty, tf.float32))
+        penalties = []
+        for key, value in (("length_penalty", length_penalty),
+                           ("coverage_penalty", coverage_penalty)):
+            try:
+                penalties.append(float(value))
+            except (TypeError, ValueError):
+                raise ValueError(f"{name}.generate: `{key}` must be a number, got "
+                                 f"{value!r}") from None
+        # Python floats: a zero penalty is left out of the graph (one trace per value).
+        return self.beam_graph(source_ids, max_length, beam_width, *penalties)
 
     def translate(self, texts, max_length=None, method="greedy", beam_width=4,
                   length_penalty=0.0, coverage_penalty=0.0):
@@ -415,30 +490,24 @@ class Seq2Seq(keras.Model):
         """Greedy decoding as one graph (see :meth:`generate`); ``max_length`` <= 0 is the
         default length."""
         memory, keys, memory_mask, states = self._encode(source_ids, training=False)
-
-        def step_fn(token_ids, step_states):
-            return self._decode_step(token_ids, step_states, memory, keys, memory_mask)
-
         return decoding.greedy_search(
-            step_fn, states, batch_size=tf.shape(source_ids)[0], start_id=self.start_id,
-            end_id=self.end_id, max_length=self._default_length(source_ids, max_length),
+            self.search_step(memory, keys, memory_mask), states,
+            batch_size=tf.shape(source_ids)[0], start_id=self.start_id, end_id=self.end_id,
+            max_length=self._default_length(source_ids, max_length),
             alignment_size=None if self.attention is None else tf.shape(memory)[1])
 
     @tf.function(reduce_retracing=True, autograph=False)
     def beam_graph(self, source_ids, max_length, beam_width, length_penalty, coverage_penalty):
-        """Beam search as one graph (see :meth:`generate`); ``beam_width`` is a Python int."""
+        """Beam search as one graph (see :meth:`generate`); ``beam_width`` is a Python int, the
+        penalties Python floats or tensors (a Python 0 leaves its penalty out of the graph)."""
         memory, keys, memory_mask, states = self._encode(source_ids, training=False)
         memory, keys, memory_mask = (decoding.tile_batch(x, beam_width)
                                      for x in (memory, keys, memory_mask))
         states = [decoding.tile_batch(s, beam_width) for s in states]
-
-        def step_fn(token_ids, step_states):
-            return self._decode_step(token_ids, step_states, memory, keys, memory_mask)
-
         return decoding.beam_search(
-            step_fn, states, batch_size=tf.shape(source_ids)[0], beam_width=beam_width,
-            start_id=self.start_id, end_id=self.end_id,
-            max_length=self._default_length(source_ids, max_length),
+            self.search_step(memory, keys, memory_mask), states,
+            batch_size=tf.shape(source_ids)[0], beam_width=beam_width, start_id=self.start_id,
+            end_id=self.end_id, max_length=self._default_length(source_ids, max_length),
             length_penalty_weight=length_penalty, coverage_penalty_weight=coverage_penalty,
             alignment_size=None if self.attention is None else tf.shape(memory)[1])
 

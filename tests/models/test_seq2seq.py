@@ -77,6 +77,51 @@ def test_logits_carry_the_target_padding_mask(model):
     np.testing.assert_array_equal(logits._keras_mask, target_in != 0)
 
 
+@pytest.mark.parametrize("name, config", [
+    ("seq2seq_rnn", {}), ("seq2seq_gru", dict(bidirectional=True)), ("seq2seq_lstm", {}),
+    ("seq2seq_attention", dict(bidirectional=True)),
+    ("seq2seq_attention", dict(input_feeding=False, attention_layer_size=5)),
+    ("seq2seq_attention", dict(monotonic=True, attention_normalize=True)),
+    ("seq2seq_luong", dict(luong_score="concat", attention_scale=True)),
+    ("seq2seq_luong", dict(luong_score="dot", monotonic=True)),
+])
+def test_search_step_equals_decode_step(name, config):
+    # The search loops run search_step (weights read once, the input projection of every token
+    # in a table); it must be decode_step's step, state for state.
+    keras.utils.set_random_seed(7)
+    model = kzoo.build(name, **SMALL, **config)
+    memory, keys, memory_mask, states = model.encode(sources())
+    step = model.search_step(memory, keys, memory_mask)
+    fast_states = states
+    ids = np.full([3], START, "int32")
+    for t in range(4):
+        logits, states, alignments = model.decode_step(ids, states, memory, keys, memory_mask)
+        fast_logits, fast_states, fast_alignments = step(tf.constant(ids), fast_states)
+        np.testing.assert_allclose(fast_logits, logits, atol=1e-5)
+        for fast, slow in zip(fast_states, states):
+            np.testing.assert_allclose(fast, slow, atol=1e-5)
+        if fast_alignments is not None:
+            np.testing.assert_allclose(fast_alignments, alignments, atol=1e-6)
+        ids = logits.numpy().argmax(-1).astype("int32")
+
+
+def test_zero_penalties_are_left_out_and_nonzero_ones_applied(model):
+    # A Python 0 leaves a penalty out of the graph; 0 given as a tensor takes the penalized
+    # path, which must give the same beams; a real penalty changes the scores.
+    plain = model.generate(sources(), max_length=5, method="beam", beam_width=3)
+    traced = model.beam_graph(tf.constant(sources()), tf.constant(5), 3, tf.constant(0.0),
+                              tf.constant(0.0))
+    np.testing.assert_array_equal(plain["beam_tokens"], traced["beam_tokens"])
+    np.testing.assert_allclose(plain["beam_scores"], traced["beam_scores"], rtol=1e-5)
+    np.testing.assert_array_equal(plain["lengths"], traced["lengths"])
+    penalized = model.generate(sources(), max_length=5, method="beam", beam_width=3,
+                               length_penalty=1.0)
+    lp = ((5.0 + penalized["lengths"].numpy()) / 6.0) ** 1.0
+    np.testing.assert_allclose(penalized["beam_scores"], penalized["log_probs"] / lp, rtol=1e-5)
+    with pytest.raises(ValueError, match="length_penalty"):
+        model.generate(sources(), method="beam", length_penalty="long")
+
+
 def test_beam_width_one_equals_greedy(model):
     greedy = model.generate(sources(), max_length=6)
     beam = model.generate(sources(), max_length=6, method="beam", beam_width=1)
