@@ -42,6 +42,28 @@ def test_tflite_form_equals_tensorarray_form(layer_cls, time, masked, go_backwar
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("time,masked,go_backwards", [(9, False, False), (130, True, True)])
+def test_tflite_blocked_form_equals_tensorarray_form(time, masked, go_backwards, monkeypatch,
+                                                     rng):
+    """The blocked form kzoo.export traces int8 files with (TFLITE_CALIBRATION_SAFE)."""
+    scan_module = __import__("kzoo.layers.scan", fromlist=["scan"])
+    monkeypatch.setattr(scan_module, "TFLITE_CALIBRATION_SAFE", True)
+    calls, blocked = [], scan_module._scan_blocks
+    monkeypatch.setattr(scan_module, "_scan_blocks",
+                        lambda *args, **kwargs: calls.append(1) or blocked(*args, **kwargs))
+    layer = L.LSTM(3, return_sequences=True, return_state=True, go_backwards=go_backwards)
+    inputs = rng.normal(size=(2, time, 4)).astype("float32")
+    mask = None
+    if masked:
+        mask = np.ones((2, time), bool)
+        mask[1, time // 2 + 1:] = False
+    graph_outputs, _ = run(layer, inputs, mask, "tensorarray")
+    lite_outputs, _ = run(layer, inputs, mask, "tflite")
+    assert calls
+    for a, b in zip(graph_outputs, lite_outputs):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
 def test_scan_mode_rejects_unknown_mode_and_restores():
     with pytest.raises(ValueError, match="scan_mode must be one of"):
         with L.scan_mode("unrolled"):
