@@ -6,8 +6,8 @@ layers hand over ``project`` (the cell's input projection). The TensorFlow loops
 step inside the loop: the projections of later steps run beside the recurrence (on a second
 core), and no ``(T, B, k·units)`` tensor is held; the engine's own backpropagation differentiates
 it there too. The XLA and TFLite forms, and cells TensorFlow differentiates, project all steps in
-one matmul first. A batch of independent rows large enough for it runs as one loop per core
-over groups of rows (:func:`_batch_groups`).
+one matmul first. A training batch of independent rows large enough for it runs as one loop
+per core over groups of rows (:func:`_batch_groups`).
 
 The loop is a single ``tf.while_loop`` that carries the states. Its form depends on where the
 graph is going, chosen with :func:`scan_mode`:
@@ -273,10 +273,12 @@ def available_cores():
 
 def _batch_groups(inputs_tm, mode):
     """How many row groups of this batch run as separate loops: one per available core, each
-    of at least :data:`MIN_GROUP_ROWS` rows; 1 for an unknown batch size (serving graphs) and
-    in the TFLite form."""
+    of at least :data:`MIN_GROUP_ROWS` rows, when training (the engine's XLA-compiled loops
+    run on one thread each); 1 for inference (its TensorFlow loop already runs the next steps'
+    input projections on a second core, and splitting measured slower), for an unknown batch
+    size and in the TFLite form."""
     batch = inputs_tm.shape[1]
-    if mode == "tflite" or batch is None:
+    if mode == "tflite" or batch is None or not _tape_is_active():
         return 1
     return max(1, min(available_cores(), batch // MIN_GROUP_ROWS))
 
