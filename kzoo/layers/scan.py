@@ -251,9 +251,11 @@ def _masked(step, zero_output, zero_output_for_mask):
     return masked_step
 
 
-# Largest batch × units whose inference "auto" compiles with XLA (fixed shapes only): measured
-# on 2-core x86 (README, Performance), XLA halves a (16, 64) LSTM step and loses at (64, 128).
-XLA_INFERENCE_MAX_STEP = 4096
+# Largest batch × units whose inference "auto" compiles with XLA (fixed shapes only): the
+# largest step measured (2-core x86, README Performance) where XLA was not slower than the
+# TensorFlow loop. It halves a (16, 64) step; at (64, 128) it is 0.70-0.80x Keras on both cores
+# (one core alone: about even); at (64, 256) and (128, 128) even or faster.
+XLA_INFERENCE_MAX_STEP = 16384
 
 # Rows per group below which splitting a batch across cores costs more than it saves.
 MIN_GROUP_ROWS = 16
