@@ -29,8 +29,9 @@ QUANTIZED_FROM = 1024
 
 
 def float_matrices(content):
-    """Names of the float32 constant tensors of rank >= 2 with at least QUANTIZED_FROM elements
-    in a TFLite file (every subgraph: the loop bodies too)."""
+    """The float32 constant tensors of rank >= 2 with at least QUANTIZED_FROM elements in a
+    TFLite file (every subgraph: the loop bodies too), as "subgraph/tensor" indices (the export
+    drops internal tensor names)."""
     from ai_edge_litert import schema_py_generated as schema
 
     model = schema.Model.GetRootAsModel(content, 0)
@@ -43,7 +44,7 @@ def float_matrices(content):
             if tensor.Type() == schema.TensorType.FLOAT32 and len(shape) >= 2 and \
                     int(np.prod(shape)) >= QUANTIZED_FROM and \
                     model.Buffers(tensor.Buffer()).DataLength() > 0:
-                names.add(tensor.Name().decode())
+                names.add(f"{g}/{t}")
     return sorted(names)
 
 
