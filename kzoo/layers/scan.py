@@ -22,11 +22,11 @@ graph is going, chosen with :func:`scan_mode`:
   graphs with fixed shapes whose step has at most :data:`XLA_INFERENCE_MAX_STEP` elements;
   ``scan_mode("xla")`` for every step.
 * ``"tflite"``: no TensorArray/TensorList at all, so the TFLite converter lowers the loop to
-  builtin ``WHILE`` ops with dynamic batch and time. A loop-carried output buffer is copied by
-  the runtime on every iteration, so the loop runs ``TFLITE_UNROLL`` steps per iteration (their
-  outputs stacked, no buffer) and writes whole blocks into a small chunk buffer, which an outer
-  loop writes into the full buffer: the full buffer is carried ``T / (unroll * chunk)`` times
-  instead of T times. Without ``return_sequences`` there is no buffer at all.
+  builtin ``WHILE`` ops with dynamic batch and time. One step per iteration with static shapes
+  inside the body (so LiteRT's XNNPACK delegate runs it), no mask ops before the first masked
+  step, and outputs shifted through small registers of :data:`TFLITE_CHUNKS` rows rather than
+  a loop-carried buffer the runtime would copy every step (see :func:`_scan_unrolled`); int8
+  exports trace the older blocked form (:data:`TFLITE_CALIBRATION_SAFE`).
 
 Masked steps (``mask[b, t] == False``) carry the previous state through, and emit the previous
 output (or zeros with ``zero_output_for_mask``), exactly as ``keras.layers.RNN`` does; a fully
