@@ -82,7 +82,9 @@ def test_engine_gradient_equals_tensorflow_gradient(cell, mask_kind, go_backward
     assert len(ours_grads) == len(tf_grads) == 1 + len(initial) + len(layer.trainable_weights)
     for a, b in zip(ours_grads, tf_grads):
         assert np.abs(b).max() > 0
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        # Weight gradients are sums over steps and rows in another order: float32 rounding
+        # scales with the largest entry.
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6 * max(1.0, np.abs(b).max()))
 
 
 @pytest.mark.parametrize("cell", sorted(CELLS))
