@@ -329,27 +329,11 @@ class Seq2Seq(keras.Model):
             if feeding:
                 previous_attention = states[len(cell.state_size)]
                 projected = projected + tf.matmul(previous_attention, feed_kernel)
-            output, new_states, alignments = self._attention_step(projected, states, memory,
-                                                                  keys, memory_mask)
+            output, new_states, alignments = self.decoder.step_projected(
+                projected, states, memory, keys, memory_mask)
             return self.output_layer(output), new_states, alignments
 
         return step_fn
-
-    def _attention_step(self, projected, states, memory, keys, memory_mask):
-        """:meth:`AttentionWrapper.step` from the cell's projected input (the wrapper's step
-        projects the input itself, so the table of :meth:`search_step` cannot be handed to it)."""
-        wrapper, cell = self.decoder, self.decoder.cell
-        n_cell = len(cell.state_size)
-        cell_output, new_cell_states = cell.step(projected, list(states[:n_cell]))
-        extra = {"previous_alignment": states[n_cell + 1]} if wrapper.monotonic else {}
-        context, alignments = wrapper.attention(cell_output, memory, mask=memory_mask, keys=keys,
-                                                **extra)
-        if wrapper.attention_layer is not None:
-            attention = wrapper.attention_layer(tf.concat([cell_output, context], -1))
-        else:
-            attention = context
-        output = attention if wrapper.output_attention else cell_output
-        return output, [*new_cell_states, attention, alignments], alignments
 
     @tf.function(reduce_retracing=True, autograph=False)
     def encode(self, source_ids):

@@ -150,14 +150,19 @@ class AttentionWrapper(keras.layers.Layer):
         if not self.built:
             self.memory_dim = self.memory_dim or int(memory.shape[-1])
             self.build(inputs.shape)
-        n_cell = len(self.cell.state_size)
-        cell_states = list(states[:n_cell])
-        previous_attention, previous_alignments = states[n_cell], states[n_cell + 1]
+        previous_attention = states[len(self.cell.state_size)]
         x = tf.concat([inputs, previous_attention], -1) if self.input_feeding else inputs
-        cell_output, new_cell_states = self.cell.step(self.cell.project_inputs(x), cell_states)
         if keys is None:
             keys = self.project_memory(memory)
-        extra = {"previous_alignment": previous_alignments} if self.monotonic else {}
+        return self.step_projected(self.cell.project_inputs(x), states, memory, keys,
+                                   memory_mask, training)
+
+    def step_projected(self, projected, states, memory, keys, memory_mask=None, training=None):
+        """:meth:`step` from the cell's already projected input (``keys`` projected too), for
+        decoders that look the projection up in a table."""
+        n_cell = len(self.cell.state_size)
+        cell_output, new_cell_states = self.cell.step(projected, list(states[:n_cell]))
+        extra = {"previous_alignment": states[n_cell + 1]} if self.monotonic else {}
         context, alignments = self.attention(cell_output, memory, mask=memory_mask, keys=keys,
                                              training=training, **extra)
         if self.attention_layer is not None:

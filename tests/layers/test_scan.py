@@ -23,16 +23,20 @@ def run(layer, inputs, mask, mode):
     return [np.asarray(r) for r in result], grads
 
 
+def second_row_half_masked(time):
+    """A (2, time) mask whose second row is right-padded after time // 2 + 1 steps."""
+    mask = np.ones((2, time), bool)
+    mask[1, time // 2 + 1:] = False
+    return mask
+
+
 @pytest.mark.parametrize("layer_cls", [L.SimpleRNN, L.LSTM, L.GRU])
 @pytest.mark.parametrize("time,masked,go_backwards", [
     (1, False, False), (8, True, False), (9, False, True), (130, True, True), (300, True, False)])
 def test_tflite_form_equals_tensorarray_form(layer_cls, time, masked, go_backwards, rng):
     layer = layer_cls(3, return_sequences=True, return_state=True, go_backwards=go_backwards)
     inputs = rng.normal(size=(2, time, 4)).astype("float32")
-    mask = None
-    if masked:
-        mask = np.ones((2, time), bool)
-        mask[1, time // 2 + 1:] = False
+    mask = second_row_half_masked(time) if masked else None
     graph_outputs, graph_grads = run(layer, inputs, mask, "tensorarray")
     lite_outputs, lite_grads = run(layer, inputs, mask, "tflite")
     for a, b in zip(graph_outputs, lite_outputs):
@@ -53,10 +57,7 @@ def test_tflite_blocked_form_equals_tensorarray_form(time, masked, go_backwards,
                         lambda *args, **kwargs: calls.append(1) or blocked(*args, **kwargs))
     layer = L.LSTM(3, return_sequences=True, return_state=True, go_backwards=go_backwards)
     inputs = rng.normal(size=(2, time, 4)).astype("float32")
-    mask = None
-    if masked:
-        mask = np.ones((2, time), bool)
-        mask[1, time // 2 + 1:] = False
+    mask = second_row_half_masked(time) if masked else None
     graph_outputs, _ = run(layer, inputs, mask, "tensorarray")
     lite_outputs, _ = run(layer, inputs, mask, "tflite")
     assert calls
