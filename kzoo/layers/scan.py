@@ -43,9 +43,13 @@ from kzoo.layers.cell import dense
 
 try:    # A private module, stable since TF 2.0; without it the engine always lets TF differentiate.
     from tensorflow.python.eager.record import could_possibly_record as _tape_is_active
+    from tensorflow.python.eager.record import should_record_backprop as _is_watched
 except ImportError:     # pragma: no cover
     def _tape_is_active():
         return False
+
+    def _is_watched(tensors):
+        return True
 
 SCAN_MODES = ("auto", "tensorarray", "xla", "tflite")
 
@@ -397,9 +401,10 @@ def _emitted(mask_tm, zero_output_for_mask, last_output, sequence):
 
 
 def _backward_loop(step_gradient, x_step, mask_tm, states_ta, saved_ta, d_sequence, d_states,
-                   weights, raw_inputs=None, n_projection=0):
+                   weights, raw_inputs=None, n_projection=0, need_d_x=True):
     """Backpropagation through the loop :func:`_forward_loop` ran with ``keep``: returns the
-    gradients with respect to the inputs (time-major), the initial states and the weights.
+    gradients with respect to the inputs (time-major; None without ``need_d_x``), the initial
+    states and the weights.
     ``x_step`` is ``(shape, dtype)`` of one input step: the inputs themselves are not needed, and
     holding them until the backward pass would keep a whole (T, B, k·units) tensor alive. With
     ``n_projection`` the forward loop projected ``raw_inputs`` itself, and this loop returns
@@ -432,16 +437,18 @@ def _backward_loop(step_gradient, x_step, mask_tm, states_ta, saved_ta, d_sequen
             step_grads += [tf.matmul(x_t, d_x, transpose_a=True)]
             if n_projection > 1:
                 step_grads += [tf.reduce_sum(d_x, 0)]
-            d_x = tf.matmul(d_x, projection[0], transpose_b=True)
+            if need_d_x:
+                d_x = tf.matmul(d_x, projection[0], transpose_b=True)
         d_weights = [a + g for a, g in zip(d_weights, step_grads)]
-        return i + 1, d_prev, d_weights, d_x_ta.write(t, d_x)
+        return i + 1, d_prev, d_weights, [ta.write(t, d_x) for ta in d_x_ta]
 
-    d_x_ta = tf.TensorArray(x_step[1], size=time_steps, element_shape=x_step[0])
+    d_x_ta = [tf.TensorArray(x_step[1], size=time_steps, element_shape=x_step[0])] \
+        if need_d_x else []
     d_weights = [tf.zeros_like(w) for w in weights + projection]
     _, d_initial, d_weights, d_x_ta = tf.while_loop(
         lambda i, *_: i < time_steps, back, (tf.constant(0), list(d_states), d_weights, d_x_ta),
         maximum_iterations=time_steps, parallel_iterations=32)
-    return d_x_ta.stack(), list(d_initial), d_weights
+    return (d_x_ta[0].stack() if need_d_x else None), list(d_initial), d_weights
 
 
 def _scan_bptt(step_gradient, inputs_tm, mask_tm, initial_states, collect,
@@ -461,13 +468,16 @@ def _scan_bptt(step_gradient, inputs_tm, mask_tm, initial_states, collect,
     weights = [tf.convert_to_tensor(w) for w in step_gradient.weights + projection]
     masks = [] if mask_tm is None else [mask_tm]
     x_step = (tuple(inputs_tm.shape[1:]), inputs_tm.dtype)
+    # Inputs no tape watches (a first layer's data) need no gradient: TensorFlow would prune
+    # its computation outside a loop, but not inside one.
+    need_d_x = bool(_is_watched([inputs_tm]))
 
     @tf.custom_gradient
     def run(inputs_tm, *flat):
         states0, weights = list(flat[:n_states]), list(flat[n_states:])
         time_steps = tf.shape(inputs_tm)[0]
         if jit:
-            forward, backward = _xla_bptt(step_gradient, n_states, n_projection)
+            forward, backward = _xla_bptt(step_gradient, n_states, n_projection, need_d_x)
             # Eagerly the tape would record the call and ask XLA for its intermediates (which
             # cannot leave XLA); this gradient is the custom one, so nothing is recorded.
             final_states, states_seq, saved_seq = forward(
@@ -493,7 +503,7 @@ def _scan_bptt(step_gradient, inputs_tm, mask_tm, initial_states, collect,
                 d_x, d_initial, d_weights = _backward_loop(
                     step_gradient, x_step, mask_tm, states_ta, saved_ta,
                     d_sequence[0] if d_sequence else None, d_states, weights, *raw,
-                    n_projection=n_projection)
+                    n_projection=n_projection, need_d_x=need_d_x)
             return [d_x, *d_initial, *d_weights]
 
         return (*sequence, *final_states), grad
@@ -508,10 +518,10 @@ def _scan_bptt(step_gradient, inputs_tm, mask_tm, initial_states, collect,
 _XLA_BPTT = {}
 
 
-def _xla_bptt(step_gradient, n_states, n_projection=0):
+def _xla_bptt(step_gradient, n_states, n_projection=0, need_d_x=True):
     """The forward and backward loops of :func:`_scan_bptt` as XLA computations that exchange
     stacked tensors (TensorArrays cannot cross the boundary; inside XLA, stacking is free)."""
-    key = (type(step_gradient), n_states, n_projection)
+    key = (type(step_gradient), n_states, n_projection, need_d_x)
     if key in _XLA_BPTT:
         return _XLA_BPTT[key]
 
@@ -530,7 +540,7 @@ def _xla_bptt(step_gradient, n_states, n_projection=0):
         return _backward_loop(step_gradient, x_step, masks[0] if masks else None,
                               [unstack(s) for s in states_seq], [unstack(s) for s in saved_seq],
                               d_sequence[0] if d_sequence else None, d_states, weights, *raw,
-                              n_projection=n_projection)
+                              n_projection=n_projection, need_d_x=need_d_x)
 
     _XLA_BPTT[key] = (tf.function(forward, jit_compile=True, autograph=False),
                       tf.function(backward, jit_compile=True, autograph=False))

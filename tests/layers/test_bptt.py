@@ -34,14 +34,16 @@ def masks(kind, batch, time):
     return mask
 
 
-def gradients(layer, inputs, initial, mask, use_bptt, compiled, mode="auto"):
-    """Outputs and the gradients of a loss over every output w.r.t. inputs, states, weights."""
+def gradients(layer, inputs, initial, mask, use_bptt, compiled, mode="auto", watch_inputs=True):
+    """Outputs and the gradients of a loss over every output w.r.t. inputs (unless not
+    ``watch_inputs``: then no tape needs them), states, weights."""
     def forward_backward(inputs, initial):
         with tf.GradientTape() as tape:
-            tape.watch([inputs, *initial])
+            tape.watch([inputs, *initial] if watch_inputs else initial)
             result = layer(inputs, initial_state=initial, mask=mask)
             loss = sum(tf.reduce_sum(tf.sin(r) * (i + 1.0)) for i, r in enumerate(result))
-        grads = tape.gradient(loss, [inputs, *initial, *layer.trainable_weights])
+        grads = tape.gradient(loss, [inputs] * watch_inputs + [*initial,
+                                                               *layer.trainable_weights])
         return result, grads
 
     fn = tf.function(forward_backward) if compiled else forward_backward
@@ -88,21 +90,26 @@ def test_engine_gradient_equals_tensorflow_gradient(cell, mask_kind, go_backward
 
 
 @pytest.mark.parametrize("cell", sorted(CELLS))
-@pytest.mark.parametrize("mask_kind,go_backwards,compiled", [
-    (None, False, True), ("right", True, True), ("empty_row", False, False)])
+@pytest.mark.parametrize("mask_kind,go_backwards,compiled,time,watch_inputs", [
+    (None, False, True, 6, True), ("right", True, True, 6, True),
+    ("empty_row", False, False, 6, True),
+    # Inputs no tape watches get no gradient (and the loops compute none).
+    ("left", True, True, 40, False)])
 def test_xla_mode_gradient_equals_tensorflow_gradient(cell, mask_kind, go_backwards, compiled,
-                                                      rng):
+                                                      time, watch_inputs, rng):
     """Under scan_mode("xla"), and by default in a graph with fixed shapes, training runs the
     same derivations with each loop one XLA computation."""
     layer = CELLS[cell](return_sequences=True, return_state=True, go_backwards=go_backwards)
-    inputs = rng.normal(size=(3, 6, 4)).astype("float32")
-    layer.build((3, 6, 4))
+    inputs = rng.normal(size=(3, time, 4)).astype("float32")
+    layer.build((3, time, 4))
     initial = [rng.normal(size=(3, 5)).astype("float32") for _ in layer.cell.state_size]
-    mask = masks(mask_kind, 3, 6)
+    mask = masks(mask_kind, 3, time)
     # "auto" is XLA when compiled with fixed shapes; "xla" always.
     xla_out, xla_grads = gradients(layer, inputs, initial, mask, True, compiled,
-                                   mode="auto" if compiled else "xla")
-    tf_out, tf_grads = gradients(layer, inputs, initial, mask, False, compiled)
+                                   mode="auto" if compiled else "xla", watch_inputs=watch_inputs)
+    tf_out, tf_grads = gradients(layer, inputs, initial, mask, False, compiled,
+                                 watch_inputs=watch_inputs)
+    assert len(xla_grads) == watch_inputs + len(initial) + len(layer.trainable_weights)
     for a, b in zip(xla_out, tf_out):
         np.testing.assert_allclose(a, b, atol=1e-6)
     for a, b in zip(xla_grads, tf_grads):
