@@ -118,12 +118,14 @@ def test_xla_form_equals_tensorarray_form(layer_cls, masked, go_backwards, zero_
 
 
 @pytest.mark.parametrize("layer_cls", [L.SimpleRNN, L.LSTM, L.GRU])
-@pytest.mark.parametrize("masked,go_backwards,training", [
-    (False, False, False), (True, True, False), (True, False, True), (False, True, True)])
-def test_row_groups_equal_one_loop(layer_cls, masked, go_backwards, training, rng, monkeypatch):
-    """A training batch split into row groups (one loop per core) gives the outputs, states and
-    gradients of one loop over the whole batch, also for uneven groups and masked rows;
-    inference runs one loop."""
+@pytest.mark.parametrize("masked,go_backwards,training,mode", [
+    (False, False, False, "auto"), (True, True, False, "auto"), (True, True, False, "tensorarray"),
+    (True, False, True, "auto"), (False, True, True, "auto")])
+def test_row_groups_equal_one_loop(layer_cls, masked, go_backwards, training, mode, rng,
+                                   monkeypatch):
+    """A batch split into row groups (one XLA loop per core: training, and inference that
+    "auto" compiles) gives the outputs, states and gradients of one loop over the whole batch,
+    also for uneven groups and masked rows; the TensorFlow inference loop runs one loop."""
     scan_module = __import__("kzoo.layers.scan", fromlist=["scan"])
     batch = 11
     layer = layer_cls(4, return_sequences=True, return_state=True, go_backwards=go_backwards)
@@ -144,8 +146,9 @@ def test_row_groups_equal_one_loop(layer_cls, masked, go_backwards, training, rn
         return result, tape.gradient(loss, layer.trainable_weights)
 
     def traced():
-        return tf.function(forward_backward if training else lambda: (layer(
-            inputs, initial_state=initial, mask=mask), []))()
+        with L.scan_mode(mode):
+            return tf.function(forward_backward if training else lambda: (layer(
+                inputs, initial_state=initial, mask=mask), []))()
 
     group_sizes = []
     real_group_sizes = scan_module._group_sizes
@@ -157,7 +160,7 @@ def test_row_groups_equal_one_loop(layer_cls, masked, go_backwards, training, rn
     monkeypatch.setattr(scan_module, "available_cores", lambda: 3)
     monkeypatch.setattr(scan_module, "MIN_GROUP_ROWS", 3)
     outputs, grads = traced()
-    assert group_sizes == ([[4, 4, 3]] if training else [])    # groups only train
+    assert group_sizes == ([[4, 4, 3]] if training or mode == "auto" else [])
     for a, b in zip(one_outputs, outputs):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
     for a, b in zip(one_grads, grads):
