@@ -8,6 +8,7 @@ outputs are flipped back into input order before merging.
 import keras
 
 from kzoo.layers.cell import check_choice
+from kzoo.layers.scan import concurrent_loops
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
@@ -23,3 +24,9 @@ class Bidirectional(keras.layers.Bidirectional):
                              f"`go_backwards` (e.g. kzoo.layers.LSTM), got {layer!r}")
         super().__init__(layer, merge_mode=merge_mode, weights=weights,
                          backward_layer=backward_layer, **kwargs)
+
+    def call(self, sequences, initial_state=None, mask=None, training=None):
+        # The two directions are independent loops that run side by side, one per core.
+        with concurrent_loops(2):
+            return super().call(sequences, initial_state=initial_state, mask=mask,
+                                training=training)

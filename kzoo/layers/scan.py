@@ -277,9 +277,22 @@ def available_cores():
         return os.cpu_count() or 1
 
 
+@contextlib.contextmanager
+def concurrent_loops(count):
+    """Layers traced inside the block run beside ``count - 1`` independent others (the two
+    directions of a ``Bidirectional``): their row groups share the cores instead of each
+    taking all of them."""
+    previous = getattr(_local, "concurrent", 1)
+    _local.concurrent = previous * count
+    try:
+        yield
+    finally:
+        _local.concurrent = previous
+
+
 def _batch_groups(inputs_tm, mode):
-    """How many row groups of this batch run as separate loops: one per available core, each
-    of at least :data:`MIN_GROUP_ROWS` rows, where the loops are XLA-compiled (training, and
+    """How many row groups of this batch run as separate loops: one per available core (shared
+    among :func:`concurrent_loops`), each of at least :data:`MIN_GROUP_ROWS` rows, where the loops are XLA-compiled (training, and
     "xla" inference: such a loop runs on one thread; two groups took (64, 100, 64, 128)
     inference from 0.77x to 0.53-0.64x Keras' time for the LSTM, 0.84x to 0.50x for the GRU);
     1 for the TensorFlow inference loop (it already runs the next steps' input projections on a
@@ -288,7 +301,8 @@ def _batch_groups(inputs_tm, mode):
     batch = inputs_tm.shape[1]
     if mode == "tflite" or batch is None or (mode != "xla" and not _tape_is_active()):
         return 1
-    return max(1, min(available_cores(), batch // MIN_GROUP_ROWS))
+    cores = available_cores() // getattr(_local, "concurrent", 1)
+    return max(1, min(cores, batch // MIN_GROUP_ROWS))
 
 
 def _group_sizes(batch, groups):

@@ -213,3 +213,23 @@ def test_auto_compiles_inference_of_small_fixed_steps_only(rng):
     assert compiled(layer, tf.TensorSpec(x.shape), x)
     assert not compiled(layer, tf.TensorSpec([None, None, 3]), x)
     assert not compiled(layer, tf.TensorSpec(wide.shape), wide)
+
+
+@pytest.mark.parametrize("cores,expected", [(2, []), (4, [[3, 3]] * 2)])
+def test_bidirectional_directions_share_the_cores(cores, expected, rng, monkeypatch):
+    """A Bidirectional's two directions run side by side: their row groups split the cores
+    between them (one loop per direction on 2 cores), and the result is unchanged."""
+    scan_module = __import__("kzoo.layers.scan", fromlist=["scan"])
+    layer = L.Bidirectional(L.LSTM(4, return_sequences=True))
+    inputs = tf.constant(rng.normal(size=(6, 5, 3)).astype("float32"))
+    reference = layer(inputs)
+    group_sizes = []
+    real_group_sizes = scan_module._group_sizes
+    monkeypatch.setattr(scan_module, "_group_sizes",
+                        lambda *a: group_sizes.append(real_group_sizes(*a)) or group_sizes[-1])
+    monkeypatch.setattr(scan_module, "available_cores", lambda: cores)
+    monkeypatch.setattr(scan_module, "MIN_GROUP_ROWS", 3)
+    outputs = tf.function(lambda: layer(inputs))()
+    assert group_sizes == expected
+    assert getattr(scan_module._local, "concurrent", 1) == 1     # restored after the call
+    np.testing.assert_allclose(np.asarray(outputs), np.asarray(reference), atol=1e-6)
