@@ -2,13 +2,14 @@
 
     kzoo.export.saved_model(model, "serving/translator")        # -> serving/translator/1
     kzoo.export.tflite(model, "translator.tflite", quantize="dynamic")
+    kzoo.export.tflite_files(model, {None: "t.tflite", "dynamic": "t.dyn.tflite"})  # one trace
     print(kzoo.export.verify(model, ["serving/translator/1", "translator.tflite"], samples))
 
 Signature names and tensor names: :mod:`kzoo.export.signatures`.
 """
 
 from kzoo.export.serving import saved_model
-from kzoo.export.tflite_export import tflite
+from kzoo.export.tflite_export import tflite, tflite_files
 from kzoo.export.report import verify
 
-__all__ = ["saved_model", "tflite", "verify"]
+__all__ = ["saved_model", "tflite", "tflite_files", "verify"]

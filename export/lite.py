@@ -1,6 +1,8 @@
 """Tracing a function for the TFLite converter: the scan engine's TensorList-free form, weights
 folded into constants, builtin ops only (so the LiteRT interpreter runs it without Flex)."""
 
+import contextlib
+
 import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
@@ -141,17 +143,41 @@ def convert_signatures(functions, allow_flex=False, quantize=None, representativ
     ``variables``: the Keras variables the functions read (see :func:`freeze_signature`).
     Raises :class:`FlexOpsNeeded` naming the ops when builtins do not suffice.
     """
+    return convert_variants(functions, [quantize], allow_flex, representative_dataset,
+                            variables)[quantize]
+
+
+def convert_variants(functions, modes, allow_flex=False, representative_dataset=None,
+                     variables=()):
+    """``{mode: bytes}``: :func:`convert_signatures` for each quantize mode of ``modes``, from one
+    trace and one SavedModel (tracing and saving are half of a conversion); int8 files take a
+    trace of their own in the engine's calibration-safe form."""
+    for mode in modes:
+        if mode not in QUANTIZE_MODES:
+            raise ValueError(f"quantize must be one of {QUANTIZE_MODES}, got {mode!r}")
+    contents = {}
+    for calibration_safe in (False, True):
+        group = [mode for mode in dict.fromkeys(modes) if (mode == "int8") == calibration_safe]
+        if group:
+            with _saved_signatures(functions, variables, calibration_safe) as directory:
+                for mode in group:
+                    contents[mode] = _convert_saved(directory, list(functions), allow_flex,
+                                                    mode, representative_dataset)
+    return contents
+
+
+@contextlib.contextmanager
+def _saved_signatures(functions, variables, calibration_safe):
+    """A temporary SavedModel directory of the frozen functions (removed on exit)."""
     import importlib
     import shutil
     import tempfile
 
-    if quantize not in QUANTIZE_MODES:
-        raise ValueError(f"quantize must be one of {QUANTIZE_MODES}, got {quantize!r}")
     engine = importlib.import_module("kzoo.layers.scan")   # (kzoo.layers.scan is the function)
     previous = engine.TFLITE_CALIBRATION_SAFE
     # TensorFlow's int8 calibrator crashes running the engine's fast loops: int8 files get its
     # blocked form (see kzoo.layers.scan.TFLITE_CALIBRATION_SAFE).
-    engine.TFLITE_CALIBRATION_SAFE = quantize == "int8"
+    engine.TFLITE_CALIBRATION_SAFE = calibration_safe
     try:
         frozen = {name: freeze_signature(fn, specs, variables)
                   for name, (fn, specs) in functions.items()}
@@ -160,27 +186,30 @@ def convert_signatures(functions, allow_flex=False, quantize=None, representativ
     directory = tempfile.mkdtemp(prefix="kzoo-tflite-")
     try:
         tf.saved_model.save(tf.Module(), directory, signatures=frozen)
-        converter = tf.lite.TFLiteConverter.from_saved_model(directory,
-                                                             signature_keys=list(frozen))
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        if allow_flex:
-            converter.target_spec.supported_ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
-            converter._experimental_lower_tensor_list_ops = False
-        if quantize is not None:
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        if quantize == "float16":
-            converter.target_spec.supported_types = [tf.float16]
-        if quantize == "int8":
-            converter.representative_dataset = representative_dataset
-        try:
-            content = converter.convert()
-        except Exception as error:  # the converter raises ConverterError, or others
-            ops = flex_ops_in(str(error))
-            if ops and not allow_flex:
-                raise FlexOpsNeeded(ops, _last_error_line(str(error))) from error
-            raise
+        yield directory
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _convert_saved(directory, signature_keys, allow_flex, quantize, representative_dataset):
+    converter = tf.lite.TFLiteConverter.from_saved_model(directory, signature_keys=signature_keys)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if allow_flex:
+        converter.target_spec.supported_ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
+        converter._experimental_lower_tensor_list_ops = False
+    if quantize is not None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if quantize == "int8":
+        converter.representative_dataset = representative_dataset
+    try:
+        content = converter.convert()
+    except Exception as error:  # the converter raises ConverterError, or others
+        ops = flex_ops_in(str(error))
+        if ops and not allow_flex:
+            raise FlexOpsNeeded(ops, _last_error_line(str(error))) from error
+        raise
     if not allow_flex and b"Flex" in content:
         raise FlexOpsNeeded(flex_ops_in(content.decode("latin-1")), "Flex ops in the file")
     return strip_internal_names(content)

@@ -103,7 +103,7 @@ def _human_size(size):
     return f"{size:.1f} GB"
 
 
-def verify(model, artifact_path, samples):
+def verify(model, artifact_path, samples, latency_runs=LATENCY_RUNS):
     """Compare artifacts exported from ``model`` with ``model`` itself on ``samples``.
 
     ``artifact_path``: one path or a list; a SavedModel version directory, a base directory (its
@@ -111,10 +111,15 @@ def verify(model, artifact_path, samples):
     in ``model.inputs`` order, or a dict by input name), or ``(inputs, targets)``. For seq2seq,
     ``source_ids``, ``(source_ids, target_out_ids)`` or ``((source_ids, target_in_ids),
     target_out_ids)``; the decode is greedy, as long as the targets when they are given (else the
-    default length). Accuracy leaves padded steps out. Returns an :class:`ExportReport`.
+    default length). Accuracy leaves padded steps out. ``latency_runs``: timed calls after a
+    warm-up call, whose median is each latency (1 when only the differences matter). Returns an
+    :class:`ExportReport`.
     """
     where = "kzoo.export.verify"
     check_exportable(model, where)
+    if isinstance(latency_runs, bool) or not isinstance(latency_runs, int) or latency_runs < 1:
+        raise ValueError(f"{where}: `latency_runs` must be a whole number >= 1, got "
+                         f"{latency_runs!r}")
     paths = [artifact_path] if isinstance(artifact_path, (str, os.PathLike)) \
         else list(artifact_path)
     if not paths:
@@ -123,7 +128,8 @@ def verify(model, artifact_path, samples):
     default = signatures(served)[0]
     inputs, targets = _split_samples(model, default, samples)
     feed = _feed(default, inputs)
-    reference, keras_latency = _timed(lambda: _keras_outputs(model, served, default, feed))
+    reference, keras_latency = _timed(lambda: _keras_outputs(model, served, default, feed),
+                                       latency_runs)
     report = ExportReport(model_name=model.name, num_samples=len(next(iter(feed.values()))),
                           keras_latency_ms=keras_latency)
     if targets is not None:
@@ -131,9 +137,10 @@ def verify(model, artifact_path, samples):
     for path in paths:
         path = os.path.abspath(os.fspath(path))
         if os.path.isdir(path):
-            artifact = _check_saved_model(_version_dir(path, where), feed, reference)
+            artifact = _check_saved_model(_version_dir(path, where), feed, reference,
+                                          latency_runs)
         elif os.path.isfile(path):
-            artifact = _check_tflite(path, feed, reference)
+            artifact = _check_tflite(path, feed, reference, latency_runs)
         else:
             raise FileNotFoundError(f"{where}: no artifact at {path!r}")
         if is_seq2seq(model):
@@ -203,10 +210,10 @@ def _keras_outputs(model, served, signature, feed):
     return {"outputs": np.asarray(outputs)}
 
 
-def _timed(fn):
+def _timed(fn, runs):
     result = fn()  # warm-up (tracing, allocation)
     times = []
-    for _ in range(LATENCY_RUNS):
+    for _ in range(runs):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
@@ -279,10 +286,10 @@ def _directory_size(path):
                for root, _, names in os.walk(path) for name in names)
 
 
-def _check_saved_model(path, feed, reference):
+def _check_saved_model(path, feed, reference, runs):
     function = tf.saved_model.load(path).signatures["serving_default"]
     tensors = {name: tf.constant(value) for name, value in feed.items()}
-    outputs, latency = _timed(lambda: function(**tensors))
+    outputs, latency = _timed(lambda: function(**tensors), runs)
     outputs = {k: v.numpy() for k, v in outputs.items()}
     artifact = ArtifactReport(path=path, kind="saved_model", size_bytes=_directory_size(path),
                               max_abs_diff=_max_abs_diff(reference, outputs),
@@ -291,7 +298,7 @@ def _check_saved_model(path, feed, reference):
     return artifact
 
 
-def _check_tflite(path, feed, reference):
+def _check_tflite(path, feed, reference, runs):
     from ai_edge_litert.interpreter import Interpreter
 
     with open(path, "rb") as handle:
@@ -302,7 +309,7 @@ def _check_tflite(path, feed, reference):
         raise ValueError(f"kzoo.export.verify: {path!r} is not a readable TFLite file (a "
                          f"truncated or corrupted file?): {error}") from error
     runner = interpreter.get_signature_runner("serving_default")
-    outputs, latency = _timed(lambda: runner(**feed))
+    outputs, latency = _timed(lambda: runner(**feed), runs)
     outputs = {k: np.array(v) for k, v in outputs.items()}
     ops = sorted({d["op_name"] for d in interpreter._get_ops_details()})
     artifact = ArtifactReport(path=path, kind="tflite", size_bytes=len(content),

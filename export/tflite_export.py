@@ -29,51 +29,85 @@ def tflite(model, path, quantize=None, representative_data=None, allow_flex=Fals
     :class:`kzoo.export.lite.FlexOpsNeeded` naming it. Written atomically (temporary file, then
     renamed): a failure leaves no file behind.
     """
-    where = "kzoo.export.tflite"
+    return _write(model, {quantize: path}, representative_data, allow_flex,
+                  "kzoo.export.tflite")[quantize]
+
+
+def tflite_files(model, files, representative_data=None, allow_flex=False):
+    """:func:`tflite` for several quantize modes at once: ``files`` is ``{quantize: path}``
+    (e.g. ``{None: "m.tflite", "dynamic": "m.dyn.tflite"}``); returns it with absolute paths.
+
+    The files are those :func:`tflite` writes one by one, from one trace of the model (tracing
+    is about half of a conversion; an int8 file takes a trace of its own). All are written or,
+    on a failure, none.
+    """
+    where = "kzoo.export.tflite_files"
+    if not isinstance(files, dict) or not files:
+        raise ValueError(f"{where}: `files` must be a non-empty dict {{quantize: path}}, got "
+                         f"{files!r}")
+    return _write(model, files, representative_data, allow_flex, where)
+
+
+def _write(model, files, representative_data, allow_flex, where):
     check_exportable(model, where)
-    if quantize not in QUANTIZE_MODES:
-        raise ValueError(f"{where}: `quantize` must be one of {QUANTIZE_MODES}, got "
-                         f"{quantize!r}")
-    if quantize == "int8" and representative_data is None:
+    for quantize in files:
+        if quantize not in QUANTIZE_MODES:
+            raise ValueError(f"{where}: `quantize` must be one of {QUANTIZE_MODES}, got "
+                             f"{quantize!r}")
+    if "int8" in files and representative_data is None:
         raise ValueError(f"{where}: quantize='int8' calibrates activation ranges and needs "
                          f"`representative_data` (an iterable of serving_default inputs, e.g. "
                          f"a few dozen batches of real data)")
     if not isinstance(allow_flex, bool):
         raise ValueError(f"{where}: `allow_flex` must be True or False, got {allow_flex!r}")
-    path = os.path.abspath(os.fspath(path))
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"{where}: {path!r} is a directory; give a file path "
-                                f"(e.g. model.tflite)")
-    directory = os.path.dirname(path)
-    created = atomic.make_dirs(directory, where)
+    paths = {quantize: os.path.abspath(os.fspath(path)) for quantize, path in files.items()}
+    if len(set(paths.values())) < len(paths):
+        raise ValueError(f"{where}: two quantize modes would write the same file: {files!r}")
+    for path in paths.values():
+        if os.path.isdir(path):
+            raise IsADirectoryError(f"{where}: {path!r} is a directory; give a file path "
+                                    f"(e.g. model.tflite)")
+    created = []
+    try:
+        for path in paths.values():
+            created.append(atomic.make_dirs(os.path.dirname(path), where))
+    except BaseException:
+        for directory in reversed(created):
+            atomic.remove(directory)
+        raise
     commit = atomic.Commit()
     try:
-        atomic.check_writable(directory, where)
-        atomic.recover_leftovers(directory, lambda name: name == os.path.basename(path))
+        for path in paths.values():
+            directory = os.path.dirname(path)
+            atomic.check_writable(directory, where)
+            atomic.recover_leftovers(directory, lambda name, path=path:
+                                     name == os.path.basename(path))
         served = served_model(model)
         exported = signatures(served, text=False)  # string ops are not TFLite builtins
         functions = {s.name: (s.named_fn(), s.specs) for s in exported}
         dataset = None
-        if quantize == "int8":
+        if "int8" in paths:
             dataset = _representative_dataset(exported, representative_data, where)
         try:
-            content = lite.convert_signatures(functions, allow_flex=allow_flex,
-                                              quantize=quantize, representative_dataset=dataset,
-                                              variables=served.variables)
+            contents = lite.convert_variants(functions, list(paths), allow_flex=allow_flex,
+                                             representative_dataset=dataset,
+                                             variables=served.variables)
         except lite.FlexOpsNeeded as error:
             raise lite.FlexOpsNeeded(error.ops, error.detail, where) from error
-        staged = atomic.staged_file(directory, os.path.basename(path))
-        commit.add(staged, path)
-        with open(staged, "wb") as handle:
-            handle.write(content)
+        for quantize, path in paths.items():
+            staged = atomic.staged_file(os.path.dirname(path), os.path.basename(path))
+            commit.add(staged, path)
+            with open(staged, "wb") as handle:
+                handle.write(contents[quantize])
         commit.commit()
     except BaseException as error:
         commit.discard()
-        atomic.remove(created)
+        for directory in reversed(created):
+            atomic.remove(directory)
         if isinstance(error, OSError):
             raise atomic.clear_os_error(error, where, path) from error
         raise
-    return path
+    return paths
 
 
 def _as_input_dict(signature, sample, where):

@@ -115,9 +115,9 @@ def test_dynamic_file_is_3x_smaller_at_the_default_size(name, tmp_path):
         pytest.xfail(f"{name}: weights too few for a 3x smaller file (see DYNAMIC_BAR)")
     keras.utils.set_random_seed(0)
     model = kzoo.build(name)
-    sizes = {mode: os.path.getsize(kzoo.export.tflite(model, tmp_path / f"{mode}.tflite",
-                                                      quantize=mode))
-             for mode in (None, "dynamic")}
+    files = kzoo.export.tflite_files(model, {None: tmp_path / "float.tflite",
+                                             "dynamic": tmp_path / "dynamic.tflite"})
+    sizes = {mode: os.path.getsize(path) for mode, path in files.items()}
     assert sizes[None] >= DYNAMIC_BAR * sizes["dynamic"], \
         f"{name}: float {sizes[None]} B, dynamic {sizes['dynamic']} B " \
         f"({sizes[None] / sizes['dynamic']:.2f}x)"
@@ -157,6 +157,36 @@ def test_int8_calibrates_on_representative_data(tmp_path):
                               representative_data=data)
     out = _runner(path)(inputs=data[0])["outputs"]
     np.testing.assert_allclose(out, model(data[0]), atol=0.1)
+
+
+def test_tflite_files_writes_what_tflite_writes_from_one_trace(tmp_path, monkeypatch):
+    model = build_small("one_to_one_mlp")
+    one_by_one = {mode: kzoo.export.tflite(model, tmp_path / f"{mode}.tflite", quantize=mode)
+                  for mode in (None, "dynamic")}
+    traces = []
+    freeze = lite.freeze_signature
+    monkeypatch.setattr(lite, "freeze_signature", lambda *a: traces.append(1) or freeze(*a))
+    files = kzoo.export.tflite_files(model, {None: tmp_path / "both" / "f.tflite",
+                                             "dynamic": tmp_path / "both" / "d.tflite"})
+    assert len(traces) == 1     # serving_default, once for both files
+    for mode, path in files.items():
+        assert os.path.isabs(path)
+        with open(path, "rb") as shared, open(one_by_one[mode], "rb") as alone:
+            assert shared.read() == alone.read(), mode
+
+
+def test_tflite_files_bad_arguments_leave_nothing(tmp_path):
+    model = build_small("one_to_one_mlp")
+    with pytest.raises(ValueError, match="non-empty dict"):
+        kzoo.export.tflite_files(model, {})
+    with pytest.raises(ValueError, match="same file"):
+        kzoo.export.tflite_files(model, {None: tmp_path / "m.tflite",
+                                         "dynamic": str(tmp_path / "m.tflite")})
+    with pytest.raises(ValueError, match="quantize.*one of"):
+        kzoo.export.tflite_files(model, {None: tmp_path / "m.tflite", "int4": tmp_path / "q"})
+    with pytest.raises(ValueError, match="representative_data"):
+        kzoo.export.tflite_files(model, {"int8": tmp_path / "sub" / "m.tflite"})
+    assert os.listdir(tmp_path) == []
 
 
 def test_bad_quantize_arguments(tmp_path):
