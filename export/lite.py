@@ -6,6 +6,7 @@ import contextlib
 import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
+from kzoo.export import compact
 from kzoo.layers.scan import scan_mode
 
 
@@ -212,34 +213,7 @@ def _convert_saved(directory, signature_keys, allow_flex, quantize, representati
         raise
     if not allow_flex and b"Flex" in content:
         raise FlexOpsNeeded(flex_ops_in(content.decode("latin-1")), "Flex ops in the file")
-    return strip_internal_names(content)
-
-
-def strip_internal_names(content):
-    """``content`` without the names of its internal tensors and loop subgraphs.
-
-    The converter names every tensor after its TensorFlow op path inside the loops
-    (``encoder/while/body/_1/.../LoopCond/_746_body_arg3``): about a tenth of a small model's
-    file, and nothing reads them. What apps use stays: the signatures (their keys, input and
-    output names), and the names of the tensors they map to and of their subgraphs.
-    """
-    from ai_edge_litert.tools import flatbuffer_utils
-
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
-    if any(buffer.offset for buffer in model.buffers or []):
-        return content      # a file over 2 GB keeps its weights after the flatbuffer: as is
-    kept = {}
-    for signature in model.signatureDefs or []:
-        graph = model.subgraphs[signature.subgraphIndex]
-        kept[signature.subgraphIndex] = {t.tensorIndex for t in signature.inputs + signature.outputs}
-        kept[signature.subgraphIndex] |= set(graph.inputs) | set(graph.outputs)
-    for index, graph in enumerate(model.subgraphs):
-        if index not in kept:
-            graph.name = None
-        for number, tensor in enumerate(graph.tensors):
-            if number not in kept.get(index, ()):
-                tensor.name = None
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    return compact.compact(content)   # merged loop subgraphs, no internal names
 
 
 def _last_error_line(message):
