@@ -700,16 +700,18 @@ def export_run(run_dir, formats=("saved_model", "tflite"), quantize=None, out=No
         version = 1 if overwrite else None
         paths.append(kzoo.export.saved_model(model, base, version=version, overwrite=overwrite))
     if "tflite" in formats:
-        for mode, path in tflite_paths.items():
+        for path in tflite_paths.values():
             if path.exists():
                 path.unlink()
-            representative = None
-            if mode == "int8":
-                inputs = batch[0]
-                representative = [inputs[0] if isinstance(inputs, tuple) and
-                                  hasattr(model, "generate") else inputs]
-            paths.append(kzoo.export.tflite(model, path, quantize=mode,
-                                            representative_data=representative))
+        representative = None
+        if "int8" in tflite_paths:
+            inputs = batch[0]
+            representative = [inputs[0] if isinstance(inputs, tuple) and
+                              hasattr(model, "generate") else inputs]
+        # One trace for every non-int8 file (tracing is about half of a conversion).
+        written = kzoo.export.tflite_files(model, dict(tflite_paths),
+                                           representative_data=representative)
+        paths.extend(written[mode] for mode in tflite_paths)
     report = kzoo.export.verify(model, paths, batch)
     write_json(out / "report.json", {"report": str(report), "paths": [str(p) for p in paths]})
     return report, paths
