@@ -185,6 +185,12 @@ def test_masked_keys_get_exactly_zero_and_full_mask_gives_zeros(case, rng):
     else:
         np.testing.assert_allclose(sums, 1.0, atol=1e-6)
 
+    # One decoder step (a rank-2 query) takes its own path: the same exact zeros.
+    context, weights = (np.asarray(x) for x in layer(query[:, 0], values, mask=mask))
+    assert np.all(weights[~mask] == 0.0)
+    assert np.all(weights[2] == 0.0) and np.all(context[2] == 0.0)
+    assert np.all(np.isfinite(context))
+
 
 @pytest.mark.parametrize("case", sorted(MONOTONIC))
 def test_monotonic_chains_alignments_and_takes_previous_alignment(case, rng):
