@@ -153,6 +153,14 @@ def test_coverage_penalty_formula_and_tile_batch():
                                [1.0, (8 / 6) ** 0.6], rtol=1e-6)
     x = np.arange(6).reshape(2, 3)
     np.testing.assert_array_equal(decoding.tile_batch(x, 2), x[[0, 0, 1, 1]])
+    np.testing.assert_array_equal(decoding.tile_batch(np.arange(2), 3), [0, 0, 0, 1, 1, 1])
+    # Dimensions unknown at trace time (a memory's source length) keep their size too.
+    tile = tf.function(lambda t: decoding.tile_batch(t, 2),
+                       input_signature=[tf.TensorSpec([None, None, 2], tf.int64)])
+    x = np.arange(12).reshape(2, 3, 2)
+    tiled = tile(x)
+    np.testing.assert_array_equal(tiled, x[[0, 0, 1, 1]])
+    assert tiled.shape == (4, 3, 2)
 
 
 def test_coverage_penalty_prefers_hypotheses_that_cover_the_source():
