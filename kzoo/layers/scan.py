@@ -24,7 +24,8 @@ graph is going, chosen with :func:`scan_mode`:
 * ``"tflite"``: no TensorArray/TensorList at all, so the TFLite converter lowers the loop to
   builtin ``WHILE`` ops with dynamic batch and time. One step per iteration with static shapes
   inside the body (so LiteRT's XNNPACK delegate runs it), no mask ops before the first masked
-  step, and outputs shifted through small registers of :data:`TFLITE_CHUNKS` rows rather than
+  step, and outputs shifted through small registers (:data:`TFLITE_CHUNKS` rows, fewer for
+  wide outputs: :data:`TFLITE_REGISTER_BYTES`) rather than
   a loop-carried buffer the runtime would copy every step (see :func:`_scan_unrolled`); int8
   exports trace the older blocked form (:data:`TFLITE_CALIBRATION_SAFE`).
 
@@ -89,6 +90,10 @@ def scan_mode(mode):
 # Rows of the TFLite form's output registers, innermost first (see _scan_unrolled): a step
 # copies about 3 * (16 + 16 + T / 256) output rows, linear in T up to a few thousand steps.
 TFLITE_CHUNKS = (16, 16)
+# Most bytes per batch row the output registers may hold beyond the sequence itself. A wide step
+# output (a ConvLSTM frame of 64x64x32 floats is 512 KB) gets one level of fewer rows instead
+# (see _register_chunks): with TFLITE_CHUNKS its registers alone would take 256 MB per row.
+TFLITE_REGISTER_BYTES = 4 << 20
 # Set by kzoo.export while it traces a file for int8 quantization: TensorFlow's int8
 # calibrator crashes (a segfault in its MinMax logging) running the loops of
 # _scan_unrolled, so those files get the earlier blocked form, _scan_blocks.
@@ -688,12 +693,13 @@ def _scan_unrolled(masked_step, inputs_tm, mask_tm, initial_states, zero_output,
         return carry[0], None, list(carry[1:])
 
     # Virtual step v is step v - pad; the first `pad` virtual steps do not exist.
+    chunks = _register_chunks(zero_output)
     spans = [1]     # virtual steps per entry of each level's register
-    for size in TFLITE_CHUNKS:
+    for size in chunks:
         spans.append(spans[-1] * size)
     n_top = (time_steps + spans[-1] - 1) // spans[-1]
     pad = n_top * spans[-1] - time_steps
-    sizes = list(TFLITE_CHUNKS) + [n_top]
+    sizes = list(chunks) + [n_top]
     registers, row_shape = [], tf.shape(zero_output)
     for size in sizes:
         row_shape = tf.concat([[size], row_shape], 0)
@@ -714,10 +720,27 @@ def _scan_unrolled(masked_step, inputs_tm, mask_tm, initial_states, zero_output,
         first = tf.maximum(0, (pad - start) // unit)
         return tf.while_loop(lambda j, *_: j < sizes[level], body, (first, *carry))[1:]
 
-    carry = fill(len(TFLITE_CHUNKS), tf.constant(0),
+    carry = fill(len(chunks), tf.constant(0),
                  (zero_output, *initial_states, *registers))
     rows = tf.reshape(carry[-1], tf.concat([[-1], tf.shape(zero_output)], 0))
     return carry[0], _batch_major(rows[pad:]), list(carry[1:1 + n_states])
+
+
+def _register_chunks(zero_output):
+    """The register rows of :func:`_scan_unrolled` for this step output: :data:`TFLITE_CHUNKS`,
+    or where their registers would exceed :data:`TFLITE_REGISTER_BYTES` per batch row, one level
+    of at most that many bytes (a step then copies more rows, but a step that wide computes far
+    more than it copies)."""
+    row = zero_output.shape[1:].num_elements()
+    if row is None:
+        return TFLITE_CHUNKS
+    row_bytes = row * zero_output.dtype.size
+    registers = 1
+    for size in TFLITE_CHUNKS:
+        registers *= size
+    if row_bytes * registers <= TFLITE_REGISTER_BYTES:
+        return TFLITE_CHUNKS
+    return (max(1, min(TFLITE_CHUNKS[0], TFLITE_REGISTER_BYTES // row_bytes)),)
 
 
 def _blocks(x, n_blocks, unroll):

@@ -233,3 +233,30 @@ def test_bidirectional_directions_share_the_cores(cores, expected, rng, monkeypa
     assert group_sizes == expected
     assert getattr(scan_module._local, "concurrent", 1) == 1     # restored after the call
     np.testing.assert_allclose(np.asarray(outputs), np.asarray(reference), atol=1e-6)
+
+
+@pytest.mark.parametrize("time,masked", [(9, False), (130, True)])
+def test_tflite_form_gives_wide_outputs_one_small_register_level(time, masked, monkeypatch, rng):
+    """Where TFLITE_CHUNKS' registers would exceed TFLITE_REGISTER_BYTES per batch row (a
+    ConvLSTM frame), the outputs go through one level of fewer rows, equal all the same."""
+    scan_module = __import__("kzoo.layers.scan", fromlist=["scan"])
+    monkeypatch.setattr(scan_module, "TFLITE_REGISTER_BYTES", 48)     # 4 rows of 3 floats
+    chosen, real = [], scan_module._register_chunks
+    monkeypatch.setattr(scan_module, "_register_chunks",
+                        lambda zero_output: chosen.append(real(zero_output)) or chosen[-1])
+    layer = L.LSTM(3, return_sequences=True, return_state=True)
+    inputs = rng.normal(size=(2, time, 4)).astype("float32")
+    mask = second_row_half_masked(time) if masked else None
+    graph_outputs, _ = run(layer, inputs, mask, "tensorarray")
+    lite_outputs, _ = run(layer, inputs, mask, "tflite")
+    assert chosen == [(4,)]
+    for a, b in zip(graph_outputs, lite_outputs):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_convlstm_frames_get_registers_of_a_few_megabytes():
+    """A 64x64x32 ConvLSTM frame (512 KB a row): 8 rows, not 16 + 256 + 256 (256 MB)."""
+    scan_module = __import__("kzoo.layers.scan", fromlist=["scan"])
+    assert scan_module._register_chunks(tf.zeros([1, 64 * 64 * 32])) == (8,)
+    assert scan_module._register_chunks(tf.zeros([1, 64])) == scan_module.TFLITE_CHUNKS
