@@ -35,6 +35,7 @@ masked row therefore returns its initial state.
 """
 
 import contextlib
+import math
 import os
 import threading
 
@@ -297,12 +298,12 @@ def concurrent_loops(count):
 
 def _batch_groups(inputs_tm, mode):
     """How many row groups of this batch run as separate loops: one per available core (shared
-    among :func:`concurrent_loops`), each of at least :data:`MIN_GROUP_ROWS` rows, where the loops are XLA-compiled (training, and
-    "xla" inference: such a loop runs on one thread; two groups took (64, 100, 64, 128)
-    inference from 0.77x to 0.53-0.64x Keras' time for the LSTM, 0.84x to 0.50x for the GRU);
-    1 for the TensorFlow inference loop (it already runs the next steps' input projections on a
-    second core, and splitting measured slower), for an unknown batch size and in the TFLite
-    form."""
+    among :func:`concurrent_loops`), each of at least :data:`MIN_GROUP_ROWS` rows, where the
+    loops are XLA-compiled (training, and "xla" inference: such a loop runs on one thread; two
+    groups took (64, 100, 64, 128) inference from 0.77x to 0.53-0.64x Keras' time for the
+    LSTM, 0.84x to 0.50x for the GRU); 1 for the TensorFlow inference loop (it already runs
+    the next steps' input projections on a second core, and splitting measured slower), for an
+    unknown batch size and in the TFLite form."""
     batch = inputs_tm.shape[1]
     if mode == "tflite" or batch is None or (mode != "xla" and not _tape_is_active()):
         return 1
@@ -735,10 +736,7 @@ def _register_chunks(zero_output):
     if row is None:
         return TFLITE_CHUNKS
     row_bytes = row * zero_output.dtype.size
-    registers = 1
-    for size in TFLITE_CHUNKS:
-        registers *= size
-    if row_bytes * registers <= TFLITE_REGISTER_BYTES:
+    if row_bytes * math.prod(TFLITE_CHUNKS) <= TFLITE_REGISTER_BYTES:
         return TFLITE_CHUNKS
     return (max(1, min(TFLITE_CHUNKS[0], TFLITE_REGISTER_BYTES // row_bytes)),)
 
