@@ -105,7 +105,9 @@ def _write(model, files, representative_data, allow_flex, where):
         for directory in reversed(created):
             atomic.remove(directory)
         if isinstance(error, OSError):
-            raise atomic.clear_os_error(error, where, path) from error
+            # Not the loop variable `path`: with several files it names only the last.
+            destination = next(iter(paths.values())) if len(paths) == 1 else list(paths.values())
+            raise atomic.clear_os_error(error, where, destination) from error
         raise
     return paths
 

@@ -180,7 +180,7 @@ class BaseAttention(keras.layers.Layer):
             return context, weights
         scores = self._score(query, keys)
         weights = masked_softmax(scores, mask)
-        return self._finish(weights, values, single_step)
+        return self._finish(weights, values, single_step=False)   # one step returned above
 
     @staticmethod
     def _finish(weights, values, single_step):

@@ -4,10 +4,11 @@
 of ``inputs`` (batch-major, ``(B, T, ...)``), where ``x_t`` is the projected input of step t. The
 layers hand over ``project`` (the cell's input projection). The TensorFlow loops apply it step by
 step inside the loop: the projections of later steps run beside the recurrence (on a second
-core), and no ``(T, B, k·units)`` tensor is held; the engine's own backpropagation differentiates
-it there too. The XLA and TFLite forms, and cells TensorFlow differentiates, project all steps in
-one matmul first. A training batch of independent rows large enough for it runs as one loop
-per core over groups of rows (:func:`_batch_groups`).
+core), and no ``(T, B, k·units)`` tensor is held; the engine's own backpropagation and the XLA
+inference loop project (and differentiate) it step by step too. The TFLite form, and cells
+TensorFlow differentiates, project all steps in one matmul first. A batch of independent rows
+large enough for it runs its XLA-compiled loops (training, XLA inference) as one loop per core
+over groups of rows (:func:`_batch_groups`).
 
 The loop is a single ``tf.while_loop`` that carries the states. Its form depends on where the
 graph is going, chosen with :func:`scan_mode`:
