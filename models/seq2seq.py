@@ -235,7 +235,7 @@ class Seq2Seq(keras.Model):
             self.decoder.build((None, target_embedding_dim))
             self.output_width = self.decoder.output_size
         self.output_dropout = keras.layers.Dropout(dropout, seed=seed, name="output_dropout")
-        self.output_layer = keras.layers.Dense(target_vocab_size, name="logits")
+        self.output_layer = kzoo.layers.Dense(target_vocab_size, name="logits")
         self.output_layer.build((None, self.output_width))
         if self.scheduled_sampling > 0:
             self.sampler = ScheduledSampler(self.scheduled_sampling, mode=scheduled_sampling_mode,

@@ -131,7 +131,7 @@ def recurrent_stack(inputs, *, cell="lstm", units=64, num_layers=1, bidirectiona
         if residual and sequences_out:
             shortcut = x
             if x.shape[-1] != outputs.shape[-1]:
-                shortcut = keras.layers.Dense(outputs.shape[-1], use_bias=False,
+                shortcut = kzoo.layers.Dense(outputs.shape[-1], use_bias=False,
                                               name=f"{name}_{k + 1}_shortcut")(x)
             outputs = keras.layers.Add(name=f"{name}_{k + 1}_residual")([shortcut, outputs])
         if dropout and not last:

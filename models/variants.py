@@ -11,6 +11,7 @@ import inspect
 
 import keras
 
+from kzoo.layers.dense import Dense
 from kzoo.models.registry import register_model
 from kzoo.models.stack import CELLS, check_positive_int
 
@@ -92,8 +93,8 @@ def check_head(where, num_classes, output_dim):
 def output_head(x, num_classes, output_dim, name="outputs"):
     """Softmax probabilities over ``num_classes``, or ``output_dim`` linear outputs."""
     if num_classes is not None:
-        return keras.layers.Dense(num_classes, activation="softmax", name=name)(x)
-    return keras.layers.Dense(output_dim, name=name)(x)
+        return Dense(num_classes, activation="softmax", name=name)(x)
+    return Dense(output_dim, name=name)(x)
 
 
 def head_loss(config):

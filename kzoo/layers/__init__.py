@@ -14,4 +14,5 @@ from kzoo.layers.attention import (BahdanauAttention, BahdanauMonotonicAttention
 from kzoo.layers.torch_weights import from_torch, to_torch, to_torch_state_dict
 from kzoo.layers.attention_wrapper import AttentionWrapper
 from kzoo.layers.embedding import TokenEmbedding
+from kzoo.layers.dense import Dense
 from kzoo.layers.text import TokenVectorizer

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from kzoo.layers.attention import BaseAttention, MonotonicAttention
 from kzoo.layers.cell import RecurrentCell, check_positive_int, get_activation
+from kzoo.layers.dense import Dense
 from kzoo.layers.scan import scan
 
 
@@ -59,7 +60,7 @@ class AttentionWrapper(keras.layers.Layer):
             check_positive_int("AttentionWrapper", "memory_dim", memory_dim)
         self.attention_layer = None
         if self.attention_layer_size is not None:
-            self.attention_layer = keras.layers.Dense(
+            self.attention_layer = Dense(
                 self.attention_layer_size, use_bias=False, activation=self.attention_activation,
                 name="attention_layer")
         self.monotonic = isinstance(attention, MonotonicAttention)

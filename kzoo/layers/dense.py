@@ -1,0 +1,28 @@
+"""A dense layer for sequences whose exported form is one op.
+
+``keras.layers.Dense`` on a (batch, time, features) tensor traces to ``tf.tensordot``: the input
+is reshaped to rank 2 around the matmul with shapes computed at run time, eleven TFLite ops
+(SHAPE, GATHER, REDUCE_PROD, PACK, RESHAPE, ...). A broadcasting ``tf.matmul`` computes the same
+``y = x W + b`` and converts to a single ``FULLY_CONNECTED`` (``keep_num_dims``, bias fused).
+"""
+
+import keras
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class Dense(keras.layers.Dense):
+    """``keras.layers.Dense`` (same arguments, weights and results): ``y = activation(x W + b)``
+    over the last axis, written as one broadcasting matmul for inputs of rank 3 and more."""
+
+    def call(self, inputs, training=None):
+        inputs = tf.convert_to_tensor(inputs)
+        if inputs.shape.rank is None or inputs.shape.rank <= 2 or self.quantization_mode:
+            return super().call(inputs, training=training)
+        kernel = tf.cast(self.kernel, inputs.dtype)
+        x = tf.matmul(inputs, kernel)
+        if self.bias is not None:
+            x = tf.nn.bias_add(x, tf.cast(self.bias, x.dtype))
+        if self.activation is not None:
+            x = self.activation(x)
+        return x
