@@ -31,6 +31,7 @@ def compact(content):
     if any(buffer.offset for buffer in model.buffers or []) or model.externalBuffers:
         return content
     strip_internal_names(model)
+    drop_empty_quantization(model)
     share_empty_buffer(model)
     if not any(_CUSTOM in (code.builtinCode, code.deprecatedBuiltinCode)
                for code in model.operatorCodes or []):
@@ -58,6 +59,18 @@ def strip_internal_names(model):
         for number, tensor in enumerate(graph.tensors):
             if number not in kept.get(index, ()):
                 tensor.name = None
+
+
+def drop_empty_quantization(model):
+    """Drop every empty quantization table: the converter writes one for each float tensor,
+    and a tensor without the table is simply not quantized."""
+    for graph in model.subgraphs:
+        for tensor in graph.tensors:
+            q = tensor.quantization
+            if q is not None and q.details is None and all(
+                    value is None or len(value) == 0 for value in (q.min, q.max, q.scale,
+                                                                   q.zeroPoint)):
+                tensor.quantization = None
 
 
 def share_empty_buffer(model):

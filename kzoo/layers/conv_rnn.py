@@ -248,13 +248,18 @@ class _ConvRecurrent(Recurrent):
                              f"{expected[1]} (rows x cols), got shape {shape}")
 
     def _run(self, sequences, states, mask, recurrent_mask):
-        # The scan sees every frame flattened to a vector: its TFLite form slices a
-        # (chunks, blocks, unroll, batch, ...) tensor, and TFLite's STRIDED_SLICE takes at most
-        # rank 5, which frames (rank 7 there) would exceed. The reshapes are free in TensorFlow.
+        # The step output goes to the scan flattened to a vector: its TFLite form collects
+        # outputs in a (chunks, rows, batch, ...) register, and TFLite's STRIDED_SLICE takes at
+        # most rank 5, which frames (rank 6 there) would exceed. The output is also the first
+        # state (h); the other states (the LSTM's c) stay frames, which the scan only carries.
+        # The reshapes are free in TensorFlow, and each is one more op in a TFLite graph.
         cell = self.cell
-        projected = cell.project_inputs(sequences)
-        projected_frame = tuple(projected.shape[2:])
-        state_frames = [tuple(s) for s in cell.state_size]
+        leading = tf.shape(sequences)[:2]
+        # All B·T frames in one conv, its bias on the rank-4 output (one TFLite CONV_2D with
+        # the bias in it), straight to the flat (batch, time, features) the scan takes.
+        projected = cell.project_inputs(tf.reshape(sequences, [-1, *sequences.shape[2:]]))
+        projected_frame = tuple(projected.shape[1:])
+        output_frame = tuple(cell.state_size[0])
 
         def flatten(x):
             return tf.reshape(x, [-1, math.prod(x.shape[1:])])
@@ -262,22 +267,23 @@ class _ConvRecurrent(Recurrent):
         def unflatten(x, frame):
             return tf.reshape(x, [-1, *frame])
 
-        def step(projected_t, flat_states):
-            frames = [unflatten(s, f) for s, f in zip(flat_states, state_frames)]
-            output, new_states = cell.step(unflatten(projected_t, projected_frame), frames,
-                                           recurrent_mask)
-            return flatten(output), [flatten(s) for s in new_states]
+        def step(projected_t, step_states):
+            h, *rest = step_states
+            output, (h, *rest) = cell.step(unflatten(projected_t, projected_frame),
+                                           [unflatten(h, output_frame), *rest], recurrent_mask)
+            output = flatten(output)
+            return output, [output, *rest]
 
-        leading = tf.shape(projected)[:2]
         flat_projected = tf.reshape(projected, tf.concat([leading, [-1]], 0))
-        last_output, outputs, final_states = scan(
-            step, flat_projected, [flatten(s) for s in states], mask=mask,
+        h, *rest = states
+        last_output, outputs, (h, *rest) = scan(
+            step, flat_projected, [flatten(h), *rest], mask=mask,
             go_backwards=self.go_backwards, return_sequences=self.return_sequences,
             zero_output_for_mask=self.zero_output_for_mask)
         if outputs is not None:
-            outputs = tf.reshape(outputs, tf.concat([tf.shape(outputs)[:2], state_frames[0]], 0))
-        return (unflatten(last_output, state_frames[0]), outputs,
-                [unflatten(s, f) for s, f in zip(final_states, state_frames)])
+            outputs = tf.reshape(outputs, tf.concat([leading, output_frame], 0))
+        h = unflatten(h, output_frame)
+        return unflatten(last_output, output_frame), outputs, [h, *rest]
 
 
 @keras.saving.register_keras_serializable(package="kzoo")

@@ -25,10 +25,10 @@ graph is going, chosen with :func:`scan_mode`:
 * ``"tflite"``: no TensorArray/TensorList at all, so the TFLite converter lowers the loop to
   builtin ``WHILE`` ops with dynamic batch and time. One step per iteration with static shapes
   inside the body (so LiteRT's XNNPACK delegate runs it), no mask ops before the first masked
-  step, and outputs shifted through small registers (:data:`TFLITE_CHUNKS` rows, fewer for
-  wide outputs: :data:`TFLITE_REGISTER_BYTES`) rather than
-  a loop-carried buffer the runtime would copy every step (see :func:`_scan_unrolled`); int8
-  exports trace the older blocked form (:data:`TFLITE_CALIBRATION_SAFE`).
+  step (for steps that are not wide, see :func:`_is_wide`), and outputs shifted through small
+  registers (:data:`TFLITE_CHUNKS` rows, fewer for wide outputs) rather than a loop-carried
+  buffer the runtime would copy every step (see :func:`_scan_unrolled`); int8 exports trace
+  the older blocked form (:data:`TFLITE_CALIBRATION_SAFE`).
 
 Masked steps (``mask[b, t] == False``) carry the previous state through, and emit the previous
 output (or zeros with ``zero_output_for_mask``), exactly as ``keras.layers.RNN`` does; a fully
@@ -656,7 +656,9 @@ def _scan_unrolled(masked_step, inputs_tm, mask_tm, initial_states, zero_output,
     reads ``x[t]`` and ``mask[t]`` with ``GATHER``.
 
     Masks: the steps before the first step with a masked row run in a loop without any mask
-    op; the rest in a loop over ``masked_step``. A full-length batch never runs the second.
+    op; the rest in a loop over ``masked_step``. A full-length batch never runs the second. A
+    wide step (:func:`_is_wide`) runs every step in the masked loop: its three selects are a
+    tiny part of its work, and a second loop body is a second copy of the step in the file.
 
     Outputs (``collect``): a loop-carried buffer is copied on every iteration, so the outputs go
     through registers of :data:`TFLITE_CHUNKS` rows (a step shifts its output into the
@@ -669,7 +671,8 @@ def _scan_unrolled(masked_step, inputs_tm, mask_tm, initial_states, zero_output,
         return _scan_blocks(masked_step, inputs_tm, mask_tm, initial_states, zero_output, collect)
     time_steps = tf.shape(inputs_tm)[0]
     n_states = len(initial_states)
-    n_full = time_steps if mask_tm is None else _leading_valid_steps(mask_tm)
+    one_loop = mask_tm is not None and _is_wide(zero_output)
+    n_full = time_steps if mask_tm is None or one_loop else _leading_valid_steps(mask_tm)
     def loop(start, stop, carry, masked, collecting):
         # carry: (prev_output, *states[, innermost register]); steps start .. stop - 1.
         def body(t, prev_output, *rest):
@@ -684,8 +687,8 @@ def _scan_unrolled(masked_step, inputs_tm, mask_tm, initial_states, zero_output,
         return tf.while_loop(lambda t, *_: t < stop, body, (start, *carry))[1:]
 
     def steps(start, stop, carry, collecting=False):
-        if mask_tm is None:
-            return loop(start, stop, carry, False, collecting)
+        if mask_tm is None or one_loop:
+            return loop(start, stop, carry, mask_tm is not None, collecting)
         split = tf.minimum(tf.maximum(n_full, start), stop)
         carry = loop(start, split, carry, False, collecting)
         return loop(split, stop, carry, True, collecting)
@@ -699,7 +702,7 @@ def _scan_unrolled(masked_step, inputs_tm, mask_tm, initial_states, zero_output,
     spans = [1]     # virtual steps per entry of each level's register
     for size in chunks:
         spans.append(spans[-1] * size)
-    n_top = (time_steps + spans[-1] - 1) // spans[-1]
+    n_top = (time_steps + (spans[-1] - 1)) // spans[-1]
     pad = n_top * spans[-1] - time_steps
     sizes = list(chunks) + [n_top]
     registers, row_shape = [], tf.shape(zero_output)
@@ -728,17 +731,23 @@ def _scan_unrolled(masked_step, inputs_tm, mask_tm, initial_states, zero_output,
     return carry[0], _batch_major(rows[pad:]), list(carry[1:1 + n_states])
 
 
+def _is_wide(zero_output):
+    """Whether a step output row is wide: :data:`TFLITE_CHUNKS` registers of it would exceed
+    :data:`TFLITE_REGISTER_BYTES` (over 4096 floats; a 64x64x32 ConvLSTM frame is 131072).
+    A step that wide computes far more than it copies or selects, so LiteRT's per-op costs,
+    which the extra loops and register levels of :func:`_scan_unrolled` save, do not show."""
+    row = zero_output.shape[1:].num_elements()
+    return row is not None and \
+        row * zero_output.dtype.size * math.prod(TFLITE_CHUNKS) > TFLITE_REGISTER_BYTES
+
+
 def _register_chunks(zero_output):
     """The register rows of :func:`_scan_unrolled` for this step output: :data:`TFLITE_CHUNKS`,
-    or where their registers would exceed :data:`TFLITE_REGISTER_BYTES` per batch row, one level
-    of at most that many bytes (a step then copies more rows, but a step that wide computes far
-    more than it copies)."""
-    row = zero_output.shape[1:].num_elements()
-    if row is None:
+    or for a wide one (:func:`_is_wide`) one level of at most :data:`TFLITE_REGISTER_BYTES`
+    per batch row (a step then copies more rows, but computes far more than it copies)."""
+    if not _is_wide(zero_output):
         return TFLITE_CHUNKS
-    row_bytes = row * zero_output.dtype.size
-    if row_bytes * math.prod(TFLITE_CHUNKS) <= TFLITE_REGISTER_BYTES:
-        return TFLITE_CHUNKS
+    row_bytes = zero_output.shape[1:].num_elements() * zero_output.dtype.size
     return (max(1, min(TFLITE_CHUNKS[0], TFLITE_REGISTER_BYTES // row_bytes)),)
 
 
