@@ -16,13 +16,19 @@ class Dense(keras.layers.Dense):
     over the last axis, written as one broadcasting matmul for inputs of rank 3 and more."""
 
     def call(self, inputs, training=None):
-        inputs = tf.convert_to_tensor(inputs)
-        if inputs.shape.rank is None or inputs.shape.rank <= 2 or self.quantization_mode:
+        if isinstance(inputs, (tf.SparseTensor, tf.RaggedTensor)) or self.quantization_mode:
             return super().call(inputs, training=training)
-        kernel = tf.cast(self.kernel, inputs.dtype)
-        x = tf.matmul(inputs, kernel)
+        inputs = tf.convert_to_tensor(inputs)
+        if inputs.shape.rank is None or inputs.shape.rank <= 2:
+            return super().call(inputs, training=training)
+        x = tf.matmul(inputs, tf.cast(self.kernel, inputs.dtype))
         if self.bias is not None:
             x = tf.nn.bias_add(x, tf.cast(self.bias, x.dtype))
         if self.activation is not None:
             x = self.activation(x)
         return x
+
+    def quantize(self, mode=None, type_check=True, config=None):
+        # Keras refuses to quantize subclasses of Dense, whose call may compute something else;
+        # this one's call is Dense's own once the layer is quantized.
+        return super().quantize(mode, type_check=False, config=config)

@@ -53,6 +53,27 @@ def test_keras_file_and_config_round_trip(tmp_path):
     assert clone.get_config() == model.get_layer("head").get_config()
 
 
+@pytest.mark.parametrize("mode", ["int8", "float8"])
+def test_keras_quantization_quantizes_it_like_keras_dense(mode):
+    """model.quantize: Keras refuses subclasses of Dense; this one's quantized call is Dense's."""
+    x = np.random.default_rng(3).normal(size=(2, 7, 3)).astype("float32")
+    outputs = []
+    for dense in (L.Dense, keras.layers.Dense):
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((None, 3))
+        model = keras.Model(inputs, dense(5, name="head")(inputs))
+        model.quantize(mode)
+        assert model.get_layer("head").quantization_mode == mode
+        outputs.append(np.asarray(model(x)))
+    np.testing.assert_array_equal(*outputs)
+
+
+def test_sparse_inputs_as_keras_dense():
+    layer, reference = pair(2)
+    sparse = tf.sparse.from_dense(np.eye(3, dtype="float32"))
+    np.testing.assert_allclose(layer(sparse), reference(sparse), atol=1e-6)
+
+
 def test_a_sequence_converts_to_one_fully_connected_op(tmp_path):
     """keras.layers.Dense on (batch, time, features) converts to eleven ops (tf.tensordot)."""
     import kzoo.export
