@@ -700,9 +700,8 @@ def export_run(run_dir, formats=("saved_model", "tflite"), quantize=None, out=No
         version = 1 if overwrite else None
         paths.append(kzoo.export.saved_model(model, base, version=version, overwrite=overwrite))
     if "tflite" in formats:
-        for path in tflite_paths.values():
-            if path.exists():
-                path.unlink()
+        # Existing files (with overwrite) are replaced by the atomic writer only once every new
+        # file is written: a failed export leaves the previous ones.
         representative = None
         if "int8" in tflite_paths:
             inputs = batch[0]

@@ -185,3 +185,26 @@ def test_vocabularies_are_checked_and_saved(tmp_path):
     plain = kzoo.build("seq2seq_lstm", **small)
     with pytest.raises(ValueError, match="carries no vocabularies"):
         plain.translate("one")
+
+
+def test_a_failed_overwrite_keeps_the_previous_tflite_file(translator, tmp_path, monkeypatch):
+    """``kzoo export --overwrite`` (``export_run(overwrite=True)``) replaces files only once the
+    new ones are written: a conversion that fails leaves the earlier file as it was."""
+    from kzoo.export import lite
+
+    out = tmp_path / "export"
+    _, paths = training.export_run(translator, formats=("tflite",), out=out, samples=4)
+    before = (out / "model.tflite").read_bytes()
+    with pytest.raises(ValueError, match="exists"):
+        training.export_run(translator, formats=("tflite",), out=out, samples=4)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("converter failed")
+
+    monkeypatch.setattr(lite, "convert_variants", broken)
+    with pytest.raises(RuntimeError, match="converter failed"):
+        training.export_run(translator, formats=("tflite",), out=out, samples=4,
+                            overwrite=True)
+    assert (out / "model.tflite").read_bytes() == before
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["model.tflite", "report.json"])
