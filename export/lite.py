@@ -170,20 +170,16 @@ def convert_variants(functions, modes, allow_flex=False, representative_dataset=
 @contextlib.contextmanager
 def _saved_signatures(functions, variables, calibration_safe):
     """A temporary SavedModel directory of the frozen functions (removed on exit)."""
-    import importlib
     import shutil
     import tempfile
 
-    engine = importlib.import_module("kzoo.layers.scan")   # (kzoo.layers.scan is the function)
-    previous = engine.TFLITE_CALIBRATION_SAFE
+    from kzoo.layers.scan import tflite_calibration_safe
+
     # TensorFlow's int8 calibrator crashes running the engine's fast loops: int8 files get its
-    # blocked form (see kzoo.layers.scan.TFLITE_CALIBRATION_SAFE).
-    engine.TFLITE_CALIBRATION_SAFE = calibration_safe
-    try:
+    # blocked form (see kzoo.layers.scan.tflite_calibration_safe).
+    with tflite_calibration_safe() if calibration_safe else contextlib.nullcontext():
         frozen = {name: freeze_signature(fn, specs, variables)
                   for name, (fn, specs) in functions.items()}
-    finally:
-        engine.TFLITE_CALIBRATION_SAFE = previous
     directory = tempfile.mkdtemp(prefix="kzoo-tflite-")
     try:
         tf.saved_model.save(tf.Module(), directory, signatures=frozen)

@@ -28,7 +28,7 @@ graph is going, chosen with :func:`scan_mode`:
   step (for steps that are not wide, see :func:`_is_wide`), and outputs shifted through small
   registers (:data:`TFLITE_CHUNKS` rows, fewer for wide outputs) rather than a loop-carried
   buffer the runtime would copy every step (see :func:`_scan_unrolled`); int8 exports trace
-  the older blocked form (:data:`TFLITE_CALIBRATION_SAFE`).
+  the older blocked form (:func:`tflite_calibration_safe`).
 
 Masked steps (``mask[b, t] == False``) carry the previous state through, and emit the previous
 output (or zeros with ``zero_output_for_mask``), exactly as ``keras.layers.RNN`` does; a fully
@@ -96,10 +96,25 @@ TFLITE_CHUNKS = (16, 16)
 # output (a ConvLSTM frame of 64x64x32 floats is 512 KB) gets one level of fewer rows instead
 # (see _register_chunks): with TFLITE_CHUNKS its registers alone would take 256 MB per row.
 TFLITE_REGISTER_BYTES = 4 << 20
-# Set by kzoo.export while it traces a file for int8 quantization: TensorFlow's int8
-# calibrator crashes (a segfault in its MinMax logging) running the loops of
-# _scan_unrolled, so those files get the earlier blocked form, _scan_blocks.
-TFLITE_CALIBRATION_SAFE = False
+
+
+@contextlib.contextmanager
+def tflite_calibration_safe():
+    """Trace the ``"tflite"`` form as :func:`_scan_blocks` inside the block (this thread only).
+
+    ``kzoo.export`` traces files for int8 quantization in it: TensorFlow's int8 calibrator
+    crashes (a segfault in its MinMax logging) running the loops of :func:`_scan_unrolled`.
+    """
+    previous = _calibration_safe()
+    _local.calibration_safe = True
+    try:
+        yield
+    finally:
+        _local.calibration_safe = previous
+
+
+def _calibration_safe():
+    return getattr(_local, "calibration_safe", False)
 
 
 def _time_major(x):
@@ -667,7 +682,7 @@ def _scan_unrolled(masked_step, inputs_tm, mask_tm, initial_states, zero_output,
     sequence: the first block of each level is the partial one, its rows land at the end of
     its register, and the sequence is the last T rows of the outermost.
     """
-    if TFLITE_CALIBRATION_SAFE:
+    if _calibration_safe():
         return _scan_blocks(masked_step, inputs_tm, mask_tm, initial_states, zero_output, collect)
     time_steps = tf.shape(inputs_tm)[0]
     n_states = len(initial_states)
@@ -757,7 +772,7 @@ def _blocks(x, n_blocks, unroll):
 
 
 def _scan_blocks(masked_step, inputs_tm, mask_tm, initial_states, zero_output, collect):
-    """The blocked TFLite form, for files quantized to int8 (see TFLITE_CALIBRATION_SAFE): its
+    """The blocked TFLite form, for files quantized to int8 (see tflite_calibration_safe): its
     loops bodies are resized on every iteration, which the calibrator runs without crashing
     and LiteRT about 3x slower than :func:`_scan_unrolled`'s.
 

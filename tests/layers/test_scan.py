@@ -53,9 +53,8 @@ def test_tflite_form_equals_tensorarray_form(layer_cls, time, masked, go_backwar
 @pytest.mark.parametrize("time,masked,go_backwards", [(9, False, False), (130, True, True)])
 def test_tflite_blocked_form_equals_tensorarray_form(time, masked, go_backwards, monkeypatch,
                                                      rng):
-    """The blocked form kzoo.export traces int8 files with (TFLITE_CALIBRATION_SAFE)."""
+    """The blocked form kzoo.export traces int8 files with (tflite_calibration_safe)."""
     scan_module = __import__("kzoo.layers.scan", fromlist=["scan"])
-    monkeypatch.setattr(scan_module, "TFLITE_CALIBRATION_SAFE", True)
     calls, blocked = [], scan_module._scan_blocks
     monkeypatch.setattr(scan_module, "_scan_blocks",
                         lambda *args, **kwargs: calls.append(1) or blocked(*args, **kwargs))
@@ -63,8 +62,10 @@ def test_tflite_blocked_form_equals_tensorarray_form(time, masked, go_backwards,
     inputs = rng.normal(size=(2, time, 4)).astype("float32")
     mask = second_row_half_masked(time) if masked else None
     graph_outputs, _ = run(layer, inputs, mask, "tensorarray")
-    lite_outputs, _ = run(layer, inputs, mask, "tflite")
+    with scan_module.tflite_calibration_safe():
+        lite_outputs, _ = run(layer, inputs, mask, "tflite")
     assert calls
+    assert not scan_module._calibration_safe()      # only inside the block
     for a, b in zip(graph_outputs, lite_outputs):
         np.testing.assert_allclose(a, b, atol=1e-6)
 
