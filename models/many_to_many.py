@@ -12,7 +12,6 @@ Registered: ``many_to_many_{rnn,lstm,gru}`` and their ``bi`` and ``deep`` varian
 
 import keras
 
-from kzoo.layers.dense import Dense
 from kzoo.models import variants
 from kzoo.models.registry import register_model
 from kzoo.models.stack import check_positive_int, recurrent_stack, sequence_inputs, \
@@ -192,5 +191,5 @@ def many_to_many_convlstm(*, rows=64, cols=64, channels=3, filters=32, kernel_si
     # Mean over rows and columns of each frame. (keras.layers.TimeDistributed over the free time
     # axis returned a wrong time length in graph mode here, so a plain op instead.)
     pooled = keras.ops.mean(sequences, axis=(2, 3))
-    outputs = Dense(num_classes, activation="softmax", name="outputs")(pooled)
+    outputs = variants.output_head(pooled, num_classes, None)
     return keras.Model(frames, outputs, name=name)

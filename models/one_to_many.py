@@ -61,7 +61,7 @@ def _build(*, cell, name, feature_dim=2048, vocab_size=5000, embedding_dim=128, 
     sequences = recurrent_stack(embedded, cell=cell, units=units, num_layers=num_layers,
                                 dropout=dropout, residual=residual, return_sequences=True,
                                 initial_state=initial_states, name="decoder")
-    outputs = kzoo.layers.Dense(vocab_size, activation="softmax", name="outputs")(sequences)
+    outputs = variants.output_head(sequences, vocab_size, None)
     model = keras.Model((features, target_in), outputs, name=name)
     model.generate = lambda features, **kwargs: generate(model, features, **kwargs)
     return model

@@ -132,7 +132,7 @@ def recurrent_stack(inputs, *, cell="lstm", units=64, num_layers=1, bidirectiona
             shortcut = x
             if x.shape[-1] != outputs.shape[-1]:
                 shortcut = kzoo.layers.Dense(outputs.shape[-1], use_bias=False,
-                                              name=f"{name}_{k + 1}_shortcut")(x)
+                                             name=f"{name}_{k + 1}_shortcut")(x)
             outputs = keras.layers.Add(name=f"{name}_{k + 1}_residual")([shortcut, outputs])
         if dropout and not last:
             outputs = keras.layers.Dropout(dropout, name=f"{name}_{k + 1}_dropout")(outputs)

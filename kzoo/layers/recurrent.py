@@ -160,7 +160,7 @@ class Recurrent(keras.layers.Layer):
         if mask is not None and get_scan_mode() != "tflite":
             # Padding never reaches the output, but NaN padding (missing values) would reach the
             # kernel's gradient through the all-steps projection (0 * NaN): zero it first. (A
-            # TFLite file computes no gradient; there it would be six ops for nothing.)
+            # TFLite file computes no gradient; there these ops would only enlarge the graph.)
             step_mask = mask
             for _ in range(sequences.shape.rank - 2):
                 step_mask = tf.expand_dims(step_mask, -1)   # (a TFLite builtin; [..., None] isn't)

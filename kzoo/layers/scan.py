@@ -686,8 +686,9 @@ def _scan_unrolled(masked_step, inputs_tm, mask_tm, initial_states, zero_output,
         return _scan_blocks(masked_step, inputs_tm, mask_tm, initial_states, zero_output, collect)
     time_steps = tf.shape(inputs_tm)[0]
     n_states = len(initial_states)
-    one_loop = mask_tm is not None and _is_wide(zero_output)
-    n_full = time_steps if mask_tm is None or one_loop else _leading_valid_steps(mask_tm)
+    # Split at the first masked step: an unmasked loop, then a masked one (not for wide steps).
+    split_at_mask = mask_tm is not None and not _is_wide(zero_output)
+    n_full = _leading_valid_steps(mask_tm) if split_at_mask else None
     def loop(start, stop, carry, masked, collecting):
         # carry: (prev_output, *states[, innermost register]); steps start .. stop - 1.
         def body(t, prev_output, *rest):
@@ -702,7 +703,7 @@ def _scan_unrolled(masked_step, inputs_tm, mask_tm, initial_states, zero_output,
         return tf.while_loop(lambda t, *_: t < stop, body, (start, *carry))[1:]
 
     def steps(start, stop, carry, collecting=False):
-        if mask_tm is None or one_loop:
+        if not split_at_mask:
             return loop(start, stop, carry, mask_tm is not None, collecting)
         split = tf.minimum(tf.maximum(n_full, start), stop)
         carry = loop(start, split, carry, False, collecting)
@@ -746,14 +747,19 @@ def _scan_unrolled(masked_step, inputs_tm, mask_tm, initial_states, zero_output,
     return carry[0], _batch_major(rows[pad:]), list(carry[1:1 + n_states])
 
 
+def _row_bytes(zero_output):
+    """Bytes of one batch row of a step output, None where its shape is not static."""
+    row = zero_output.shape[1:].num_elements()
+    return None if row is None else row * zero_output.dtype.size
+
+
 def _is_wide(zero_output):
     """Whether a step output row is wide: :data:`TFLITE_CHUNKS` registers of it would exceed
     :data:`TFLITE_REGISTER_BYTES` (over 4096 floats; a 64x64x32 ConvLSTM frame is 131072).
     A step that wide computes far more than it copies or selects, so LiteRT's per-op costs,
     which the extra loops and register levels of :func:`_scan_unrolled` save, do not show."""
-    row = zero_output.shape[1:].num_elements()
-    return row is not None and \
-        row * zero_output.dtype.size * math.prod(TFLITE_CHUNKS) > TFLITE_REGISTER_BYTES
+    row_bytes = _row_bytes(zero_output)
+    return row_bytes is not None and row_bytes * math.prod(TFLITE_CHUNKS) > TFLITE_REGISTER_BYTES
 
 
 def _register_chunks(zero_output):
@@ -762,8 +768,7 @@ def _register_chunks(zero_output):
     per batch row (a step then copies more rows, but computes far more than it copies)."""
     if not _is_wide(zero_output):
         return TFLITE_CHUNKS
-    row_bytes = zero_output.shape[1:].num_elements() * zero_output.dtype.size
-    return (max(1, min(TFLITE_CHUNKS[0], TFLITE_REGISTER_BYTES // row_bytes)),)
+    return (max(1, min(TFLITE_CHUNKS[0], TFLITE_REGISTER_BYTES // _row_bytes(zero_output))),)
 
 
 def _blocks(x, n_blocks, unroll):
