@@ -9,6 +9,7 @@ import tensorflow as tf
 
 import kzoo
 from kzoo.layers import bptt
+from kzoo.layers.scan import BPTT_WEIGHT_BLOCK as BLOCK
 
 L = kzoo.layers
 
@@ -94,7 +95,10 @@ def test_engine_gradient_equals_tensorflow_gradient(cell, mask_kind, go_backward
     (None, False, True, 6, True), ("right", True, True, 6, True),
     ("empty_row", False, False, 6, True),
     # Inputs no tape watches get no gradient (and the loops compute none).
-    ("left", True, True, 40, False)])
+    ("left", True, True, 40, False),
+    # The weights' gradients are summed a block of steps at a time: exactly one block, and a
+    # remainder block before full ones.
+    ("right", False, True, BLOCK, True), (None, True, True, 2 * BLOCK + 3, True)])
 def test_xla_mode_gradient_equals_tensorflow_gradient(cell, mask_kind, go_backwards, compiled,
                                                       time, watch_inputs, rng):
     """Under scan_mode("xla"), and by default in a graph with fixed shapes, training runs the

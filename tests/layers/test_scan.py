@@ -1,5 +1,7 @@
 """The scan engine's two loop forms give equal outputs, states and gradients."""
 
+import contextlib
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -261,3 +263,26 @@ def test_convlstm_frames_get_registers_of_a_few_megabytes():
     scan_module = __import__("kzoo.layers.scan", fromlist=["scan"])
     assert scan_module._register_chunks(tf.zeros([1, 64 * 64 * 32])) == (8,)
     assert scan_module._register_chunks(tf.zeros([1, 64])) == scan_module.TFLITE_CHUNKS
+
+
+@pytest.mark.parametrize("mode", ["auto", "tensorarray", "xla"])
+@pytest.mark.parametrize("taped", [False, True])
+def test_output_sequence_keeps_the_static_time_axis(mode, taped):
+    """A loop's stacked outputs have a computed length; the engine restores the input's static
+    time axis, so that a second layer of a fixed-shape graph sees fixed shapes (and "auto"
+    compiles its loops with XLA: before, a deep model's second layer ran TensorFlow's)."""
+    first, second = L.LSTM(4, return_sequences=True), L.GRU(3, return_sequences=True)
+    shapes = []
+
+    @tf.function(input_signature=[tf.TensorSpec((2, 7, 5))])
+    def forward(inputs):
+        with L.scan_mode(mode), (tf.GradientTape() if taped else contextlib.nullcontext()) as tape:
+            if taped:
+                tape.watch(inputs)
+            hidden = first(inputs)
+            outputs = second(hidden)
+        shapes[:] = [hidden.shape, outputs.shape]      # the last trace (the first builds)
+        return outputs
+
+    assert forward(tf.zeros((2, 7, 5))).shape == (2, 7, 3)
+    assert shapes == [(2, 7, 4), (2, 7, 3)]
