@@ -4,8 +4,9 @@ TensorFlow's automatic gradient of a ``tf.while_loop`` that reads a precomputed 
 ``TensorArray`` accumulates a zero-filled copy of the whole ``(T, B, k·units)`` list and adds
 lists on every step (a third of an LSTM training step at (64, 100, 64, 128)). For the standard
 cells the engine instead keeps the few tensors the backward step needs and runs one reverse loop
-of the derivatives below, accumulating the weights' gradients step by step (as TensorFlow does
-for ``keras.layers.LSTM``), so that no whole-sequence gradient tensor is ever held.
+of the derivatives below, accumulating the weights' gradients as it goes (step by step, or a
+block of a few steps per matmul in the XLA loop), so that no whole-sequence gradient tensor is
+ever held.
 
 A :class:`StepGradient` is a cell's step written twice:
 

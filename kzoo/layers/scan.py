@@ -557,9 +557,10 @@ def _scan_bptt(step_gradient, inputs_tm, mask_tm, initial_states, collect,
     Forward: :func:`_forward_loop` keeping every step's saved tensors. Backward:
     :func:`_backward_loop`, one loop from the last step to the first over
     ``step_gradient.backward``, masked steps passing their state gradient straight through and
-    the weights' gradients summed step by step. With ``jit`` (scan mode
-    ``"xla"``) each of the two loops is one XLA computation. With ``projection`` (``kernel[,
-    bias]``) ``inputs_tm`` are raw and both loops run the projection step by step.
+    the weights' gradients summed as it goes (:data:`BPTT_WEIGHT_BLOCK` steps per matmul in
+    XLA). With ``jit`` (scan mode ``"xla"``) each of the two loops is one XLA computation. With
+    ``projection`` (``kernel[, bias]``) ``inputs_tm`` are raw and both loops run the projection
+    step by step.
     """
     n_states = len(initial_states)
     projection = list(projection or [])
