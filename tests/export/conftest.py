@@ -96,6 +96,36 @@ def keras_reference(model, feed):
                                         training=False))}
 
 
+def assert_matches_keras(model, outputs, reference, atol):
+    """A serving_default result against :func:`keras_reference` (seq2seq: the same tokens)."""
+    from kzoo.export.signatures import is_seq2seq
+
+    if is_seq2seq(model):
+        np.testing.assert_array_equal(outputs["tokens"], reference["tokens"])
+        np.testing.assert_array_equal(outputs["lengths"], reference["lengths"])
+        np.testing.assert_allclose(outputs["scores"], reference["scores"], atol=atol)
+        if "attention" in reference:
+            np.testing.assert_allclose(outputs["attention"], reference["attention"], atol=atol)
+    else:
+        np.testing.assert_allclose(outputs["outputs"], reference["outputs"], atol=atol)
+
+
+def check_tflite(exported):
+    """``{name: (model, _, tflite path)}``: no Flex op, and serving_default equals Keras within
+    1e-4 at two batch sizes and two lengths."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    for name, (model, _, path) in exported.items():
+        with open(path, "rb") as handle:
+            content = handle.read()
+        assert b"Flex" not in content, name
+        runner = Interpreter(model_content=content).get_signature_runner("serving_default")
+        for batch_size, time in ((1, 4), (3, 9)):
+            feed = sample_feed(model, batch_size=batch_size, time=time, seed=batch_size)
+            outputs = runner(**feed)
+            assert_matches_keras(model, outputs, keras_reference(model, feed), atol=1e-4)
+
+
 SERVE_SCRIPT = os.path.join(os.path.dirname(__file__), "serve_in_fresh_process.py")
 
 

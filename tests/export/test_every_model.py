@@ -3,9 +3,10 @@ called directly, through a TF Serving PredictRequest and with the sample REST bo
 within 1e-5 (seq2seq: the same tokens); its float TFLite file has no Flex op and equals Keras
 within 1e-4 at two batch sizes and two lengths.
 
-The default run checks one model per I/O pattern; ``-m slow`` checks all of ``list_models()``,
-one test per pattern and route (each exports only what it checks), so that ``pytest -n 2`` runs
-them side by side.
+The default run checks one model per I/O pattern; ``-m slow`` serves all of ``list_models()``,
+one test per pattern, so that ``pytest -n 2`` runs them side by side. Every model's float TFLite
+file is checked at its default size by the slow test in ``test_tflite.py``, which converts it
+anyway to measure the dynamic file.
 """
 
 import numpy as np
@@ -14,19 +15,8 @@ import pytest
 import kzoo
 from kzoo.export.signatures import is_seq2seq
 
-from .conftest import FAST_MODELS, export_models, keras_reference, sample_feed, \
-    serve_in_fresh_process
-
-
-def _assert_matches_keras(model, outputs, reference, atol):
-    if is_seq2seq(model):
-        np.testing.assert_array_equal(outputs["tokens"], reference["tokens"])
-        np.testing.assert_array_equal(outputs["lengths"], reference["lengths"])
-        np.testing.assert_allclose(outputs["scores"], reference["scores"], atol=atol)
-        if "attention" in reference:
-            np.testing.assert_allclose(outputs["attention"], reference["attention"], atol=atol)
-    else:
-        np.testing.assert_allclose(outputs["outputs"], reference["outputs"], atol=atol)
+from .conftest import FAST_MODELS, assert_matches_keras, check_tflite, export_models, \
+    keras_reference, sample_feed, serve_in_fresh_process
 
 
 def check_served(exported, directory):
@@ -35,23 +25,9 @@ def check_served(exported, directory):
     for name, (model, _, _) in exported.items():
         reference = keras_reference(model, jobs[name][1])
         for route in ("direct", "predict_request"):
-            _assert_matches_keras(model, served[name][route], reference, atol=1e-5)
+            assert_matches_keras(model, served[name][route], reference, atol=1e-5)
         rest_reference = keras_reference(model, served[name]["rest_inputs"])
-        _assert_matches_keras(model, served[name]["rest"], rest_reference, atol=1e-5)
-
-
-def check_tflite(exported):
-    for name, (model, _, path) in exported.items():
-        with open(path, "rb") as handle:
-            content = handle.read()
-        assert b"Flex" not in content, name
-        from ai_edge_litert.interpreter import Interpreter
-
-        runner = Interpreter(model_content=content).get_signature_runner("serving_default")
-        for batch_size, time in ((1, 4), (3, 9)):
-            feed = sample_feed(model, batch_size=batch_size, time=time, seed=batch_size)
-            outputs = runner(**feed)
-            _assert_matches_keras(model, outputs, keras_reference(model, feed), atol=1e-4)
+        assert_matches_keras(model, served[name]["rest"], rest_reference, atol=1e-5)
 
 
 def test_fast_subset_covers_every_pattern():
@@ -73,7 +49,7 @@ def models_of(pattern):
 
 
 def test_the_patterns_split_every_registered_model():
-    """The slow tests below check ``models_of(p)`` for each pattern p: together, every model."""
+    """The slow test below serves ``models_of(p)`` for each pattern p: together, every model."""
     split = [name for pattern in kzoo.models.PATTERNS for name in models_of(pattern)]
     assert sorted(split) == sorted(kzoo.list_models())
 
@@ -84,9 +60,3 @@ def test_every_model_saved_model_served_in_fresh_process(pattern, tmp_path):
     exported = export_models(models_of(pattern), str(tmp_path / "exported"),
                              formats=("saved_model",))
     check_served(exported, str(tmp_path))
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("pattern", kzoo.models.PATTERNS)
-def test_every_model_tflite_builtins_equal_keras(pattern, tmp_path):
-    check_tflite(export_models(models_of(pattern), str(tmp_path), formats=("tflite",)))
