@@ -539,11 +539,13 @@ def _backward_loop(step_gradient, x_step, mask_tm, states_ta, saved_ta, d_sequen
         body = step_body
     else:
         body = block_body
-        batch, units = states_ta[0].element_shape
-        widths = [units, weights[0].shape[-1]]
+        # The batch size as a tensor: under scan_mode("xla") the graph's batch may be unknown
+        # (XLA still compiles each call's concrete shapes).
+        batch = tf.shape(d_states[0])[0]
+        widths = [states_ta[0].element_shape[-1], weights[0].shape[-1]]
         if n_projection:
             widths += [x_step[0][-1]] + ([] if shared else [projection[0].shape[-1]])
-        loop_vars += ([tf.zeros([block, batch, w], x_step[1]) for w in widths],)
+        loop_vars += ([tf.zeros(tf.stack([block, batch, w]), x_step[1]) for w in widths],)
     _, d_initial, d_weights, d_x_ta = tf.while_loop(
         lambda i, *_: i < time_steps, body, loop_vars, maximum_iterations=time_steps,
         parallel_iterations=32)[:4]

@@ -163,3 +163,26 @@ def test_without_a_tape_the_graph_keeps_nothing_for_a_backward_pass():
                 if "_gradient_op_type" in op.node_def.attr}
     assert not op_attrs(plain)
     assert op_attrs(training)
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_xla_mode_trains_a_graph_of_unknown_batch_and_time(cell, rng):
+    """scan_mode("xla") compiles each call's concrete shapes while the traced graph leaves batch
+    and time unknown: the backward loop sizes its weight-gradient buffers from the running batch."""
+    layer = CELLS[cell](return_sequences=True)
+    layer.build((None, None, 4))
+
+    def traced(mode):
+        @tf.function(input_signature=[tf.TensorSpec((None, None, 4))])
+        def forward_backward(inputs):
+            with L.scan_mode(mode), tf.GradientTape() as tape:
+                tape.watch(inputs)
+                loss = tf.reduce_sum(tf.sin(layer(inputs)))
+            return tape.gradient(loss, [inputs, *layer.trainable_weights])
+        return forward_backward
+
+    xla, graph = traced("xla"), traced("tensorarray")
+    for batch, time in ((5, 2 * BLOCK + 3), (2, 3)):
+        inputs = tf.constant(rng.normal(size=(batch, time, 4)).astype("float32"))
+        for a, b in zip(xla(inputs), graph(inputs)):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6 * max(1.0, np.abs(b).max()))
