@@ -54,6 +54,11 @@ def kernel_gradient(h_prev, d_recurrent):
                      tf.reshape(d_recurrent, [-1, tf.shape(d_recurrent)[-1]]), transpose_a=True)
 
 
+def bias_gradient(d_output):
+    """``d_t`` summed over the batch rows (and the steps, for stacks of them)."""
+    return tf.reduce_sum(tf.reshape(d_output, [-1, tf.shape(d_output)[-1]]), 0)
+
+
 class StepGradient:
     """See the module docstring. ``weights`` are what the step reads (recurrent kernel first);
     the engine passes them into ``tf.custom_gradient`` as tensors and hands each method those
@@ -169,8 +174,7 @@ class GRUStepGradient(StepGradient):
     def weight_gradients(self, h_prev, d_recurrent, weights):
         grads = [kernel_gradient(h_prev, d_recurrent)]
         if len(weights) > 1:
-            grads.append(tf.reduce_sum(tf.reshape(d_recurrent, [-1, tf.shape(d_recurrent)[-1]]),
-                                       0))
+            grads.append(bias_gradient(d_recurrent))
         return grads
 
 

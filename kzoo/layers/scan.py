@@ -42,7 +42,7 @@ import threading
 
 import tensorflow as tf
 
-from kzoo.layers.bptt import kernel_gradient
+from kzoo.layers.bptt import bias_gradient, kernel_gradient
 from kzoo.layers.cell import dense
 
 try:    # A private module, stable since TF 2.0; without it the engine always lets TF differentiate.
@@ -474,17 +474,21 @@ def _backward_loop(step_gradient, x_step, mask_tm, states_ta, saved_ta, d_sequen
     kernel_t = tf.transpose(weights[0])
     projection_t = tf.transpose(projection[0]) if n_projection and need_d_x else None
     time_steps = states_ta[0].size() - 1
-    # d_x is d_recurrent for the LSTM and SimpleRNN: one buffer then serves both.
+    # d_x is d_recurrent for the LSTM and SimpleRNN: it is then not filed a second time.
     shared = step_gradient.recurrent_gradient_is_input_gradient
 
+    def factors(h_prev, d_rec, x, d_x):
+        """What a step files for its weights' gradients (values, or their widths)."""
+        return [h_prev, d_rec] + ([x] + ([] if shared else [d_x]) if n_projection else [])
+
     def weight_gradients(h_prev, d_rec, x=None, d_x=None):
-        """The weights' gradients of one step, or of a stack of steps."""
+        """The weights' gradients from :func:`factors` of one step, or of a stack of steps."""
         grads = step_gradient.weight_gradients(h_prev, d_rec, weights)
         if n_projection:
             d_x = d_rec if d_x is None else d_x
             grads.append(kernel_gradient(x, d_x))
             if n_projection > 1:
-                grads.append(tf.reduce_sum(tf.reshape(d_x, [-1, d_x.shape[-1]]), 0))
+                grads.append(bias_gradient(d_x))
         return grads
 
     def back(i, d_states, d_x_ta):
@@ -506,29 +510,28 @@ def _backward_loop(step_gradient, x_step, mask_tm, states_ta, saved_ta, d_sequen
                                                     kernel_t)
         if kept is not None:
             d_prev = [a + b for a, b in zip(d_prev, kept)]
-        factors = [states[0], d_rec]
-        if n_projection:
-            factors += [raw_inputs[t]] + ([] if shared else [d_x])
+        filed = factors(states[0], d_rec, raw_inputs[t] if n_projection else None, d_x)
         if n_projection and need_d_x:
             d_x = tf.matmul(d_x, projection_t)
-        return d_prev, [ta.write(t, d_x) for ta in d_x_ta], factors
+        return d_prev, [ta.write(t, d_x) for ta in d_x_ta], filed
 
     def step_body(i, d_states, d_weights, d_x_ta):
-        d_prev, d_x_ta, factors = back(i, d_states, d_x_ta)
-        return i + 1, d_prev, [a + g for a, g in zip(d_weights, weight_gradients(*factors))], \
+        d_prev, d_x_ta, filed = back(i, d_states, d_x_ta)
+        return i + 1, d_prev, [a + g for a, g in zip(d_weights, weight_gradients(*filed))], \
             d_x_ta
 
     def block_body(i, d_states, d_weights, d_x_ta, pending):
-        def filed(slot, i, d_states, d_x_ta, pending):
-            d_prev, d_x_ta, factors = back(i, d_states, d_x_ta)
+        def file_step(slot, i, d_states, d_x_ta, pending):
+            d_prev, d_x_ta, filed = back(i, d_states, d_x_ta)
             pending = [tf.tensor_scatter_nd_update(buffer, [[slot]], value[None])
-                       for buffer, value in zip(pending, factors)]
+                       for buffer, value in zip(pending, filed)]
             return slot + 1, i + 1, d_prev, d_x_ta, pending
 
         # The first block takes the remainder of T / block: its unused slots are still zero.
         steps = tf.where(tf.equal(i, 0), (time_steps - 1) % block + 1, block)
         _, i, d_states, d_x_ta, pending = tf.while_loop(
-            lambda slot, *_: slot < steps, filed, (tf.constant(0), i, d_states, d_x_ta, pending),
+            lambda slot, *_: slot < steps, file_step,
+            (tf.constant(0), i, d_states, d_x_ta, pending),
             maximum_iterations=block, parallel_iterations=32)
         d_weights = [a + g for a, g in zip(d_weights, weight_gradients(*pending))]
         return i, d_states, d_weights, d_x_ta, pending
@@ -544,9 +547,8 @@ def _backward_loop(step_gradient, x_step, mask_tm, states_ta, saved_ta, d_sequen
         # The batch size as a tensor: under scan_mode("xla") the graph's batch may be unknown
         # (XLA still compiles each call's concrete shapes).
         batch = tf.shape(d_states[0])[0]
-        widths = [states_ta[0].element_shape[-1], weights[0].shape[-1]]
-        if n_projection:
-            widths += [x_step[0][-1]] + ([] if shared else [projection[0].shape[-1]])
+        widths = factors(states_ta[0].element_shape[-1], weights[0].shape[-1], x_step[0][-1],
+                         projection[0].shape[-1] if n_projection else None)
         loop_vars += ([tf.zeros(tf.stack([block, batch, w]), x_step[1]) for w in widths],)
     _, d_initial, d_weights, d_x_ta = tf.while_loop(
         lambda i, *_: i < time_steps, body, loop_vars, maximum_iterations=time_steps,
