@@ -9,11 +9,9 @@ file is checked at its default size by the slow test in ``test_tflite.py``, whic
 anyway to measure the dynamic file.
 """
 
-import numpy as np
 import pytest
 
 import kzoo
-from kzoo.export.signatures import is_seq2seq
 
 from .conftest import FAST_MODELS, assert_matches_keras, check_tflite, export_models, \
     keras_reference, sample_feed, serve_in_fresh_process
