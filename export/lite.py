@@ -7,16 +7,17 @@ import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 from kzoo.export import compact
-from kzoo.layers.scan import scan_mode
+from kzoo.layers.target import trace_target
 
 
 def convert(fn, input_signature, allow_flex=False, optimizations=None):
     """TFLite flatbuffer bytes of ``fn`` traced with ``input_signature`` (dynamic dims as None).
 
-    The function is traced under ``scan_mode("tflite")``; variables become constants because
-    LiteRT cannot read resource variables inside a ``WHILE`` body.
+    The function is traced for the ``"tflite"`` target (:func:`kzoo.layers.trace_target`);
+    variables become constants because LiteRT cannot read resource variables inside a ``WHILE``
+    body.
     """
-    with scan_mode("tflite"):
+    with trace_target("tflite"):
         concrete = tf.function(fn).get_concrete_function(*input_signature)
     frozen = convert_variables_to_constants_v2(concrete)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
@@ -94,9 +95,10 @@ def flex_ops_in(message):
     return sorted(set(names))
 
 
-def freeze_signature(fn, input_signature, variables=()):
-    """A ``ConcreteFunction`` of ``fn`` traced in the TFLite loop form with its variables folded
-    into constants, that keeps ``fn``'s argument names and named (dict) outputs.
+def freeze_signature(fn, input_signature, variables=(), target="tflite"):
+    """A ``ConcreteFunction`` of ``fn`` traced for the TFLite ``target`` (``"tflite"`` or
+    ``"tflite_int8"``, see :func:`kzoo.layers.trace_target`) with its variables folded into
+    constants, that keeps ``fn``'s argument names and named (dict) outputs.
 
     ``variables`` (Keras variables ``fn`` reads) are traced as constants at every place they
     are read, inside loop bodies too: frozen afterwards, a weight read inside a ``WHILE`` body
@@ -118,7 +120,7 @@ def freeze_signature(fn, input_signature, variables=()):
             with scope:
                 return fn(*args)
 
-    with scan_mode("tflite"):
+    with trace_target(target):
         concrete = tf.function(traced, autograph=False).get_concrete_function(*input_signature)
     frozen = convert_variables_to_constants_v2(concrete)
     structure = concrete.structured_outputs
@@ -157,10 +159,13 @@ def convert_variants(functions, modes, allow_flex=False, representative_dataset=
         if mode not in QUANTIZE_MODES:
             raise ValueError(f"quantize must be one of {QUANTIZE_MODES}, got {mode!r}")
     contents = {}
-    for calibration_safe in (False, True):
-        group = [mode for mode in dict.fromkeys(modes) if (mode == "int8") == calibration_safe]
+    # TensorFlow's int8 calibrator crashes running the engine's fast loops: int8 files are
+    # traced for the "tflite_int8" target, whose loops it runs.
+    for target in ("tflite", "tflite_int8"):
+        group = [mode for mode in dict.fromkeys(modes)
+                 if (mode == "int8") == (target == "tflite_int8")]
         if group:
-            with _saved_signatures(functions, variables, calibration_safe) as directory:
+            with _saved_signatures(functions, variables, target) as directory:
                 for mode in group:
                     contents[mode] = _convert_saved(directory, list(functions), allow_flex,
                                                     mode, representative_dataset)
@@ -168,18 +173,14 @@ def convert_variants(functions, modes, allow_flex=False, representative_dataset=
 
 
 @contextlib.contextmanager
-def _saved_signatures(functions, variables, calibration_safe):
-    """A temporary SavedModel directory of the frozen functions (removed on exit)."""
+def _saved_signatures(functions, variables, target):
+    """A temporary SavedModel directory of the functions frozen for ``target`` (removed on
+    exit)."""
     import shutil
     import tempfile
 
-    from kzoo.layers.scan import tflite_calibration_safe
-
-    # TensorFlow's int8 calibrator crashes running the engine's fast loops: int8 files get its
-    # blocked form (see kzoo.layers.scan.tflite_calibration_safe).
-    with tflite_calibration_safe() if calibration_safe else contextlib.nullcontext():
-        frozen = {name: freeze_signature(fn, specs, variables)
-                  for name, (fn, specs) in functions.items()}
+    frozen = {name: freeze_signature(fn, specs, variables, target)
+              for name, (fn, specs) in functions.items()}
     directory = tempfile.mkdtemp(prefix="kzoo-tflite-")
     try:
         tf.saved_model.save(tf.Module(), directory, signatures=frozen)

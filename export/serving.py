@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from kzoo.export import atomic
 from kzoo.export.signatures import check_exportable, signatures, served_model
-from kzoo.layers.scan import scan_mode
+from kzoo.layers.target import trace_target
 
 TARGETS = ("cpu", "gpu")
 MODELS_CONFIG = "models.config"
@@ -65,8 +65,8 @@ def saved_model(model, base_dir, version=None, target="cpu", overwrite=False):
         os.remove(staging)
         commit.add(staging, final)
         # The portable loops, whatever device this process sees: no cuDNN kernel (and no
-        # opt-in XLA scan) in a graph that a CPU-only TF Serving must run.
-        with scan_mode("tensorarray"):
+        # XLA loop) in a graph that a CPU-only TF Serving must run.
+        with trace_target("portable"):
             _write_saved_model(served, exported, staging)
         for name, text in ((MODELS_CONFIG, models_config(base_dir)),
                            (SAMPLE_REQUEST, json.dumps(sample_request(exported[0]), indent=1))):

@@ -16,7 +16,7 @@ not change from one step to the next (row offsets, buffer positions, the frozen 
 finished hypothesis) is made once before the loop, penalties that are a Python 0 are left out
 of the graph, and greedy search settles lengths, scores and padding once after the loop instead
 of at every step. Greedy search collects its per-step outputs in TensorArrays; under
-``scan_mode("tflite")``, where the converter cannot lower a TensorList, it writes them into
+``trace_target("tflite")``, where the converter cannot lower a TensorList, it writes them into
 preallocated buffers with one-hot adds instead (builtin ops only). Beam search keeps every
 hypothesis' tokens in a (B*K, max_length) buffer that follows its parents.
 
@@ -32,6 +32,8 @@ Finished hypotheses stay in the beam with their score frozen.
 
 import tensorflow as tf
 
+from kzoo.layers.target import tracing_for_tflite
+
 # Finite stand-in for log(0): -inf would turn into NaN in -inf - -inf or 0 * -inf.
 NEG_INF = -1e9
 
@@ -44,10 +46,8 @@ MAX_DECODE_LENGTH = 10_000
 def limited_length(max_length):
     """``max_length`` as an int32 tensor, refused (InvalidArgumentError) above
     MAX_DECODE_LENGTH; in a TFLite graph, which has no assert op, capped at it instead."""
-    from kzoo.layers.scan import get_scan_mode
-
     max_length = tf.convert_to_tensor(max_length, tf.int32)
-    if get_scan_mode() == "tflite":
+    if tracing_for_tflite():
         return tf.minimum(max_length, MAX_DECODE_LENGTH)
     check = tf.debugging.assert_less_equal(
         max_length, MAX_DECODE_LENGTH,
@@ -104,13 +104,11 @@ def _is_zero(weight):
 class _History:
     """One (B, ...) value per step, collected as (B, max_length, ...) after the loop, zeros past
     the last step. In TensorFlow a TensorArray (constant cost per step); under
-    ``scan_mode("tflite")``, which cannot hold a TensorList, a zero buffer of the full size
+    ``trace_target("tflite")``, which cannot hold a TensorList, a zero buffer of the full size
     written by one-hot adds."""
 
     def __init__(self, batch_size, max_length, dtype, row_shape=()):
-        from kzoo.layers.scan import get_scan_mode
-
-        self.buffered = get_scan_mode() == "tflite"
+        self.buffered = tracing_for_tflite()
         self.batch_size, self.max_length, self.dtype = batch_size, max_length, dtype
         self.row_shape = list(row_shape)
 

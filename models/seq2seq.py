@@ -35,6 +35,7 @@ import tensorflow as tf
 import kzoo.layers
 from kzoo.layers.attention_wrapper import AttentionWrapper
 from kzoo.layers.scan import scan
+from kzoo.layers.target import tracing_for_tflite
 from kzoo.layers.text import TokenVectorizer
 from kzoo.models import decoding
 from kzoo.models.registry import register_model
@@ -298,13 +299,11 @@ class Seq2Seq(keras.Model):
         with ``memory_mask`` at every step (both are ``source_ids != 0``). The weights are still
         read inside the loop: read once outside, each becomes one more tensor carried through the
         loop, which costs the executor as much per step as the read, or more (measured). Under
-        ``scan_mode("tflite")`` it is :meth:`decode_step`'s own step: the TFLite export folds the
+        ``trace_target("tflite")`` it is :meth:`decode_step`'s own step: the TFLite export folds the
         weights into constants inside the loop, where post-training quantization reaches them.
         """
-        from kzoo.layers.scan import get_scan_mode
-
         cell = self.decoder if self.attention is None else self.decoder.cell
-        if get_scan_mode() == "tflite" or getattr(cell, "layer_norm", False):
+        if tracing_for_tflite() or getattr(cell, "layer_norm", False):
             # (A layer-normalized projection is not affine, so it has no table.)
             return lambda ids, states: self._decode_step(ids, states, memory, keys,
                                                          memory_mask)

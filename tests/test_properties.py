@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import kzoo
 from kzoo.layers.scan import SCAN_MODES
+from kzoo.layers.target import TRACE_TARGETS
 
 L = kzoo.layers
 CELLS = ("rnn", "lstm", "gru", "jordan")
@@ -203,8 +204,9 @@ def test_bidirectional_sum_is_the_sum_of_its_directions(setup, return_sequences,
           suppress_health_check=[HealthCheck.too_slow])
 @given(setup=setups(), time=st.integers(1, 40), go_backwards=st.booleans(), data=st.data())
 def test_graph_forms_equal_eager(setup, time, go_backwards, data):
-    """The traced loop (both the TensorArray form and the unrolled TFLite form, whose blocks of
-    8 steps and chunks of 16 blocks a random length crosses) gives what eager execution gives."""
+    """The traced loop in every loop form (scan modes) and for every trace target (the TFLite
+    forms' registers of 16 steps, and the int8 form's blocks of 8 steps, which a random length
+    crosses) gives what eager execution gives."""
     layer = make_layer(setup, return_sequences=True, return_state=True,
                        go_backwards=go_backwards)
     layer.build((None, None, setup["features"]))
@@ -214,9 +216,11 @@ def test_graph_forms_equal_eager(setup, time, go_backwards, data):
                                           max_size=setup["batch"])))
     mask = np.arange(time)[None, :] < lengths[:, None]
     expected = as_numpy(layer(x, mask=mask))
-    for mode in SCAN_MODES:
-        with L.scan_mode(mode):
+    contexts = [(f"scan mode {mode}", L.scan_mode, mode) for mode in SCAN_MODES]
+    contexts += [(f"trace target {target}", L.trace_target, target) for target in TRACE_TARGETS]
+    for name, context, value in contexts:
+        with context(value):
             traced = tf.function(lambda x, mask: layer(x, mask=mask))
             got = as_numpy(traced(tf.constant(x), tf.constant(mask)))
         for g, e in zip(got, expected):
-            np.testing.assert_allclose(g, e, atol=ATOL, err_msg=f"scan mode {mode}")
+            np.testing.assert_allclose(g, e, atol=ATOL, err_msg=name)

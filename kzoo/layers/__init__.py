@@ -1,6 +1,7 @@
 """kzoo's recurrent cells, sequence layers and attention, all on one scan engine."""
 
-from kzoo.layers.scan import get_scan_mode, scan, scan_mode
+from kzoo.layers.target import get_trace_target, trace_target
+from kzoo.layers.scan import get_scan_mode, record_plans, scan, scan_mode
 from kzoo.layers.cell import RecurrentCell
 from kzoo.layers.recurrent import Recurrent
 from kzoo.layers.simple_rnn import SimpleRNN, SimpleRNNCell

@@ -82,10 +82,34 @@ class RecurrentCell(DropoutRNNCell, keras.layers.Layer):
         """``projected`` is ``project_inputs(x_t)``; returns ``(output, new_states)``."""
         raise NotImplementedError
 
-    def step_gradient(self, recurrent_mask=None):
-        """The same step with its hand-derived gradient (:mod:`kzoo.layers.bptt`), or ``None``
-        when this configuration has none and TensorFlow differentiates ``step``."""
+    def engine_step(self, recurrent_mask=None):
+        """This step as the scan engine runs and differentiates it itself, if it can.
+
+        Args:
+          recurrent_mask: the recurrent dropout mask of this call, or None.
+
+        Returns:
+          A :class:`kzoo.layers.step_gradient.EngineStep` (the step's equations with their
+          hand-derived gradient, and the weights they read), or ``None`` when this configuration
+          has none: the engine then runs ``step`` and TensorFlow differentiates it.
+        """
         return None
+
+    def cudnn_kernel(self):
+        """Keras' fused cuDNN kernel for this cell's configuration.
+
+        Only the cell knows whether its equations are those of a cuDNN kernel;
+        :func:`kzoo.layers.cudnn.cudnn_refusal` adds the checks every kernel shares, and the scan
+        engine's plan decides whether it runs (a GPU, the default loop form, a Keras trace).
+
+        Returns:
+          ``kernel(sequences, states, mask, go_backwards) -> (last_output, outputs, new_states)``
+          on batch-major sequences, computing this cell's step with its own weights.
+
+        Raises:
+          NotImplementedError: naming why this configuration has no cuDNN kernel.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no cuDNN kernel")
 
     # -- keras.layers.RNN protocol --------------------------------------------------------------
     @property

@@ -47,9 +47,13 @@ def _int_pair(layer_name, name, value):
 class _ConvFrames:
     """The convolution arguments, frame shapes and convs shared by the two conv cells."""
 
-    def step_gradient(self, recurrent_mask=None):
-        # The derivations in kzoo.layers.bptt are for a dense recurrent matmul.
+    def engine_step(self, recurrent_mask=None):
+        # The dense cells' step gradients derive a recurrent matmul, not a convolution.
         return None
+
+    def cudnn_kernel(self):
+        raise NotImplementedError(f"{type(self).__name__} (a convolutional cell) has no cuDNN "
+                                  f"kernel")
 
     def _set_conv_arguments(self, filters, kernel_size, strides, padding, data_format,
                             dilation_rate):

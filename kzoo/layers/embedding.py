@@ -9,7 +9,7 @@ first and fails with a message that names the layer and the vocabulary size.
 import keras
 import tensorflow as tf
 
-from kzoo.layers.scan import get_scan_mode
+from kzoo.layers.target import tracing_for_tflite
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
@@ -29,7 +29,7 @@ class TokenEmbedding(keras.layers.Embedding):
                             f"{ids.dtype.name}")
         if not ids.dtype.is_integer:
             ids = tf.cast(ids, "int32")   # as keras.layers.Embedding does
-        if get_scan_mode() == "tflite":
+        if tracing_for_tflite():
             ids = tf.where(ids < 0, tf.constant(self.input_dim, ids.dtype), ids)
         else:
             message = (f"TokenEmbedding layer '{self.name}': token ids must be in "

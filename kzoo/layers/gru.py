@@ -7,22 +7,53 @@
 
 The course writes the same cell as c' = Γ_u ⊙ c̃ + (1 - Γ_u) ⊙ c with Γ_u = 1 - z. Gate order
 z, r, h; ``bias`` is (2, 3·units) with ``reset_after`` (input bias, recurrent bias).
+
+Beside the cell, :class:`GRUStepGradient` is the ``reset_after`` step with its hand-derived
+gradient, which the scan engine runs to backpropagate through time itself.
 """
+
+import dataclasses
 
 import keras
 import tensorflow as tf
 
-from kzoo.layers.bptt import GRUStepGradient, standard_activations
 from kzoo.layers.cell import RecurrentCell, dense, get_activation
+from kzoo.layers.cudnn import keras_rnn_module
 from kzoo.layers.recurrent import Recurrent
+from kzoo.layers.step_gradient import (EngineStep, StepGradient, bias_gradient, kernel_gradient,
+                                       sigmoid_grad, standard_activations, tanh_grad)
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
 class GRUCell(RecurrentCell):
     """GRU cell, weight for weight ``keras.layers.GRUCell``.
 
+    Equations (σ the recurrent activation, tanh the activation)::
+
+        z = σ(x W_z + h U_z + b_z),   r = σ(x W_r + h U_r + b_r)
+        h̃ = tanh(x W_h + r ⊙ (h U_h + b'_h))       (reset_after=True)
+        h̃ = tanh(x W_h + (r ⊙ h) U_h + b_h)        (reset_after=False)
+        h' = z ⊙ h + (1 - z) ⊙ h̃
+
+    State ``[h]``.
+
     Recurrent dropout masks ``h`` wherever it enters a matmul (Keras 3.15's default
     implementation silently ignores ``recurrent_dropout``; this cell applies it).
+
+    Args:
+      units: positive int, the size of ``h``.
+      activation: of the candidate; default ``"tanh"``.
+      recurrent_activation: of the gates; default ``"sigmoid"``.
+      reset_after: apply the reset gate after the recurrent matmul (Keras' default, the cuDNN
+        form); ``bias`` is then (2, 3·units).
+      **kwargs: as :class:`kzoo.layers.RecurrentCell`.
+
+    Example:
+
+    ```python
+    cell = kzoo.layers.GRUCell(3, reset_after=False)
+    output, (h,) = cell(tf.zeros((2, 4)), [tf.zeros((2, 3))])
+    ```
     """
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
@@ -84,12 +115,25 @@ class GRUCell(RecurrentCell):
         h_new = z * h + (1.0 - z) * candidate
         return h_new, [h_new]
 
-    def step_gradient(self, recurrent_mask=None):
+    def engine_step(self, recurrent_mask=None):
         if recurrent_mask is not None or not standard_activations(self) or not self.reset_after:
             return None
         weights = [self.recurrent_kernel] + ([self.bias[1]] if self.use_bias else [])
-        return GRUStepGradient(
-            weights, projection=[self.kernel] + ([self.bias[0]] if self.use_bias else []))
+        projection = [self.kernel] + ([self.bias[0]] if self.use_bias else [])
+        return EngineStep(GRUStepGradient(recurrent_bias=self.use_bias), weights, projection)
+
+    def cudnn_kernel(self):
+        if not self.reset_after:
+            raise NotImplementedError("GRU with reset_after=False")
+        keras_gru = keras_rnn_module().gru
+
+        def kernel(sequences, states, mask, go_backwards):
+            return keras_gru(sequences, states[0], mask, kernel=self.kernel,
+                             recurrent_kernel=self.recurrent_kernel, bias=self.bias,
+                             activation=self.activation,
+                             recurrent_activation=self.recurrent_activation,
+                             return_sequences=True, go_backwards=go_backwards)
+        return kernel
 
     def get_config(self):
         config = {
@@ -100,9 +144,71 @@ class GRUCell(RecurrentCell):
         return {**super().get_config(), **config}
 
 
+@dataclasses.dataclass(frozen=True)
+class GRUStepGradient(StepGradient):
+    """Keras' ``reset_after`` GRU step and its derivatives.
+
+    Forward: ``(r_z, r_r, r_h) = h R [+ b_r]``; ``z = σ(x_z + r_z)``, ``r = σ(x_r + r_r)``,
+    ``n = tanh(x_h + r ⊙ r_h)``; ``h' = n + z ⊙ (h - n)``. Backward, from ``d_h'``:
+    ``d_z = σ'(z) d_h' (h - n)``, ``d_n = tanh'(n) d_h' (1 - z)``, ``d_r = σ'(r) d_n r_h``;
+    ``d_h = d_h' z + [d_z, d_r, d_n r] Rᵀ``.
+
+    Attributes:
+      recurrent_bias: the step reads ``weights[1]``, the recurrent bias ``b_r``.
+    """
+
+    recurrent_bias: bool = True
+    recurrent_gradient_is_input_gradient = False
+
+    def step(self, x_t, states, weights):
+        h = states[0]
+        units = weights[0].shape[0]
+        inner = tf.matmul(h, weights[0])
+        if self.recurrent_bias:
+            inner = tf.nn.bias_add(inner, weights[1])      # fused into the matmul
+        # z and r side by side: one add and one sigmoid for both gates (fewer ops per step).
+        x_zr, x_h = tf.split(x_t, [2 * units, units], axis=-1)
+        r_zr, r_h = tf.split(inner, [2 * units, units], axis=-1)
+        z, r = tf.split(tf.sigmoid(x_zr + r_zr), 2, axis=-1)
+        n = tf.tanh(x_h + r * r_h)
+        return [n + z * (h - n)], [z, r, n, r_h]
+
+    def backward(self, d_states, states, new_states, saved, kernel_t):
+        d_h = d_states[0]
+        h = states[0]
+        z, r, n, r_h = saved
+        d_z = sigmoid_grad(z, d_h * (h - n))
+        d_n = tanh_grad(n, d_h - d_h * z)
+        d_r = sigmoid_grad(r, d_n * r_h)
+        d_inner = tf.concat([d_z, d_r, d_n * r], axis=-1)
+        d_h_prev = d_h * z + tf.matmul(d_inner, kernel_t)
+        return tf.concat([d_z, d_r, d_n], axis=-1), [d_h_prev], d_inner
+
+    def weight_gradients(self, h_prev, d_recurrent, weights):
+        grads = [kernel_gradient(h_prev, d_recurrent)]
+        if self.recurrent_bias:
+            grads.append(bias_gradient(d_recurrent))
+        return grads
+
+
 @keras.saving.register_keras_serializable(package="kzoo")
 class GRU(Recurrent):
-    """GRU over a sequence; the arguments of ``keras.layers.GRU``."""
+    """GRU over a sequence; the arguments of ``keras.layers.GRU``.
+
+    Args:
+      units: positive int, the size of the hidden state.
+      **kwargs: the cell's (:class:`GRUCell`) and the layer's
+        (:class:`kzoo.layers.Recurrent`) arguments.
+
+    Call arguments: as :class:`kzoo.layers.Recurrent`.
+
+    Example:
+
+    ```python
+    layer = kzoo.layers.GRU(8, return_sequences=True)
+    layer(tf.zeros((2, 5, 4))).shape      # (2, 5, 8)
+    ```
+    """
 
     def __init__(self, units, **kwargs):
         layer_kwargs, cell_kwargs = self._split_kwargs(kwargs)

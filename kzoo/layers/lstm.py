@@ -9,21 +9,53 @@ Gate order i, f, c, o in ``kernel``/``recurrent_kernel``/``bias``, as ``keras.la
 i, c, o); ``peephole`` adds the ``p_*`` terms; ``layer_norm`` normalizes ``x W``, ``h U`` and
 ``c'`` (TensorFlow Addons' ``LayerNormLSTMCell``); ``proj_units`` projects ``h`` (PyTorch's
 ``proj_size``).
+
+Beside the cell, :class:`LSTMStepGradient` is the standard configuration's step with its
+hand-derived gradient, which the scan engine runs to backpropagate through time itself.
 """
+
+import dataclasses
 
 import keras
 import tensorflow as tf
 
-from kzoo.layers.bptt import LSTMStepGradient, standard_activations
 from kzoo.layers.cell import RecurrentCell, check_positive_int, dense, get_activation
+from kzoo.layers.cudnn import keras_rnn_module
 from kzoo.layers.recurrent import Recurrent
+from kzoo.layers.step_gradient import (EngineStep, StepGradient, kernel_gradient, sigmoid_grad,
+                                       standard_activations, tanh_grad)
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
 class LSTMCell(RecurrentCell):
     """LSTM cell; with default options weight for weight ``keras.layers.LSTMCell``.
 
+    Equations (σ the recurrent activation, tanh the activation; the variants in the module
+    docstring)::
+
+        i, f, o = σ(x W_{i,f,o} + h U_{i,f,o} + b_{i,f,o})
+        c' = f ⊙ c + i ⊙ tanh(x W_c + h U_c + b_c),   h' = o ⊙ tanh(c')
+
     State ``[h, c]``: ``h`` has ``proj_units`` (or ``units``) features, ``c`` has ``units``.
+
+    Args:
+      units: positive int, the size of ``c`` (and of ``h`` without ``proj_units``).
+      activation: of the candidate and of ``c'``; default ``"tanh"``.
+      recurrent_activation: of the gates; default ``"sigmoid"``.
+      use_forget_gate: False is the original constant error carousel ``c' = c + i ⊙ c̃``.
+      unit_forget_bias: the forget gate's bias starts at 1.
+      peephole: the gates also see ``c`` (``i``, ``f``) and ``c'`` (``o``).
+      layer_norm: normalize ``x W``, ``h U`` and ``c'``.
+      norm_epsilon: the layer norms' epsilon.
+      proj_units: project ``h'`` to this many features (PyTorch's ``proj_size``).
+      **kwargs: as :class:`kzoo.layers.RecurrentCell`.
+
+    Example:
+
+    ```python
+    cell = kzoo.layers.LSTMCell(3)
+    output, (h, c) = cell(tf.zeros((2, 4)), [tf.zeros((2, 3)), tf.zeros((2, 3))])
+    ```
     """
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
@@ -142,12 +174,28 @@ class LSTMCell(RecurrentCell):
             h_new = tf.matmul(h_new, self.projection_kernel)
         return h_new, [h_new, c_new]
 
-    def step_gradient(self, recurrent_mask=None):
-        if (recurrent_mask is not None or not standard_activations(self) or self.peephole
-                or self.layer_norm or self.proj_units or not self.use_forget_gate):
+    def _is_variant(self):
+        return not self.use_forget_gate or self.peephole or self.layer_norm or self.proj_units
+
+    def engine_step(self, recurrent_mask=None):
+        if recurrent_mask is not None or not standard_activations(self) or self._is_variant():
             return None
         projection = [self.kernel] + ([self.bias] if self.use_bias else [])
-        return LSTMStepGradient([self.recurrent_kernel], projection=projection)
+        return EngineStep(LSTMStepGradient(), [self.recurrent_kernel], projection)
+
+    def cudnn_kernel(self):
+        if self._is_variant():
+            raise NotImplementedError(
+                "LSTM variant (no forget gate, peephole, layer norm or projection)")
+        keras_lstm = keras_rnn_module().lstm
+
+        def kernel(sequences, states, mask, go_backwards):
+            return keras_lstm(sequences, states[0], states[1], mask, kernel=self.kernel,
+                              recurrent_kernel=self.recurrent_kernel, bias=self.bias,
+                              activation=self.activation,
+                              recurrent_activation=self.recurrent_activation,
+                              return_sequences=True, go_backwards=go_backwards)
+        return kernel
 
     def get_config(self):
         config = {
@@ -163,9 +211,76 @@ class LSTMCell(RecurrentCell):
         return {**super().get_config(), **config}
 
 
+@dataclasses.dataclass(frozen=True)
+class LSTMStepGradient(StepGradient):
+    """The standard LSTM step (forget gate, tanh and sigmoid) and its derivatives.
+
+    Forward: ``z = x + h R``; ``i, f, o = σ(z_i, z_f, z_o)``, ``g = tanh(z_c)``;
+    ``c' = f c + i g``; ``h' = o tanh(c')``. Backward, from ``d_h'`` and ``d_c'``:
+    ``d_c = d_c' + (1 - tanh²c') o d_h'``; ``d_z = [d_c g σ'(i), d_c c σ'(f), d_c i tanh'(g),
+    d_h' tanh(c') σ'(o)]``; ``d_h = d_z Rᵀ``, ``d_c_prev = d_c f``.
+    """
+
+    def step(self, x_t, states, weights):
+        h, c = states
+        z = x_t + tf.matmul(h, weights[0])
+        z_i, z_f, z_c, z_o = tf.split(z, 4, axis=-1)
+        i, f, g, o = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.tanh(z_c), tf.sigmoid(z_o)
+        c_new = f * c + i * g
+        # tanh(c') is recomputed backward from the kept c': a (T, B, units) tensor less to hold.
+        return [o * tf.tanh(c_new), c_new], [i, f, g, o]
+
+    def inference_form(self, weights):
+        """``σ(z) = (1 + tanh(z / 2)) / 2``: one tanh over all four gates, the inputs and kernel
+        scaled by 1/2 (exact in floating point) for the σ gates."""
+        units = tf.shape(weights[0])[-1] // 4
+        dtype = weights[0].dtype
+        half, one = tf.fill([units], tf.constant(0.5, dtype)), tf.ones([units], dtype)
+        scale = tf.concat([half, half, one, half], 0)
+        shift = tf.concat([half, half, tf.zeros([units], dtype), half], 0)
+
+        def step(x_t, states, weights):
+            h, c = states
+            gates = tf.tanh(x_t + tf.matmul(h, weights[0])) * scale + shift
+            i, f, g, o = tf.split(gates, 4, axis=-1)
+            c_new = f * c + i * g
+            return [o * tf.tanh(c_new), c_new], []
+
+        return scale, [weights[0] * scale], step
+
+    def backward(self, d_states, states, new_states, saved, kernel_t):
+        d_h, d_c = d_states
+        c = states[1]
+        i, f, g, o = saved
+        tanh_c = tf.tanh(new_states[1])
+        d_c = d_c + tanh_grad(tanh_c, d_h * o)
+        d_z = tf.concat([sigmoid_grad(i, d_c * g), sigmoid_grad(f, d_c * c),
+                         tanh_grad(g, d_c * i), sigmoid_grad(o, d_h * tanh_c)], axis=-1)
+        d_h_prev = tf.matmul(d_z, kernel_t)
+        return d_z, [d_h_prev, d_c * f], d_z
+
+    def weight_gradients(self, h_prev, d_recurrent, weights):
+        return [kernel_gradient(h_prev, d_recurrent)]
+
+
 @keras.saving.register_keras_serializable(package="kzoo")
 class LSTM(Recurrent):
-    """LSTM over a sequence; the arguments of ``keras.layers.LSTM`` plus the cell's variants."""
+    """LSTM over a sequence; the arguments of ``keras.layers.LSTM`` plus the cell's variants.
+
+    Args:
+      units: positive int, the size of the cell state.
+      **kwargs: the cell's (:class:`LSTMCell`) and the layer's
+        (:class:`kzoo.layers.Recurrent`) arguments.
+
+    Call arguments: as :class:`kzoo.layers.Recurrent`.
+
+    Example:
+
+    ```python
+    layer = kzoo.layers.LSTM(8, return_state=True)
+    output, h, c = layer(tf.zeros((2, 5, 4)))       # (2, 8) each
+    ```
+    """
 
     def __init__(self, units, **kwargs):
         layer_kwargs, cell_kwargs = self._split_kwargs(kwargs)

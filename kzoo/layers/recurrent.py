@@ -1,9 +1,11 @@
 """The sequence layer every kzoo recurrent layer is: a cell run over time by the scan engine.
 
 ``Recurrent(cell)`` runs ``cell.step`` through :func:`kzoo.layers.scan.scan`, which applies
-``cell.project_inputs`` to all time steps in one matmul or step by step. It takes the
-arguments ``keras.layers.RNN`` users know: ``return_sequences``, ``return_state``,
-``go_backwards``, ``stateful``, ``zero_output_for_mask``, ``initial_state=`` and ``mask=``.
+``cell.project_inputs`` to all time steps in one matmul or step by step, and hands the engine
+what the cell offers beyond its step: its engine step (``cell.engine_step``) and its cuDNN kernel
+(``cell.cudnn_kernel``). It takes the arguments ``keras.layers.RNN`` users know:
+``return_sequences``, ``return_state``, ``go_backwards``, ``stateful``, ``zero_output_for_mask``,
+``initial_state=`` and ``mask=``.
 """
 
 import keras
@@ -11,7 +13,8 @@ import tensorflow as tf
 
 from kzoo.layers.cell import RecurrentCell
 from kzoo.layers.cudnn import cudnn_refusal, run_cudnn
-from kzoo.layers.scan import get_scan_mode, scan
+from kzoo.layers.scan import scan
+from kzoo.layers.target import tracing_for_tflite
 
 _LAYER_KEYS = ("return_sequences", "return_state", "go_backwards", "stateful",
                "zero_output_for_mask")
@@ -23,6 +26,39 @@ class Recurrent(keras.layers.Layer):
 
     Subclasses (``SimpleRNN``, ``LSTM``...) build their cell from their own arguments, and their
     config is the cell's arguments plus the layer's, as in Keras.
+
+    Args:
+      cell: a :class:`kzoo.layers.RecurrentCell`.
+      return_sequences: return the output of every step ``(batch, time, ...)``, not the last.
+      return_state: also return the final states.
+      go_backwards: process the sequence in reverse (outputs in processing order, as Keras).
+      stateful: the final states of a batch are the initial states of the next (needs a fixed
+        batch size).
+      zero_output_for_mask: masked steps output zeros instead of the previous output.
+      **kwargs: ``keras.layers.Layer`` arguments (``name``, ``dtype``, ``trainable``).
+
+    Call arguments:
+      sequences: ``(batch, time, features)`` (frames ``(batch, time, rows, cols, channels)`` for
+        the convolutional cells), floating point.
+      initial_state: a tensor or list of tensors, one per state; zeros by default.
+      mask: ``(batch, time)`` bool, False at padded steps.
+      training: apply dropout.
+
+    Returns:
+      The output (last, or every step's), then with ``return_state`` the final states.
+
+    Raises:
+      ValueError: inputs of the wrong rank, zero time steps, a last dimension other than the
+        one the cell was built for, a mask not of shape (batch, time), a wrong number of initial
+        states, or ``stateful`` without a fixed batch size.
+      TypeError: non-floating inputs or a cell that is not a kzoo ``RecurrentCell``.
+
+    Example:
+
+    ```python
+    layer = kzoo.layers.Recurrent(kzoo.layers.GRUCell(4), return_sequences=True)
+    outputs = layer(tf.zeros((2, 6, 3)), mask=tf.sequence_mask([6, 2], 6))    # (2, 6, 4)
+    ```
     """
 
     cell_class = None
@@ -157,7 +193,7 @@ class Recurrent(keras.layers.Layer):
         self._check_shape(sequences.shape)
         sequences = tf.cast(sequences, self.cell.compute_dtype)
         mask = self._check_mask(sequences, mask)
-        if mask is not None and get_scan_mode() != "tflite":
+        if mask is not None and not tracing_for_tflite():
             # Padding never reaches the output, but NaN padding (missing values) would reach the
             # kernel's gradient through the all-steps projection (0 * NaN): zero it first. (A
             # TFLite file computes no gradient; there these ops would only enlarge the graph.)
@@ -188,29 +224,29 @@ class Recurrent(keras.layers.Layer):
 
     def _run(self, sequences, states, mask, recurrent_mask):
         cell = self.cell
-        # cuDNN emits zeros at padded steps: with a mask, only where that is what we emit too.
-        zeros_at_padding = mask is None or not self.return_sequences or self.zero_output_for_mask
-        if zeros_at_padding and cudnn_refusal(cell, mode=get_scan_mode(),
-                                              recurrent_mask=recurrent_mask) is None:
-            return run_cudnn(cell, sequences, states, mask, self.go_backwards,
-                             self.return_sequences,
-                             lambda: self._run_scan(sequences, states, mask, recurrent_mask))
-        return self._run_scan(sequences, states, mask, recurrent_mask)
-
-    def _run_scan(self, sequences, states, mask, recurrent_mask):
-        cell = self.cell
         # The narrow inputs (not the k·units-wide projection) go to time-major; the engine
-        # projects them (all steps in one matmul, or step by step in its inference loop).
+        # projects them (all steps in one matmul, or step by step inside its loops).
         perm = [1, 0] + list(range(2, sequences.shape.rank))
 
         def step(projected_t, step_states):
             return cell.step(projected_t, step_states, recurrent_mask)
 
+        cudnn = None
+        # cuDNN emits zeros at padded steps: with a mask, only where that is what we emit too.
+        zeros_at_padding = mask is None or not self.return_sequences or self.zero_output_for_mask
+        if zeros_at_padding and cudnn_refusal(cell, recurrent_mask) is None:
+            kernel = cell.cudnn_kernel()
+
+            def cudnn(portable):
+                return run_cudnn(kernel, sequences, states, mask, self.go_backwards,
+                                 self.return_sequences, portable)
+
         return scan(step, tf.transpose(sequences, perm), states, mask=mask,
                     go_backwards=self.go_backwards, return_sequences=self.return_sequences,
                     zero_output_for_mask=self.zero_output_for_mask, time_major=True,
-                    output_is_state=True, step_gradient=cell.step_gradient(recurrent_mask),
-                    project=cell.project_inputs, independent_rows=recurrent_mask is None)
+                    output_is_state=True, project=cell.project_inputs,
+                    independent_rows=recurrent_mask is None,
+                    engine_step=cell.engine_step(recurrent_mask), cudnn=cudnn)
 
     # -- config ---------------------------------------------------------------------------------
     def get_config(self):

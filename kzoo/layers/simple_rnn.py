@@ -1,17 +1,44 @@
-"""Elman RNN: h_t = activation(x_t W + h_{t-1} U + b); the output is h_t."""
+"""Elman RNN: h_t = activation(x_t W + h_{t-1} U + b); the output is h_t.
+
+The cell's step and, beside it, the same step with its hand-derived gradient
+(:class:`SimpleRNNStepGradient`), which the scan engine runs to backpropagate through time itself.
+"""
+
+import dataclasses
 
 import keras
 import tensorflow as tf
 
-from kzoo.layers.bptt import SimpleRNNStepGradient, standard_activations
 from kzoo.layers.cell import RecurrentCell, dense
 from kzoo.layers.recurrent import Recurrent
+from kzoo.layers.step_gradient import (EngineStep, StepGradient, kernel_gradient,
+                                       standard_activations, tanh_grad)
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
 class SimpleRNNCell(RecurrentCell):
-    """Elman cell, weight for weight ``keras.layers.SimpleRNNCell``:
-    ``kernel`` (input_dim, units), ``recurrent_kernel`` (units, units), ``bias`` (units,)."""
+    """Elman cell, weight for weight ``keras.layers.SimpleRNNCell``.
+
+    Equation::
+
+        h_t = activation(x_t W + h_{t-1} U + b)
+
+    Weights: ``kernel`` W (input_dim, units), ``recurrent_kernel`` U (units, units), ``bias`` b
+    (units,). State ``[h]``; the output is ``h``.
+
+    Args:
+      units: positive int, the size of ``h``.
+      activation: default ``"tanh"``.
+      **kwargs: the initializers, regularizers, constraints, ``use_bias``, ``dropout``,
+        ``recurrent_dropout`` and ``seed`` of :class:`kzoo.layers.RecurrentCell`.
+
+    Example:
+
+    ```python
+    cell = kzoo.layers.SimpleRNNCell(3)
+    output, states = cell(tf.zeros((2, 4)), [tf.zeros((2, 3))])    # output (2, 3)
+    ```
+    """
 
     @property
     def state_size(self):
@@ -34,16 +61,47 @@ class SimpleRNNCell(RecurrentCell):
         h = self.activation(projected + tf.matmul(h, self.recurrent_kernel))
         return h, [h]
 
-    def step_gradient(self, recurrent_mask=None):
+    def engine_step(self, recurrent_mask=None):
         if recurrent_mask is not None or not standard_activations(self):
             return None
         projection = [self.kernel] + ([self.bias] if self.use_bias else [])
-        return SimpleRNNStepGradient([self.recurrent_kernel], projection=projection)
+        return EngineStep(SimpleRNNStepGradient(), [self.recurrent_kernel], projection)
+
+
+@dataclasses.dataclass(frozen=True)
+class SimpleRNNStepGradient(StepGradient):
+    """``h' = tanh(x + h R)``; backward ``d_pre = (1 - h'²) d_h'``, ``d_h = d_pre Rᵀ``."""
+
+    def step(self, x_t, states, weights):
+        h = tf.tanh(x_t + tf.matmul(states[0], weights[0]))
+        return [h], []
+
+    def backward(self, d_states, states, new_states, saved, kernel_t):
+        d_pre = tanh_grad(new_states[0], d_states[0])
+        return d_pre, [tf.matmul(d_pre, kernel_t)], d_pre
+
+    def weight_gradients(self, h_prev, d_recurrent, weights):
+        return [kernel_gradient(h_prev, d_recurrent)]
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
 class SimpleRNN(Recurrent):
-    """Elman RNN over a sequence; the arguments of ``keras.layers.SimpleRNN``."""
+    """Elman RNN over a sequence; the arguments of ``keras.layers.SimpleRNN``.
+
+    Args:
+      units: positive int, the size of the hidden state.
+      **kwargs: the cell's (:class:`SimpleRNNCell`) and the layer's
+        (:class:`kzoo.layers.Recurrent`) arguments.
+
+    Call arguments: as :class:`kzoo.layers.Recurrent`.
+
+    Example:
+
+    ```python
+    layer = kzoo.layers.SimpleRNN(3, return_sequences=True)
+    layer(tf.zeros((2, 5, 4))).shape      # (2, 5, 3)
+    ```
+    """
 
     def __init__(self, units, **kwargs):
         layer_kwargs, cell_kwargs = self._split_kwargs(kwargs)

@@ -66,7 +66,11 @@ def test_export_on_a_gpu_machine_has_no_cudnn_op(tmp_path, monkeypatch):
     monkeypatch.setattr(cudnn.keras_rnn_module(), "_is_gpu_available", lambda: True)
     lstm = next(layer for layer in model._flatten_layers()
                 if isinstance(layer, kzoo.layers.LSTM))
-    assert cudnn.cudnn_refusal(lstm.cell, mode="auto") is None
+    assert cudnn.cudnn_refusal(lstm.cell) is None
+    with kzoo.layers.record_plans() as plans:     # traced only: no GPU runs it here
+        tf.function(lambda x: lstm(x)).get_concrete_function(
+            tf.TensorSpec((1, 3, lstm.cell.input_features)))
+    assert plans[0][1].loop == "cudnn"          # what an export must not trace
     saved = kzoo.export.saved_model(model, tmp_path / "m")
     assert not [op for op in _graph_op_names(saved) if "cudnn" in op.lower()]
 

@@ -10,7 +10,7 @@ import kzoo
 import kzoo.layers.attention
 from kzoo.layers import (BahdanauAttention, BahdanauMonotonicAttention, LuongAttention,
                          LuongMonotonicAttention)
-from kzoo.layers.scan import scan_mode
+from kzoo.layers.target import trace_target
 
 BATCH, QUERY_TIME, VALUE_TIME, VALUE_DIM, UNITS = 3, 4, 5, 4, 6
 
@@ -349,7 +349,7 @@ def test_converts_to_builtin_tflite_and_matches(case, rng):
     def attend(step_query, query, values, mask):
         return (*layer(step_query, values, mask=mask), *layer(query, values, mask=mask))
 
-    with scan_mode("tflite"):
+    with trace_target("tflite"):
         concrete = attend.get_concrete_function()
     # No trackable object: with one, the converter goes through a SavedModel of the Keras layer
     # and the file reads uninitialized variables in LiteRT; this way the weights are frozen.

@@ -249,7 +249,7 @@ def test_conv_lstm_converts_to_builtin_tflite(rng):
     inputs = keras.Input((None, ROWS, COLS, CHANNELS))
     outputs = L.ConvLSTM2D(FILTERS, 3, padding="same", return_sequences=True)(inputs)
     model = keras.Model(inputs, outputs)
-    with L.scan_mode("tflite"):
+    with L.trace_target("tflite"):
         function = tf.function(
             lambda x: model(x),
             input_signature=[tf.TensorSpec([None, None, ROWS, COLS, CHANNELS], tf.float32)])

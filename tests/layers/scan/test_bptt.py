@@ -8,8 +8,10 @@ import pytest
 import tensorflow as tf
 
 import kzoo
-from kzoo.layers import bptt
-from kzoo.layers.scan import BPTT_WEIGHT_BLOCK as BLOCK
+from kzoo.layers.gru import GRUStepGradient
+from kzoo.layers.lstm import LSTMStepGradient
+from kzoo.layers.scan.bptt import BPTT_WEIGHT_BLOCK as BLOCK
+from kzoo.layers.simple_rnn import SimpleRNNStepGradient
 
 L = kzoo.layers
 
@@ -54,9 +56,9 @@ def gradients(layer, inputs, initial, mask, use_bptt, compiled, mode="auto", wat
             tf.TensorSpec((None, None, *inputs.shape[2:])),
             [tf.TensorSpec((None, *s.shape[1:])) for s in initial]]
         fn = tf.function(forward_backward, input_signature=signature)
-    # Without a StepGradient the engine falls back to TensorFlow's gradient of the loop.
+    # Without an engine step the engine falls back to TensorFlow's gradient of the loop.
     patch = contextlib.nullcontext() if use_bptt else mock.patch.object(
-        type(layer.cell), "step_gradient", lambda self, recurrent_mask=None: None)
+        type(layer.cell), "engine_step", lambda self, recurrent_mask=None: None)
     with patch, L.scan_mode(mode):
         result, grads = fn(tf.constant(inputs), [tf.constant(s) for s in initial])
     return [np.asarray(r) for r in result], [np.asarray(g) for g in grads]
@@ -82,7 +84,7 @@ def test_engine_gradient_equals_tensorflow_gradient(cell, mask_kind, go_backward
     initial = [rng.normal(size=(batch, 5)).astype("float32")
                for _ in layer.cell.state_size]
     mask = masks(mask_kind, batch, time)
-    assert layer.cell.step_gradient() is not None
+    assert layer.cell.engine_step() is not None
     ours_out, ours_grads = gradients(layer, inputs, initial, mask, True, compiled,
                                      mode="tensorarray")
     tf_out, tf_grads = gradients(layer, inputs, initial, mask, False, compiled)
@@ -128,25 +130,27 @@ def test_xla_mode_gradient_equals_tensorflow_gradient(cell, mask_kind, go_backwa
 
 
 @pytest.mark.parametrize("layer,expected", [
-    (L.LSTM(3), bptt.LSTMStepGradient),
+    (L.LSTM(3), LSTMStepGradient()),
     (L.LSTM(3, peephole=True), None),
     (L.LSTM(3, layer_norm=True), None),
     (L.LSTM(3, proj_units=2), None),
     (L.LSTM(3, use_forget_gate=False), None),
     (L.LSTM(3, activation="relu"), None),
-    (L.GRU(3), bptt.GRUStepGradient),
+    (L.GRU(3), GRUStepGradient(recurrent_bias=True)),
+    (L.GRU(3, use_bias=False), GRUStepGradient(recurrent_bias=False)),
     (L.GRU(3, reset_after=False), None),
     (L.GRU(3, recurrent_activation="hard_sigmoid"), None),
-    (L.SimpleRNN(3), bptt.SimpleRNNStepGradient),
+    (L.SimpleRNN(3), SimpleRNNStepGradient()),
     (L.SimpleRNN(3, activation="relu"), None),
     (L.Jordan(3, 2), None),
+    (L.ConvLSTM2D(2, 2), None),
 ])
-def test_which_configurations_have_an_engine_gradient(layer, expected):
-    layer.build((2, 4, 2))
-    step_gradient = layer.cell.step_gradient()
-    assert (step_gradient is None) if expected is None else isinstance(step_gradient, expected)
+def test_which_configurations_have_an_engine_step(layer, expected):
+    layer.build((2, 4, 3, 3, 1) if isinstance(layer, L.ConvLSTM2D) else (2, 4, 2))
+    engine_step = layer.cell.engine_step()
+    assert (engine_step is None) if expected is None else engine_step.gradient == expected
     # Recurrent dropout masks h inside the step: TensorFlow differentiates that configuration.
-    assert layer.cell.step_gradient(recurrent_mask=tf.ones((2, 3))) is None
+    assert layer.cell.engine_step(recurrent_mask=tf.ones((2, 3))) is None
 
 
 def test_without_a_tape_the_graph_keeps_nothing_for_a_backward_pass():
