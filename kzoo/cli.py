@@ -19,12 +19,16 @@ import contextlib
 import json
 import os
 import pathlib
+import shutil
 import sys
+import textwrap
 
 STRATEGIES = ("default", "mirrored", "multiworker")  # == kzoo.training.STRATEGIES, TF-free
 EXPORT_FORMATS = ("saved_model", "tflite")
 QUANTIZE = ("none", "dynamic", "float16", "int8")
 DEFAULT_EPOCHS = 10
+INFO_WIDTH = 100      # `kzoo info` wraps to the terminal's width, at most this
+INFO_KEY_WIDTH = 30   # a wider KEY=VALUE gets a line of its own above its explanation
 
 
 class UsageError(Exception):
@@ -143,16 +147,28 @@ def _check_model_name(name):
         raise UsageError(str(error))
 
 
-# -- commands -------------------------------------------------------------------------------------
-def cmd_list(args):
-    with silenced_stderr():
-        import kzoo
+def _model_names(args):
+    """The model names on the command line (info, train: one; bench: several)."""
+    names = getattr(args, "names", None)
+    return names if names is not None else [n for n in [getattr(args, "name", None)] if n]
 
-        names = kzoo.list_models(args.pattern)
-        rows = []
-        for name in names:
-            info = kzoo.model_info(name)
-            rows.append((name, info.pattern, info.cell, f"{kzoo.build(name).count_params():,}"))
+
+def _parameters(name):
+    from kzoo.models import catalog
+
+    count = catalog.default_parameters(name)
+    return "?" if count is None else f"{count:,}"
+
+
+# -- commands -------------------------------------------------------------------------------------
+# `list` and `info` read the registry's metadata, which needs no TensorFlow (kzoo.models.catalog).
+def cmd_list(args):
+    import kzoo
+
+    rows = []
+    for name in kzoo.list_models(args.pattern):
+        info = kzoo.model_info(name)
+        rows.append((name, info.pattern, info.cell, _parameters(name)))
     if not rows:
         raise UsageError(f"no model matches {args.pattern!r} (try `kzoo list`)")
     header = ("name", "pattern", "cell", "parameters")
@@ -166,19 +182,30 @@ def cmd_list(args):
 def cmd_info(args):
     import kzoo
 
-    _check_model_name(args.name)
     info = kzoo.model_info(args.name)
-    print(f"{info.name}: {info.description}")
+    width = min(shutil.get_terminal_size((INFO_WIDTH, 24)).columns, INFO_WIDTH)
+    print(textwrap.fill(f"{info.name}: {info.description}", width, subsequent_indent="  ",
+                        break_on_hyphens=False))
     print(f"pattern: {info.pattern}\ncell: {info.cell}")
-    print("default config:")
-    print(json.dumps(info.default_config, indent=2, default=str))
+    print(f"parameters: {_parameters(info.name)} (with the default config)")
+    print("config (the defaults; `kzoo train --config KEY=VALUE` overrides one, VALUE in JSON):")
+    settings = {key: f"{key}={json.dumps(value)}" for key, value in info.default_config.items()}
+    column = min(max(map(len, settings.values())), INFO_KEY_WIDTH) + 4
+    text_width = max(width - column, 30)
+    for key, setting in settings.items():
+        lines = textwrap.wrap(info.arguments[key], text_width, break_on_hyphens=False)
+        if len(setting) + 4 > column:  # too wide to share a line with its explanation
+            print(f"  {setting}")
+        else:
+            print(f"  {setting:<{column - 2}}{lines.pop(0)}")
+        for line in lines:
+            print(" " * column + line)
     return 0
 
 
 def cmd_train(args):
     from kzoo import training
 
-    _check_model_name(args.name)
     datasets = [training.EXAMPLE_DATASET]
     if args.dataset != training.EXAMPLE_DATASET:  # the real datasets cost seconds to import
         with silenced_stderr():
@@ -247,8 +274,6 @@ def cmd_predict(args):
 def cmd_bench(args):
     from kzoo import training
 
-    for name in args.names:
-        _check_model_name(name)
     rows = training.bench(args.names, batch_size=args.batch_size, steps=args.steps,
                           model_config=dict(args.config))
     header = ("model", "parameters", "predict ms/batch", "train ms/batch")
@@ -350,7 +375,10 @@ def main(argv=None):
     try:
         if getattr(args, "run_dir", None) is not None:
             _run_dir(args.run_dir)  # before TensorFlow: a typo fails at once
-        _import_tensorflow()
+        for name in _model_names(args):
+            _check_model_name(name)  # likewise: the registry's metadata needs no TensorFlow
+        if args.func not in (cmd_list, cmd_info):
+            _import_tensorflow()
         return args.func(args)
     except (UsageError, ValueError, TypeError, OSError) as error:
         # OSError: a path that cannot be written or read (--out under a file, a full disk).

@@ -559,8 +559,10 @@ def seq2seq_rnn(*, source_vocab_size=8000, target_vocab_size=8000, source_embedd
                 merge_mode="concat", dropout=0.0, residual=False, scheduled_sampling=0.0,
                 scheduled_sampling_mode="argmax", start_id=1, end_id=2,
                 vocabularies=None):
-    """Seq2seq, Elman RNN encoder-decoder without attention (the decoder starts from the encoder's
-    final state). See :class:`Seq2Seq` for the config."""
+    """Seq2seq, Elman RNN encoder-decoder without attention: the decoder starts from the encoder's
+    final state.
+
+    Builds a :class:`Seq2Seq` (the architecture is in its docstring)."""
     return _seq2seq("seq2seq_rnn", cell="rnn", attention=None, **dict(locals()))
 
 
@@ -570,8 +572,10 @@ def seq2seq_lstm(*, source_vocab_size=8000, target_vocab_size=8000, source_embed
                  merge_mode="concat", dropout=0.0, residual=False, scheduled_sampling=0.0,
                  scheduled_sampling_mode="argmax", start_id=1, end_id=2,
                  vocabularies=None):
-    """Seq2seq, LSTM encoder-decoder without attention (Sutskever et al. 2014). See
-    :class:`Seq2Seq` for the config."""
+    """Seq2seq, LSTM encoder-decoder without attention (Sutskever et al. 2014): the decoder
+    starts from the encoder's final state.
+
+    Builds a :class:`Seq2Seq` (the architecture is in its docstring)."""
     return _seq2seq("seq2seq_lstm", cell="lstm", attention=None, **dict(locals()))
 
 
@@ -581,8 +585,10 @@ def seq2seq_gru(*, source_vocab_size=8000, target_vocab_size=8000, source_embedd
                 merge_mode="concat", dropout=0.0, residual=False, scheduled_sampling=0.0,
                 scheduled_sampling_mode="argmax", start_id=1, end_id=2,
                 vocabularies=None):
-    """Seq2seq, GRU encoder-decoder without attention (Cho et al. 2014). See :class:`Seq2Seq`
-    for the config."""
+    """Seq2seq, GRU encoder-decoder without attention (Cho et al. 2014): the decoder starts from
+    the encoder's final state.
+
+    Builds a :class:`Seq2Seq` (the architecture is in its docstring)."""
     return _seq2seq("seq2seq_gru", cell="gru", attention=None, **dict(locals()))
 
 
@@ -595,7 +601,10 @@ def seq2seq_attention(*, source_vocab_size=8000, target_vocab_size=8000,
                       scheduled_sampling_mode="argmax", start_id=1, end_id=2,
                       vocabularies=None):
     """Seq2seq, LSTM encoder-decoder with Bahdanau (additive) attention and input feeding: the
-    headline model. ``monotonic=True`` uses monotonic attention. See :class:`Seq2Seq`."""
+    headline model, for translation-shaped tasks.
+
+    ``monotonic=True`` makes the attention monotonic. Builds a :class:`Seq2Seq` (the
+    architecture is in its docstring)."""
     config = dict(locals())
     attention = "bahdanau_monotonic" if _monotonic("seq2seq_attention", config) else "bahdanau"
     return _seq2seq("seq2seq_attention", cell="lstm", attention=attention, **config)
@@ -609,8 +618,11 @@ def seq2seq_luong(*, source_vocab_size=8000, target_vocab_size=8000, source_embe
                   input_feeding=True, monotonic=False, scheduled_sampling=0.0,
                   scheduled_sampling_mode="argmax", start_id=1, end_id=2,
                   vocabularies=None):
-    """Seq2seq, LSTM encoder-decoder with Luong (multiplicative) attention, ``luong_score``
-    dot, general or concat, and input feeding. See :class:`Seq2Seq`."""
+    """Seq2seq, LSTM encoder-decoder with Luong (multiplicative) attention, scored by dot
+    product, a bilinear form or concatenation, and input feeding.
+
+    ``monotonic=True`` makes the attention monotonic. Builds a :class:`Seq2Seq` (the
+    architecture is in its docstring)."""
     config = dict(locals())
     attention = "luong_monotonic" if _monotonic("seq2seq_luong", config) else "luong"
     return _seq2seq("seq2seq_luong", cell="lstm", attention=attention, **config)

@@ -5,6 +5,8 @@ exactly one line on stderr, no traceback, even though TensorFlow's C++ runtime l
 import json
 import os
 import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -132,9 +134,62 @@ def test_list_info_and_bench(commands):
     assert len(by_name) == 32
     assert by_name["seq2seq_attention"][1:3] == ["seq2seq", "lstm"]
     assert by_name["one_to_one_mlp"][3] == "118,282"  # 784*128+128 + 128*128+128 + 128*10+10
-    assert "pattern: seq2seq" in info.stdout and '"units": 64' in info.stdout
+    assert "pattern: seq2seq" in info.stdout and "parameters: " in info.stdout
+    assert_describes(info.stdout, "seq2seq_attention")
     assert "many_to_one_gru" in bench.stdout and "train ms/batch" in bench.stdout
     assert "Traceback" not in listed.stderr + info.stderr + bench.stderr
+
+
+def assert_describes(stdout, name):
+    """``kzoo info NAME``'s output: the whole description and every config key's default and
+    explanation (lines wrapped, so compared with whitespace collapsed)."""
+    import kzoo
+
+    info, text = kzoo.model_info(name), " ".join(stdout.split())
+    assert f"{name}: {info.description}" in text
+    for key, value in info.default_config.items():
+        assert f"{key}={json.dumps(value)} {info.arguments[key]}" in text, key
+
+
+# The `kzoo` entry point (kzoo.cli:main, run as a program named kzoo), reporting afterwards
+# whether TensorFlow or Keras was imported.
+WITHOUT_TENSORFLOW = """
+    import sys
+
+    sys.argv[0] = "kzoo"
+    from kzoo.cli import main
+
+    code = main(sys.argv[1:])
+    print("imported:", [m for m in ("tensorflow", "keras") if m in sys.modules])
+    sys.exit(code)
+"""
+
+METADATA_COMMANDS = {
+    "list": (["list"], 0),
+    "list a pattern": (["list", "seq2seq"], 0),
+    "info": (["info", "many_to_many_convlstm"], 0),
+    "unknown model (info)": (["info", "seq2seq_atention"], 2),
+    "unknown model (train)": (["train", "seq2seq_atention", "--dataset", "x"], 2),
+    "unknown model (bench)": (["bench", "many_to_one_lstm", "many_to_one_lsm"], 2),
+}
+
+
+@pytest.mark.parametrize("case", list(METADATA_COMMANDS))
+def test_list_info_and_model_name_checks_need_no_tensorflow(case):
+    args, code = METADATA_COMMANDS[case]
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(WITHOUT_TENSORFLOW), *args],
+                            capture_output=True, text=True, env=environment(), timeout=120)
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert result.stdout.splitlines()[-1] == "imported: []", result.stdout
+    if code == 2:
+        assert "unknown model" in result.stderr and "did you mean" in result.stderr
+    if case == "info":
+        assert_describes(result.stdout, "many_to_many_convlstm")
+    if case == "list a pattern":
+        rows = [line.split() for line in result.stdout.splitlines()[1:-1]]
+        assert [row[0] for row in rows] == ["seq2seq_attention", "seq2seq_gru", "seq2seq_lstm",
+                                            "seq2seq_luong", "seq2seq_rnn"]
+        assert all(row[1] == "seq2seq" and row[3].replace(",", "").isdigit() for row in rows)
 
 
 def test_train_evaluate_export_predict_a_translator(commands, tmp_path):
