@@ -13,10 +13,12 @@ it into ``data_dir`` once (TFDS' default location unless given), offline: the bu
 that installed packages ship, or generate the data from code, and never download.
 """
 
+import contextlib
 import dataclasses
 
 import tensorflow as tf
 
+from kzoo import quiet
 from kzoo.checks import close_matches
 
 SPLITS = ("train", "validation", "test")
@@ -155,9 +157,28 @@ def prepare(builder_class, config, data_dir=None, source_dir=None):
     """
     if getattr(config, "name", None) in builder_class.builder_configs:
         config = config.name  # TFDS refuses an equal custom config under a registered name
-    builder = builder_class(config=config, data_dir=data_dir, source_dir=source_dir)
-    builder.download_and_prepare()
+    # A config built from the loader's options is "custom" to TFDS, which warns of it each time.
+    with quiet.dropped_log_messages("absl", "Using custom data configuration"), \
+            _without_tfds_progress_bars():
+        builder = builder_class(config=config, data_dir=data_dir, source_dir=source_dir)
+        builder.download_and_prepare()
     return builder
+
+
+@contextlib.contextmanager
+def _without_tfds_progress_bars():
+    """TFDS' progress bars off for the block (unless verbose), then as they were."""
+    from tensorflow_datasets.core.utils import tqdm_utils
+
+    if quiet.is_verbose():
+        yield
+        return
+    previous = getattr(tqdm_utils, "_active", True)
+    tqdm_utils.display_progress_bar(False)
+    try:
+        yield
+    finally:
+        tqdm_utils.display_progress_bar(previous)
 
 
 def as_numpy(builder, split):

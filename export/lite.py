@@ -6,6 +6,7 @@ import contextlib
 import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
+from kzoo import quiet
 from kzoo.export import compact
 from kzoo.layers.scan import scan_mode
 
@@ -160,7 +161,8 @@ def convert_variants(functions, modes, allow_flex=False, representative_dataset=
     for calibration_safe in (False, True):
         group = [mode for mode in dict.fromkeys(modes) if (mode == "int8") == calibration_safe]
         if group:
-            with _saved_signatures(functions, variables, calibration_safe) as directory:
+            with quiet.exporting(), \
+                    _saved_signatures(functions, variables, calibration_safe) as directory:
                 for mode in group:
                     contents[mode] = _convert_saved(directory, list(functions), allow_flex,
                                                     mode, representative_dataset)

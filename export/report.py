@@ -15,6 +15,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from kzoo import quiet
 from kzoo.export import lite
 from kzoo.export.signatures import check_exportable, is_seq2seq, served_model, signatures
 
@@ -177,16 +178,13 @@ def _split_samples(model, signature, samples):
 
 
 def _feed(signature, inputs):
-    """``{input name: array}`` for ``signature`` (lengths: full; max_length: the default)."""
+    """``{input name: array}`` for ``signature`` (max_length: the default)."""
     names = signature.input_names
     if isinstance(inputs, dict):
         values = dict(inputs)
     else:
         arrays = list(inputs) if isinstance(inputs, (tuple, list)) else [inputs]
         values = dict(zip(names, arrays))
-    first = values[names[0]]
-    if "lengths" in names and "lengths" not in values:
-        values["lengths"] = np.full([np.shape(first)[0]], np.shape(first)[1], np.int32)
     if "max_length" in names and "max_length" not in values:
         values["max_length"] = 0
     missing = sorted(set(names) - set(values))
@@ -202,11 +200,8 @@ def _keras_outputs(model, served, signature, feed):
         max_length = int(feed["max_length"])
         result = model.generate(feed["source_ids"], max_length=max_length or None)
         return {k: np.asarray(v) for k, v in result.items()}
-    arrays = [feed[spec.name] for spec in signature.specs if spec.name != "lengths"]
-    kwargs = {}
-    if "lengths" in feed:
-        kwargs["mask"] = tf.sequence_mask(feed["lengths"], arrays[0].shape[1])
-    outputs = served(arrays if len(arrays) > 1 else arrays[0], training=False, **kwargs)
+    arrays = [feed[spec.name] for spec in signature.specs]
+    outputs = served(arrays if len(arrays) > 1 else arrays[0], training=False)
     return {"outputs": np.asarray(outputs)}
 
 
@@ -240,14 +235,12 @@ def _metric(model, outputs, targets, feed):
 
 def _scored_steps(feed, shape):
     """(batch, time) True where a step is real, not padding: token ids (the first input, or a
-    one-to-many's ``target_in_ids``) other than 0, and steps before ``lengths``."""
+    one-to-many's ``target_in_ids``) other than 0."""
     valid = np.ones(shape, bool)
     first = next(iter(feed.values()))
     for ids in (first, feed.get("target_in_ids")):
         if ids is not None and np.issubdtype(ids.dtype, np.integer) and ids.shape == shape:
             valid &= ids != 0
-    if "lengths" in feed:
-        valid &= np.arange(shape[1])[None, :] < np.asarray(feed["lengths"])[:, None]
     return valid
 
 
@@ -303,13 +296,15 @@ def _check_tflite(path, feed, reference, runs):
 
     with open(path, "rb") as handle:
         content = handle.read()
-    try:
-        interpreter = Interpreter(model_content=content)
-    except ValueError as error:  # LiteRT's message does not say which file
-        raise ValueError(f"kzoo.export.verify: {path!r} is not a readable TFLite file (a "
-                         f"truncated or corrupted file?): {error}") from error
-    runner = interpreter.get_signature_runner("serving_default")
-    outputs, latency = _timed(lambda: runner(**feed), runs)
+    # LiteRT writes "Created TensorFlow Lite XNNPACK delegate for CPU" on fd 2 at the first run.
+    with quiet.silenced_stderr():
+        try:
+            interpreter = Interpreter(model_content=content)
+        except ValueError as error:  # LiteRT's message does not say which file
+            raise ValueError(f"kzoo.export.verify: {path!r} is not a readable TFLite file (a "
+                             f"truncated or corrupted file?): {error}") from error
+        runner = interpreter.get_signature_runner("serving_default")
+        outputs, latency = _timed(lambda: runner(**feed), runs)
     outputs = {k: np.array(v) for k, v in outputs.items()}
     ops = sorted({d["op_name"] for d in interpreter._get_ops_details()})
     artifact = ArtifactReport(path=path, kind="tflite", size_bytes=len(content),

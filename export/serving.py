@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kzoo import quiet
 from kzoo.export import atomic
 from kzoo.export.signatures import check_exportable, signatures, served_model
 from kzoo.layers.scan import scan_mode
@@ -103,7 +104,8 @@ def _write_saved_model(model, exported, directory):
         function = signature.tf_function()
         setattr(module, signature.name, function)
         concrete[signature.name] = function.get_concrete_function()
-    tf.saved_model.save(module, directory, signatures=concrete)
+    with quiet.exporting():
+        tf.saved_model.save(module, directory, signatures=concrete)
 
 
 def models_config(base_dir):

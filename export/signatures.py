@@ -5,16 +5,22 @@ TFLite file of the same model take and return the same named tensors.
 
 Every model (a functional ``keras.Model``: one-to-one, one-to-many, many-to-one, many-to-many):
 
-* ``serving_default``: the model's inputs under their Keras input names (``inputs``,
-  ``features``, ``target_in_ids``, ``teacher_outputs``, ``frames``) -> ``outputs``. Batch and time
-  are dynamic. Token ids are int32 and **0 is padding** (the mask is recomputed from the ids inside
-  the graph, so it survives export). A model whose first input is a real-valued sequence also takes
-  ``lengths`` (batch,) int32: steps at or past a row's length are masked.
+* ``serving_default``: exactly the Keras model's inputs, under their Keras input names
+  (``inputs``, ``features``, ``target_in_ids``, ``teacher_outputs``, ``frames``) -> ``outputs``:
+  what ``model(inputs)`` returns. Batch and time are dynamic. Token ids are int32 and **0 is
+  padding** (the mask is recomputed from the ids inside the graph, so it survives export).
+* ``with_lengths`` (models whose first input is a real-valued sequence of dynamic length):
+  ``serving_default``'s inputs plus ``lengths`` (batch,) int32 -> ``outputs``: steps at or past
+  a row's length are masked, so a padded batch of sequences of several lengths gives each row
+  what the row alone, cut to its length, gives. (Not in ``serving_default``: a LiteRT caller
+  who sets only the Keras inputs would leave ``lengths`` uninitialized, silently.)
 * ``stream`` (models with one input whose recurrent layers all run forwards, i.e. not
   bidirectional; stateful models too): as ``serving_default`` plus ``initial_state_{k}_{i}`` (state
-  i of recurrent layer k, counting from 1 and 0) in and ``final_state_{k}_{i}`` out. Feeding a
-  chunk's final states as the next chunk's initial states equals serving the whole sequence; TF
-  Serving keeps no state between requests, so this is how a stateful model is served.
+  i of recurrent layer k, counting from 1 and 0) in and ``final_state_{k}_{i}`` out; a model with
+  ``with_lengths`` takes ``lengths`` here too (after the inputs), as every input of ``stream``
+  must be set anyway. Feeding a chunk's final states as the next chunk's initial states equals
+  serving the whole sequence; TF Serving keeps no state between requests, so this is how a
+  stateful model is served.
 
 Seq2seq models (:class:`kzoo.models.seq2seq.Seq2Seq`):
 
@@ -54,6 +60,7 @@ BEAM_WIDTH = 4
 PAD_ID = 0
 SEQ2SEQ_SIGNATURES = ("serving_default", "beam_search", "encode", "decode_step")
 TEXT_SIGNATURE = "translate"
+LENGTHS_SIGNATURE = "with_lengths"
 
 
 @dataclasses.dataclass
@@ -122,7 +129,7 @@ def signatures(model, *, jit_compile=False, text=True):
             exported.append(_translate_signature(model, exported[0]))
         return exported
     model = served_model(model)
-    result = [_functional_default(model), _functional_stream(model)]
+    result = [_functional_default(model), _functional_lengths(model), _functional_stream(model)]
     for signature in result:
         if signature is not None:
             signature.jit_compile = jit_compile
@@ -202,17 +209,25 @@ def _output_dict(model, outputs):
 
 
 def _functional_default(model):
-    specs = _input_specs(model)
-    n_inputs = len(specs)
-    if _needs_lengths(model):
-        specs.append(tf.TensorSpec([None], tf.int32, name="lengths"))
-
     def serve(*args):
-        lengths = args[n_inputs] if len(args) > n_inputs else None
-        outputs, _ = _run_functional(model, args[:n_inputs], lengths)
+        outputs, _ = _run_functional(model, args)
         return _output_dict(model, outputs)
 
-    return Signature("serving_default", serve, specs)
+    return Signature("serving_default", serve, _input_specs(model))
+
+
+def _functional_lengths(model):
+    if not _needs_lengths(model):
+        return None
+    specs = _input_specs(model)
+    n_inputs = len(specs)
+
+    def serve(*args):
+        outputs, _ = _run_functional(model, args[:n_inputs], lengths=args[n_inputs])
+        return _output_dict(model, outputs)
+
+    return Signature(LENGTHS_SIGNATURE, serve,
+                     specs + [tf.TensorSpec([None], tf.int32, name="lengths")])
 
 
 def _stream_layers(model):

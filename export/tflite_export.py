@@ -12,7 +12,8 @@ import numpy as np
 
 from kzoo.export import atomic, lite
 from kzoo.export.serving import sample_inputs
-from kzoo.export.signatures import check_exportable, served_model, signatures
+from kzoo.export.signatures import LENGTHS_SIGNATURE, check_exportable, served_model, \
+    signatures
 
 QUANTIZE_MODES = lite.QUANTIZE_MODES
 
@@ -122,8 +123,6 @@ def _as_input_dict(signature, sample, where):
         values = [sample[name] for name in names]
     else:
         values = list(sample) if isinstance(sample, (list, tuple)) else [sample]
-        if len(values) == len(names) - 1 and names[-1] == "lengths":
-            values.append(np.full([np.shape(values[0])[0]], np.shape(values[0])[1], np.int32))
         if signature.name == "serving_default" and names == ["source_ids", "max_length"] \
                 and len(values) == 1:
             values.append(np.array(0, np.int32))
@@ -136,8 +135,8 @@ def _as_input_dict(signature, sample, where):
 
 def _representative_dataset(exported, representative_data, where):
     """The converter's calibration generator: for every sample, inputs for every signature (the
-    other signatures' inputs are derived from ``serving_default``'s: zero initial states; for
-    seq2seq, the encoder's outputs and the start token)."""
+    other signatures' inputs are derived from ``serving_default``'s: full lengths, zero initial
+    states; for seq2seq, the encoder's outputs and the start token)."""
     samples = [_as_input_dict(exported[0], s, where) for s in representative_data]
     if not samples:
         raise ValueError(f"{where}: `representative_data` is empty")
@@ -147,10 +146,13 @@ def _representative_dataset(exported, representative_data, where):
         signature = by_name[name]
         if name in ("serving_default", "beam_search"):
             return {k: sample[k] for k in signature.input_names}
-        batch = next(iter(sample.values())).shape[0]
-        if name == "stream":
-            zeros = sample_inputs(signature, batch_size=batch)
-            return {k: sample.get(k, zeros[k]) for k in signature.input_names}
+        first = next(iter(sample.values()))
+        batch = first.shape[0]
+        if name in (LENGTHS_SIGNATURE, "stream"):
+            extra = sample_inputs(signature, batch_size=batch)  # zero states
+            if "lengths" in extra:
+                extra["lengths"] = np.full([batch], first.shape[1], np.int32)
+            return {k: sample.get(k, extra.get(k)) for k in signature.input_names}
         encoded = by_name["encode"].tf_function()(sample["source_ids"])
         if name == "encode":
             return {"source_ids": sample["source_ids"]}

@@ -30,8 +30,12 @@ def __getattr__(name):
 # imports it itself once its arguments are checked, with those lines silenced (kzoo.cli).
 # Everywhere else the layers and the zoo are imported at once, which registers with
 # keras.saving every class a kzoo model file holds (the layers; Seq2Seq, its samplers, loss and
-# metric), so `keras.saving.load_model` needs nothing but `import kzoo`.
+# metric), so `keras.saving.load_model` needs nothing but `import kzoo`; TensorFlow first,
+# without its C++ runtime's import-time log lines (kzoo.quiet).
 if _os.path.basename(_sys.argv[0] if _sys.argv else "") != "kzoo":
+    from kzoo import quiet  # noqa: E402
+
+    quiet.import_tensorflow()
     from kzoo import layers  # noqa: E402
     from kzoo.models import zoo as _zoo  # noqa: E402,F401
     from kzoo.models.registry import build, list_models, model_info  # noqa: E402

@@ -12,10 +12,13 @@ Usage errors (an unknown model or dataset, a missing run directory, a bad flag v
 code 2 and one line on stderr, no traceback. Arguments are checked before TensorFlow is imported
 where they can be; TensorFlow is imported with file descriptor 2 pointed at /dev/null, since its
 C++ runtime writes log lines there whatever ``TF_CPP_MIN_LOG_LEVEL`` says.
+
+A command prints its progress and results, nothing else: the log lines of TensorFlow, the TFLite
+converter, LiteRT and TFDS are silenced (:mod:`kzoo.quiet`) unless ``--verbose`` (``-v``) is
+given, before or after the command name.
 """
 
 import argparse
-import contextlib
 import json
 import os
 import pathlib
@@ -23,12 +26,17 @@ import shutil
 import sys
 import textwrap
 
+from kzoo import quiet
+from kzoo.quiet import silenced_stderr
+
 STRATEGIES = ("default", "mirrored", "multiworker")  # == kzoo.training.STRATEGIES, TF-free
 EXPORT_FORMATS = ("saved_model", "tflite")
 QUANTIZE = ("none", "dynamic", "float16", "int8")
 DEFAULT_EPOCHS = 10
 INFO_WIDTH = 100      # `kzoo info` wraps to the terminal's width, at most this
 INFO_KEY_WIDTH = 30   # a wider KEY=VALUE gets a line of its own above its explanation
+VERBOSE_HELP = ("also show the log lines of TensorFlow, the TFLite converter, LiteRT and TFDS "
+                "(hidden by default)")
 
 
 class UsageError(Exception):
@@ -41,27 +49,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-@contextlib.contextmanager
-def silenced_stderr():
-    """Point file descriptor 2 at /dev/null (C++ logs included) and restore it afterwards."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    os.close(devnull)
-    try:
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def _import_tensorflow():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    quiet.import_tensorflow()
     with silenced_stderr():
-        import tensorflow  # noqa: F401
-
         import kzoo.layers  # noqa: F401
         import kzoo.models.zoo  # noqa: F401
         import kzoo.training  # noqa: F401
@@ -250,12 +240,16 @@ def cmd_export(args):
 
     run_dir = _run_dir(args.run_dir)
     quantize = None if args.quantize == "none" else args.quantize
-    report, paths = training.export_run(run_dir, formats=args.format, quantize=quantize,
-                                        out=args.out, samples=args.samples,
-                                        data_dir=args.data_dir, overwrite=args.overwrite)
-    for path in paths:
+    result = training.export_run(run_dir, formats=args.format, quantize=quantize, out=args.out,
+                                 samples=args.samples, data_dir=args.data_dir,
+                                 overwrite=args.overwrite)
+    if not result.written:
+        print(f"{result.directory} is up to date with {run_dir / 'model.keras'}; nothing to "
+              f"export (--overwrite exports again)")
+        return 0
+    for path in result.written:
         print(f"wrote {path}")
-    print(report)
+    print(result.report)
     return 0
 
 
@@ -288,6 +282,7 @@ def cmd_bench(args):
 
 def make_parser():
     parser = _Parser(prog="kzoo", description="A model zoo of recurrent networks.")
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = commands.add_parser("list", help="list the registered models")
@@ -365,13 +360,16 @@ def make_parser():
     p.add_argument("--config", type=_key_value, action="append", default=[],
                    metavar="KEY=VALUE", help="override a config value of every model")
     p.set_defaults(func=cmd_bench)
+    for command in commands.choices.values():  # `kzoo train ... -v` as well as `kzoo -v train`
+        command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                             help=VERBOSE_HELP)
     return parser
 
 
 def main(argv=None):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     parser = make_parser()
     args = parser.parse_args(argv)
+    quiet.set_verbose(args.verbose)
     try:
         if getattr(args, "run_dir", None) is not None:
             _run_dir(args.run_dir)  # before TensorFlow: a typo fails at once

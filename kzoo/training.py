@@ -13,8 +13,11 @@ A run directory holds::
     backup/            keras.callbacks.BackupAndRestore: weights, optimizer state, epoch
     logs/              TensorBoard event files
     plots/*.png        training curves (and an attention heatmap for seq2seq with attention)
+    export/            ``kzoo export``'s artifacts, and report.json: the verification and the
+                       SHA-256 of the model.keras each artifact was exported from
 
-Resume: rerunning the same command continues after the last completed epoch. The run is
+Resume: rerunning the same command continues after the last completed epoch; rerunning a
+finished one (its model.keras saved after its last epoch) says so and changes no file. The run is
 deterministic (``keras.utils.set_random_seed(seed)`` and
 ``tf.config.experimental.enable_op_determinism()``; the data order of epoch e is a function of
 ``seed`` and ``e`` only), so a killed and resumed run ends with the weights of an uninterrupted one.
@@ -278,10 +281,38 @@ def backup_epoch(run_dir):
     return int(metadata.get("epoch", 0))
 
 
+def trained_epochs(run_dir):
+    """The epochs ``run_dir/model.keras`` holds: those of the backup when model.keras was
+    saved after it (as training does once its last epoch is backed up), else 0."""
+    run_dir = pathlib.Path(run_dir)
+    model, weights = run_dir / "model.keras", run_dir / "backup" / "latest.weights.h5"
+    if not model.is_file() or not weights.is_file() or \
+            model.stat().st_mtime_ns < weights.stat().st_mtime_ns:
+        return 0
+    return backup_epoch(run_dir)
+
+
+# Metrics renamed since a run was trained: history.json of an older run reads with the new names.
+RENAMED_METRICS = {"sequence_accuracy": "token_accuracy"}
+
+
+def read_history(path):
+    """A run's history.json (``{"epochs": [...], "metrics": {name: [...]}}``, empty if there is
+    none yet), metric names as they are now (:data:`RENAMED_METRICS`)."""
+    history = read_json(path, {"epochs": [], "metrics": {}})
+    metrics = {}
+    for key, values in history.get("metrics", {}).items():
+        prefix = "val_" if key.startswith("val_") else ""
+        name = key[len(prefix):]
+        metrics[prefix + RENAMED_METRICS.get(name, name)] = values
+    history["metrics"] = metrics
+    return history
+
+
 def _history_callback(path, start_epoch):
     """Write history.json at each epoch's end; entries from ``start_epoch`` on are (re)written."""
     base = _callback_base()
-    history = read_json(path, {"epochs": [], "metrics": {}})
+    history = read_history(path)
     keep = [i for i, e in enumerate(history["epochs"]) if e < start_epoch]
     history = {"epochs": [history["epochs"][i] for i in keep],
                "metrics": {k: [v[i] for i in keep] for k, v in history["metrics"].items()}}
@@ -427,6 +458,15 @@ def train(model_name, dataset=EXAMPLE_DATASET, *, out, epochs=5, batch_size=32,
         if changed:
             raise ValueError(f"{str(run_dir)!r} holds a different run ({', '.join(changed)} "
                              f"differ); pick a new --out or delete it")
+        trained = trained_epochs(run_dir)
+        if trained >= epochs:
+            # Rerunning a finished command: nothing on disk changes (model.keras is not saved
+            # again, config.json keeps its epochs).
+            print(f"{run_dir} has trained {trained} epoch(s) already (--epochs {epochs}); "
+                  f"nothing to do", flush=True)
+            return Run(directory=run_dir, model=load_run_model(run_dir),
+                       history=read_history(run_dir / "history.json"), config=previous,
+                       start_epoch=trained)
     write_json(run_dir / "config.json", run_config)
     _write_vocabularies(run_dir, getattr(data_info, "vocabularies", None))
 
@@ -466,6 +506,11 @@ def train(model_name, dataset=EXAMPLE_DATASET, *, out, epochs=5, batch_size=32,
                       validation_data=validation_data, callbacks=callbacks, verbose=verbose,
                       shuffle=False)
         else:
+            # The last epoch was backed up but model.keras not saved after it. The optimizer
+            # must be built to take its saved variables: an unbuilt one skips them (Keras warns)
+            # and model.keras would hold an optimizer that every later load warns about.
+            with dist.scope():
+                model.optimizer.build(model.trainable_variables)
             model.load_weights(str(run_dir / "backup" / "latest.weights.h5"))
         history = history_callback.history
 
@@ -676,44 +721,102 @@ def _sample_batch(run_dir, config, count, data_dir=None):
     return tf.nest.map_structure(to_numpy, (inputs, targets))
 
 
+EXPORT_RECORD = "report.json"
+
+
+@dataclasses.dataclass
+class ExportRun:
+    """What :func:`export_run` returns."""
+
+    directory: pathlib.Path
+    paths: list      # every artifact asked for (a SavedModel version directory, TFLite files)
+    written: list    # those this call exported: [] when all were up to date with the model
+    report: object   # this call's kzoo.export.ExportReport, or the last one's text if no write
+
+
 def export_run(run_dir, formats=("saved_model", "tflite"), quantize=None, out=None,
                samples=32, data_dir=None, overwrite=False):
     """Export a run's model with ``kzoo.export`` into ``out`` (default ``RUN_DIR/export``):
     ``saved_model/<version>/`` and ``model.tflite`` (+ ``model.<quantize>.tflite``), then verify
-    every artifact on ``samples`` held-out examples. Returns ``(report, paths)``."""
+    every artifact on ``samples`` held-out examples. Returns an :class:`ExportRun`.
+
+    Safe to rerun: ``out/report.json`` records the SHA-256 of the model.keras each artifact was
+    exported from. An artifact exported from the current model.keras is kept as it is (when all
+    are, nothing is exported: ``written`` is empty); the others are exported again, each
+    atomically: a SavedModel as the next version (TF Serving moves to it), a TFLite file in
+    place of the earlier one. ``overwrite=True`` exports everything again (SavedModel version 1,
+    TFLite files replaced). A TFLite file at ``out`` that no export of this run wrote is an
+    error unless ``overwrite``.
+    """
     import kzoo.export
 
     config = read_run(run_dir)
     out = pathlib.Path(out) if out else pathlib.Path(run_dir) / "export"
+    digest = _file_sha256(pathlib.Path(run_dir) / "model.keras")
+    record = read_json(out / EXPORT_RECORD, {})
+    exported = dict(record.get("artifacts", {}))   # {name: {"path": ..., "model_sha256": ...}}
     tflite_paths = {mode: out / ("model.tflite" if mode is None else f"model.{mode}.tflite")
                     for mode in [None] + ([quantize] if quantize else [])}
-    if "tflite" in formats and not overwrite:
+    wanted = (["saved_model"] if "saved_model" in formats else []) + \
+        ([path.name for path in tflite_paths.values()] if "tflite" in formats else [])
+
+    def up_to_date(name):
+        entry = exported.get(name)
+        return bool(entry) and entry.get("model_sha256") == digest and \
+            os.path.exists(entry["path"])
+
+    stale = [name for name in wanted if overwrite or not up_to_date(name)]
+    if not stale:
+        return ExportRun(directory=out, paths=[exported[name]["path"] for name in wanted],
+                         written=[], report=record.get("report"))
+    if not overwrite:
+        ours = set(exported) | {os.path.basename(p) for p in record.get("paths", [])}
         for path in tflite_paths.values():
-            if path.exists():
+            if path.name in stale and path.exists() and path.name not in ours:
                 raise ValueError(f"{str(path)!r} exists; pass --overwrite to replace it")
     model = load_run_model(run_dir)
     out.mkdir(parents=True, exist_ok=True)
     batch = _sample_batch(run_dir, config, samples, data_dir)
-    paths = []
-    if "saved_model" in formats:
-        base = out / "saved_model"
+
+    def recorded(name, path):
+        exported[name] = {"path": str(path), "model_sha256": digest}
+        # Recorded at once: if a later artifact fails, a rerun keeps this one.
+        write_json(out / EXPORT_RECORD, {**record, "artifacts": exported})
+        return path
+
+    new_paths = []
+    if "saved_model" in stale:
         version = 1 if overwrite else None
-        paths.append(kzoo.export.saved_model(model, base, version=version, overwrite=overwrite))
-    if "tflite" in formats:
-        # Existing files (with overwrite) are replaced by the atomic writer only once every new
-        # file is written: a failed export leaves the previous ones.
+        new_paths.append(recorded("saved_model", kzoo.export.saved_model(
+            model, out / "saved_model", version=version, overwrite=overwrite)))
+    files = {mode: path for mode, path in tflite_paths.items() if path.name in stale}
+    if files:
+        # Existing files are replaced by the atomic writer only once every new file is
+        # written: a failed export leaves the previous ones.
         representative = None
-        if "int8" in tflite_paths:
+        if "int8" in files:
             inputs = batch[0]
             representative = [inputs[0] if isinstance(inputs, tuple) and
                               hasattr(model, "generate") else inputs]
         # One trace for every non-int8 file (tracing is about half of a conversion).
-        written = kzoo.export.tflite_files(model, dict(tflite_paths),
-                                           representative_data=representative)
-        paths.extend(written[mode] for mode in tflite_paths)
-    report = kzoo.export.verify(model, paths, batch)
-    write_json(out / "report.json", {"report": str(report), "paths": [str(p) for p in paths]})
-    return report, paths
+        paths = kzoo.export.tflite_files(model, dict(files), representative_data=representative)
+        new_paths += [recorded(files[mode].name, paths[mode]) for mode in files]
+    all_paths = [exported[name]["path"] for name in wanted]
+    report = kzoo.export.verify(model, all_paths, batch)
+    write_json(out / EXPORT_RECORD, {"report": str(report), "paths": all_paths,
+                                     "artifacts": exported})
+    return ExportRun(directory=out, paths=all_paths, written=[str(p) for p in new_paths],
+                     report=report)
+
+
+def _file_sha256(path):
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _is_word_level(vocab):

@@ -77,7 +77,7 @@ class SequenceLoss(keras.losses.Loss):
 class SequenceAccuracy(keras.metrics.Mean):
     """Token accuracy over the non-pad labels (argmax of the logits == label)."""
 
-    def __init__(self, pad_id=0, name="sequence_accuracy", **kwargs):
+    def __init__(self, pad_id=0, name="token_accuracy", **kwargs):
         super().__init__(name=name, **kwargs)
         self.pad_id = int(pad_id)
 

@@ -536,7 +536,9 @@ def example_batch(config, batch_size, rng):
 
 
 def sequence_metrics(config):
-    return [SequenceAccuracy()]
+    # Per-token accuracy under teacher forcing (each step reads the true previous token), not
+    # exact match of whole decoded sequences: kzoo evaluate reports that as `exact_match`.
+    return [SequenceAccuracy(name="token_accuracy")]
 
 
 _CONTRACT = dict(example=example_batch, loss=SequenceLoss(), metrics=sequence_metrics)

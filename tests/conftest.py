@@ -20,6 +20,19 @@ def kzoo_command():
     return path
 
 
+def file_snapshot(directory):
+    """``{relative path: (mtime_ns, bytes)}`` of every file under ``directory``: equal before and
+    after a command that changed nothing on disk."""
+    result = {}
+    for root, _, names in os.walk(directory):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as handle:
+                result[os.path.relpath(path, directory)] = (os.stat(path).st_mtime_ns,
+                                                             handle.read())
+    return result
+
+
 # -- what a test shows the person running the tests -----------------------------------------------
 # A test records (SHOW, text) with the `record_property` fixture to have the text printed when it
 # ends, and (SUMMARY_ROW, row) for a row of the quantization table printed after the run. They

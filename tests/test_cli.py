@@ -214,7 +214,7 @@ def test_train_evaluate_export_predict_a_translator(commands, tmp_path):
     evaluate, export, predict = map(finish, (evaluate, export, predict))
     for result in (evaluate, export, predict):
         assert_ok(result)
-    assert "exact_match" in evaluate.stdout
+    assert "exact_match" in evaluate.stdout and "token_accuracy" in evaluate.stdout
     assert json.loads((run_dir / "eval.json").read_text())["metrics"]["loss"] > 0
     # The float and dynamic files come from one trace (kzoo.export.tflite_files); this model
     # is too small for any weight to be quantized, so they may be the same size.

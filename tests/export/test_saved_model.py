@@ -112,15 +112,22 @@ def test_padded_batch_equals_each_sequence_alone(exported):
         np.testing.assert_allclose(together[row, :length], alone[0], atol=1e-6)
 
 
-def test_real_valued_sequences_take_explicit_lengths(tmp_path):
+def test_real_valued_sequences_take_lengths_in_a_signature_of_their_own(tmp_path):
     model = kzoo.build("many_to_one_gru", input_dim=3, units=8)
     saved = kzoo.export.saved_model(model, tmp_path / "features")
-    serve = tf.saved_model.load(saved).signatures["serving_default"]
+    loaded = tf.saved_model.load(saved)
     x = np.random.default_rng(0).normal(size=(2, 6, 3)).astype("float32")
+    default = loaded.signatures["serving_default"]
+    assert sorted(default.structured_input_signature[1]) == ["inputs"]  # exactly Keras' inputs
+    np.testing.assert_allclose(default(inputs=tf.constant(x))["outputs"], model(x), atol=1e-6)
     x[1, 4:] = 99.0  # garbage past the end of row 1 must not matter
-    out = serve(inputs=tf.constant(x), lengths=tf.constant([6, 4]))["outputs"].numpy()
+    out = loaded.signatures["with_lengths"](inputs=tf.constant(x),
+                                            lengths=tf.constant([6, 4]))["outputs"].numpy()
     np.testing.assert_allclose(out[0], model(x[:1]).numpy()[0], atol=1e-6)
     np.testing.assert_allclose(out[1], model(x[1:, :4]).numpy()[0], atol=1e-6)
+    request = json.loads((tmp_path / "features" / "sample_request.json").read_text())
+    assert request["signature_name"] == "serving_default"
+    assert sorted(request["instances"][0]) == ["inputs"]
 
 
 def test_stream_signature_carries_state_between_requests(exported):

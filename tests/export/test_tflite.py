@@ -235,6 +235,36 @@ def test_bad_quantize_arguments(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_real_valued_sequence_model_serves_its_keras_inputs_and_lengths_apart(tmp_path):
+    """serving_default takes exactly the Keras inputs (a LiteRT caller who sets only those gets
+    Keras' outputs, not ones computed from an unset ``lengths``); ``with_lengths`` masks each
+    row at its length, as the row alone cut to that length."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((None, 3), name="inputs")
+    x = kzoo.layers.LSTM(8, return_sequences=True)(inputs)
+    x = kzoo.layers.GRU(8, return_sequences=True)(x)
+    model = keras.Model(inputs, kzoo.layers.SimpleRNN(4)(x))
+    interpreter = Interpreter(model_path=kzoo.export.tflite(model, tmp_path / "stack.tflite"))
+    signatures = interpreter.get_signature_list()
+    assert signatures["serving_default"]["inputs"] == ["inputs"]
+    assert signatures["with_lengths"]["inputs"] == ["inputs", "lengths"]
+    default = interpreter.get_signature_runner("serving_default")
+    with_lengths = interpreter.get_signature_runner("with_lengths")
+    rng = np.random.default_rng(1)
+    for batch, time in ((1, 4), (3, 9)):
+        sequences = rng.normal(size=(batch, time, 3)).astype(np.float32)
+        np.testing.assert_allclose(default(inputs=sequences)["outputs"], model(sequences),
+                                   atol=1e-5)
+        lengths = np.arange(time - batch + 1, time + 1, dtype=np.int32)
+        padded = sequences.copy()
+        for row, length in enumerate(lengths):
+            padded[row, length:] = 99.0
+        alone = np.concatenate([model(sequences[row:row + 1, :length])
+                                for row, length in enumerate(lengths)])
+        np.testing.assert_allclose(with_lengths(inputs=padded, lengths=lengths)["outputs"],
+                                   alone, atol=1e-5)
+
+
 def test_flex_op_is_named_and_allow_flex_accepts_it(tmp_path):
     inputs = keras.Input((None, 3))
     model = keras.Model(inputs, keras.layers.LSTM(4)(inputs))  # Keras' own LSTM: TensorList
