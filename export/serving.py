@@ -121,10 +121,14 @@ def models_config(base_dir):
 
 
 def sample_inputs(signature, batch_size=2, time=5, seed=0):
-    """Valid example inputs ``{name: array}`` for ``signature`` (token ids 1, 2; zero states)."""
+    """Valid example inputs ``{name: array}`` for ``signature``: its own ``example`` (a seq2seq
+    model's real token ids and decode length) where it has one, else token ids 1, 2, zero states,
+    normal floats."""
     rng = np.random.default_rng(seed)
-    values = {}
+    values = dict(signature.example(batch_size, time)) if signature.example else {}
     for spec in signature.specs:
+        if spec.name in values:
+            continue
         dtype = spec.dtype.as_numpy_dtype
         if spec.name == "lengths":
             values[spec.name] = np.full([batch_size], time, dtype)

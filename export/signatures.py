@@ -25,9 +25,12 @@ Every model (a functional ``keras.Model``: one-to-one, one-to-many, many-to-one,
 Seq2seq models (:class:`kzoo.models.seq2seq.Seq2Seq`):
 
 * ``serving_default``: greedy decode. ``source_ids`` (batch, time) int32 (0 is padding),
-  ``max_length`` () int32 (<= 0: 2 * time + 2) -> ``tokens`` (batch, max_length) int32 (the end
+  ``max_length`` () int32 (<= 0: the model's default, ``kzoo.models.seq2seq.
+  default_decode_length``: 2 * L + 2, L the source length in the target's units, i.e. ``time``
+  unless the model turns words into characters) -> ``tokens`` (batch, max_length) int32 (the end
   token included, 0 after it), ``scores``, ``lengths`` and, with attention, ``attention`` (batch,
-  max_length, time): the alignment of every emitted token.
+  max_length, time): the alignment of every emitted token. A source longer than
+  ``kzoo.models.seq2seq.MAX_SOURCE_UNITS`` fails with InvalidArgumentError.
 * ``beam_search``: the same inputs -> ``tokens``/``scores`` of the best hypothesis,
   ``beam_tokens`` (batch, BEAM_WIDTH, max_length), ``beam_scores``, ``lengths`` (beam width
   :data:`BEAM_WIDTH`, no length or coverage penalty: ``model.generate(method="beam")``'s defaults).
@@ -37,9 +40,11 @@ Seq2seq models (:class:`kzoo.models.seq2seq.Seq2Seq`):
   decode loop.
 * ``translate`` (SavedModel only, models that carry their vocabularies: ``model.vocabularies``,
   which ``kzoo train`` sets from the dataset): strings in, strings out. ``text`` (batch,)
-  tf.string, ``max_length`` () int32 (<= 0: 8 * time + 8, ``time`` the longest input's token
-  count) -> ``translation`` (batch,) tf.string, plus greedy's ``tokens``, ``scores``, ``lengths``
-  (and ``attention``). The text is tokenized in the graph by the model's source
+  tf.string, ``max_length`` () int32 (<= 0: the model's default, as ``serving_default``) ->
+  ``translation`` (batch,) tf.string, ``unknown_tokens`` (batch,) int32 (each text's tokens
+  outside the source vocabulary, read as id 3: its translation is a guess where > 0), plus
+  greedy's ``tokens``, ``scores``, ``lengths`` (and ``attention``): ``model.translate_graph``.
+  The text is tokenized in the graph by the model's source
   ``TokenVectorizer`` (a ``keras.layers.StringLookup`` and ``tf.strings`` ops: split on
   whitespace at word level, into Unicode characters at char level, as the dataset did; an
   unknown token is id 3), decoded greedily, and each row's tokens before its first end (or 0)
@@ -54,7 +59,6 @@ import keras
 import tensorflow as tf
 
 from kzoo.layers.recurrent import Recurrent
-from kzoo.models import decoding
 
 BEAM_WIDTH = 4
 PAD_ID = 0
@@ -73,6 +77,9 @@ class Signature:
     specs: list
     jit_compile: bool = False
     start_id: int = 1
+    # ``example(batch_size, time)`` -> ``{input name: array}``: inputs a served model makes
+    # sense of (real token ids, a fitting max_length), for sample requests; None: made up.
+    example: object = None
 
     @property
     def input_names(self):
@@ -126,7 +133,7 @@ def signatures(model, *, jit_compile=False, text=True):
     if is_seq2seq(model):
         exported = _seq2seq_signatures(model, jit_compile)
         if text and getattr(model, "vocabularies", None):
-            exported.append(_translate_signature(model, exported[0]))
+            exported.append(_translate_signature(model, jit_compile))
         return exported
     model = served_model(model)
     result = [_functional_default(model), _functional_lengths(model), _functional_stream(model)]
@@ -323,44 +330,22 @@ def _has_layer(model, name):
 # -- seq2seq ----------------------------------------------------------------------------------
 def _seq2seq_signatures(model, jit_compile):
     """See the module docstring. With ``jit_compile`` the encoder and the decoder step are
-    XLA-compiled; the search loops are not, as their buffers have a data-dependent size."""
-    encode_fn = lambda source_ids: model._encode(source_ids, training=False)  # noqa: E731
-    step_fn = model._decode_step
-    if jit_compile:
-        encode_fn = tf.function(encode_fn, autograph=False, jit_compile=True)
-        step_fn = tf.function(step_fn, autograph=False, jit_compile=True)
+    XLA-compiled (``model.xla_functions()``); the searches are the model's own
+    (``Seq2Seq._search``)."""
+    compiled = model.xla_functions() if jit_compile else None
+    if compiled is None:
+        encode_fn = lambda source_ids: model._encode(source_ids, training=False)  # noqa: E731
+        step_fn = model._decode_step
+    else:
+        encode_fn, step_fn = compiled
     source = tf.TensorSpec([None, None], tf.int32, name="source_ids")
     max_length = tf.TensorSpec([], tf.int32, name="max_length")
-    with_attention = model.attention is not None
 
-    def default_length(source_ids, length):
-        return tf.where(length > 0, length, 2 * tf.shape(source_ids)[1] + 2)
-
-    def search_step(memory, keys, memory_mask):
-        if jit_compile:
-            return lambda ids, s: step_fn(ids, s, memory, keys, memory_mask)
-        return model.search_step(memory, keys, memory_mask)
-
-    # The searches below are Seq2Seq.greedy_graph/beam_graph with the encoder and the step
-    # replaceable by their XLA-compiled forms.
     def greedy(source_ids, length):
-        memory, keys, memory_mask, states = encode_fn(source_ids)
-        return decoding.greedy_search(
-            search_step(memory, keys, memory_mask), states,
-            batch_size=tf.shape(source_ids)[0], start_id=model.start_id, end_id=model.end_id,
-            max_length=default_length(source_ids, length),
-            alignment_size=tf.shape(memory)[1] if with_attention else None)
+        return model._search(source_ids, length, compiled=compiled)
 
     def beam(source_ids, length):
-        memory, keys, memory_mask, states = encode_fn(source_ids)
-        memory, keys, memory_mask = (decoding.tile_batch(x, BEAM_WIDTH)
-                                     for x in (memory, keys, memory_mask))
-        states = [decoding.tile_batch(s, BEAM_WIDTH) for s in states]
-        result = decoding.beam_search(
-            search_step(memory, keys, memory_mask), states,
-            batch_size=tf.shape(source_ids)[0], beam_width=BEAM_WIDTH, start_id=model.start_id,
-            end_id=model.end_id, max_length=default_length(source_ids, length),
-            alignment_size=tf.shape(memory)[1] if with_attention else None)
+        result = model._search(source_ids, length, beam_width=BEAM_WIDTH, compiled=compiled)
         keep = ("tokens", "scores", "beam_tokens", "beam_scores", "lengths")
         return {key: result[key] for key in keep}
 
@@ -387,8 +372,11 @@ def _seq2seq_signatures(model, jit_compile):
         return {"logits": logits, "alignment": alignment,
                 **{f"state_{i}": s for i, s in enumerate(new_states)}}
 
-    return [Signature("serving_default", greedy, [source, max_length]),
-            Signature("beam_search", beam, [source, max_length]),
+    def example(batch_size, time):
+        return model.serving_example(batch_size, time)
+
+    return [Signature("serving_default", greedy, [source, max_length], example=example),
+            Signature("beam_search", beam, [source, max_length], example=example),
             Signature("encode", encode, [source]),
             Signature("decode_step", decode_step, step_specs, start_id=model.start_id)]
 
@@ -398,22 +386,13 @@ def _free_batch(shape):
     return [None] + dims[1:]
 
 
-def _translate_signature(model, greedy):
-    """``translate``: strings -> the model's source ids -> ``greedy`` -> strings (see the
-    module docstring)."""
-    from kzoo.models.seq2seq import text_decode_length
+def _translate_signature(model, jit_compile):
+    """``translate``: ``model.translate_graph`` (strings -> the model's source ids -> greedy
+    search -> strings; see the module docstring)."""
+    compiled = model.xla_functions() if jit_compile else None
 
     def translate(text, max_length):
-        source_ids = model.source_vectorizer(text)
-        # A batch of empty strings has no time step: give it one padding step to encode.
-        width = tf.shape(source_ids)[1]
-        source_ids = tf.pad(source_ids, [[0, 0], [0, tf.maximum(1 - width, 0)]])
-        length = tf.where(max_length > 0, max_length,
-                          text_decode_length(tf.shape(source_ids)[1]))
-        result = greedy.fn(source_ids, length)
-        return {"translation": model.target_vectorizer.detokenize(result["tokens"],
-                                                                  end_id=model.end_id),
-                **result}
+        return model.translate_graph(text, max_length, compiled=compiled)
 
     return Signature(TEXT_SIGNATURE, translate,
                      [tf.TensorSpec([None], tf.string, name="text"),

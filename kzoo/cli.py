@@ -254,12 +254,21 @@ def cmd_export(args):
 
 
 def cmd_predict(args):
+    import warnings
+
     from kzoo import training
+    from kzoo.models.seq2seq import UnknownTokensWarning
 
     run_dir = _run_dir(args.run_dir)
-    results = training.predict(run_dir, args.text, method="beam" if args.beam else "greedy",
-                               beam_width=args.beam or 4, max_length=args.max_length,
-                               attention_plot=args.plot)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UnknownTokensWarning)
+        results = training.predict(run_dir, args.text, method="beam" if args.beam else "greedy",
+                                   beam_width=args.beam or 4, max_length=args.max_length,
+                                   attention_plot=args.plot)
+    for warning in caught:
+        if issubclass(warning.category, UnknownTokensWarning):
+            message = " ".join(str(warning.message).split())
+            print(f"kzoo predict: warning: {message}", file=sys.stderr)
     for text, output in zip(args.text, results):
         print(f"{text} -> {output}" if len(args.text) > 1 else output)
     return 0
@@ -349,7 +358,8 @@ def make_parser():
                    help="beam search of this width (default greedy)")
     p.add_argument("--max-length", type=_positive_int, default=None)
     p.add_argument("--plot", default=None, metavar="PNG",
-                   help="write the attention heatmap of the (first) prediction here")
+                   help="write the attention heatmap of the first text's output here (with "
+                        "--beam, the best hypothesis'); models with attention only")
     p.set_defaults(func=cmd_predict)
 
     p = commands.add_parser("bench", help="time predict and train steps on example batches")

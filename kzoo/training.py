@@ -827,7 +827,10 @@ def _is_word_level(vocab):
 def encode_text(text, vocab, level=None):
     """Token ids of ``text`` for a vocabulary (a token list, index = id), ``level`` "word" or
     "char" (None: word level when the vocabulary holds words). Without a vocabulary ``text`` is
-    token ids ("5 9 12")."""
+    token ids ("5 9 12"). Tokens outside the vocabulary become its unknown token, with an
+    ``UnknownTokensWarning`` naming them (a ValueError if it has none)."""
+    from kzoo.models.seq2seq import warn_unknown_tokens
+
     if not vocab:
         try:
             return [int(t) for t in text.split()]
@@ -839,7 +842,7 @@ def encode_text(text, vocab, level=None):
         level = "word" if _is_word_level(vocab) else "char"
     pieces = text.split() if level == "word" else list(text)
     unknown = next((i for t, i in index.items() if t.lower() in ("[unk]", "<unk>")), None)
-    ids = []
+    ids, unknown_pieces = [], []
     for piece in pieces:
         if piece in index:
             ids.append(index[piece])
@@ -847,8 +850,10 @@ def encode_text(text, vocab, level=None):
             ids.append(index[piece.lower()])
         elif unknown is not None:
             ids.append(unknown)
+            unknown_pieces.append(piece)
         else:
             raise ValueError(f"{piece!r} is not in the run's source vocabulary")
+    warn_unknown_tokens("encode_text", [(text, unknown_pieces)])
     return ids
 
 
@@ -867,7 +872,26 @@ def decode_ids(ids, vocab, end_id, level=None):
 
 
 def predict(run_dir, texts, method="greedy", beam_width=4, max_length=None, attention_plot=None):
-    """Decode each of ``texts`` with a run's seq2seq model; returns the output strings."""
+    """Decode each of ``texts`` with a run's seq2seq model (what ``kzoo predict`` runs).
+
+    A model that carries its vocabularies (a run trained on text) reads and writes text as
+    ``model.translate`` does (``text_to_ids``, ``generate``, ``ids_to_text``); otherwise the
+    run's ``vocab/`` token lists are used (:func:`encode_text`), or, without any, the texts are
+    token ids ("5 9 12"). ``max_length`` None is the model's default decode length
+    (``kzoo.models.seq2seq.default_decode_length``). ``attention_plot``: a PNG of the first
+    text's attention, the best hypothesis' under beam search.
+
+    Returns:
+        The output strings, one per text.
+
+    Raises:
+        ValueError: not a seq2seq run, an empty text, a text longer than the model takes
+            (``kzoo.models.seq2seq.MAX_SOURCE_UNITS``), or ``attention_plot`` for a model
+            without attention.
+
+    Warns:
+        UnknownTokensWarning: naming the tokens outside the source vocabulary.
+    """
     import numpy as np
 
     config = read_run(run_dir)
@@ -875,31 +899,36 @@ def predict(run_dir, texts, method="greedy", beam_width=4, max_length=None, atte
     if not hasattr(model, "generate"):
         raise ValueError(f"predict decodes seq2seq models; {config['model']} is not one "
                          f"(use model.predict in Python)")
-    source_vocab, target_vocab = _source_target_vocabularies(read_vocabularies(run_dir))
-    options = config.get("data_options") or {}
-    rows = [encode_text(text, source_vocab, options.get("source_level")) for text in texts]
-    if not all(rows):
-        raise ValueError("predict: an input is empty")
-    source = np.zeros((len(rows), max(map(len, rows))), "int32")
-    for i, row in enumerate(rows):
-        source[i, :len(row)] = row
-    if max_length is None:
-        from kzoo.models.seq2seq import text_decode_length
-
-        max_length = text_decode_length(source.shape[1])
+    if attention_plot and model.attention is None:
+        raise ValueError(f"predict: --plot draws the attention, and {config['model']} has none")
+    if getattr(model, "vocabularies", None):
+        vocabularies = {side: list(spec["tokens"]) for side, spec in model.vocabularies.items()}
+        source = model.text_to_ids(list(texts)).numpy()
+    else:
+        vocabularies = read_vocabularies(run_dir)
+        options = config.get("data_options") or {}
+        rows = [encode_text(text, _source_target_vocabularies(vocabularies)[0],
+                            options.get("source_level")) for text in texts]
+        source = np.zeros((len(rows), max(1, *map(len, rows))), "int32")
+        for i, row in enumerate(rows):
+            source[i, :len(row)] = row
+    empty = [text for text, row in zip(texts, source) if not row.any()]
+    if empty:
+        raise ValueError(f"predict: an input has no token: {empty[0]!r}")
     result = model.generate(source, max_length=max_length, method=method,
                             beam_width=beam_width)
     tokens = result["tokens"].numpy()
-    if attention_plot and "attention" in result:
+    if attention_plot:
         from kzoo import diagnostics
 
-        source_tokens, target_tokens = seq2seq_tokens(model, source[0], tokens[0],
-                                                      {"source": source_vocab or [],
-                                                       "target": target_vocab or []})
+        source_tokens, target_tokens = seq2seq_tokens(model, source[0], tokens[0], vocabularies)
         diagnostics.plot_attention(result["attention"][0].numpy(), source_tokens,
                                    target_tokens, attention_plot, title=texts[0])
-    return [decode_ids(row, target_vocab, model.end_id, options.get("target_level"))
-            for row in tokens]
+    if getattr(model, "vocabularies", None):
+        return model.ids_to_text(tokens)
+    target_vocab = _source_target_vocabularies(vocabularies)[1]
+    level = (config.get("data_options") or {}).get("target_level")
+    return [decode_ids(row, target_vocab, model.end_id, level) for row in tokens]
 
 
 def bench(names, batch_size=32, steps=10, model_config=None):
