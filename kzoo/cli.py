@@ -324,7 +324,10 @@ def make_parser():
     p.add_argument("--data-dir", default=None, help="where datasets are prepared")
     p.add_argument("--steps-per-epoch", type=_positive_int, default=None)
     p.add_argument("--tbptt", type=_positive_int, default=None, metavar="K",
-                   help="truncated BPTT: train a stateful many_to_many model on K-step chunks")
+                   help="truncated BPTT: train a stateful many_to_many model on K-step chunks "
+                        "of each batch, K from 1 to the sequence length (the last chunk is "
+                        "shorter when K does not divide it); the stateful model has one batch "
+                        "size, so a last partial batch is dropped")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     p.set_defaults(func=cmd_train)
 

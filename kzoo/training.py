@@ -136,33 +136,89 @@ def count_batches(batches):
 
 # -- truncated backpropagation through time -------------------------------------------------------
 def tbptt_chunks(batches, window):
-    """Cut every batch of ``(inputs (B, T, ...), targets (B, T, ...))`` into ``T // window``
-    consecutive chunks of ``window`` steps (the last ``T % window`` steps are dropped).
+    """Cut every batch of ``(inputs (B, T, ...), targets)`` into ``ceil(T / window)``
+    consecutive chunks of ``window`` steps; when ``window`` does not divide T the last chunk
+    holds the remaining ``T % window`` steps.
 
     Trained on a stateful model (row i of a chunk continues row i of the previous chunk) whose
     state :class:`ResetStatesEvery` zeroes at the first chunk of each batch, this is truncated
     BPTT: the forward pass carries the state over the whole sequence, gradients flow back at
     most ``window`` steps. Sequences must have one static length T.
+
+    Targets with the inputs' time axis (per-step targets ``(B, T, ...)``: a synced dataset) are
+    cut like the inputs. A target without it (one per sequence, as a forecast of the hours after
+    a window, ``(B, horizon)``) goes whole with every chunk: the loss broadcasts it over the
+    chunk's steps as it broadcasts it over all T steps without truncation.
+
+    Args:
+      batches: a ``tf.data.Dataset`` of ``(inputs, targets)`` batches.
+      window: the chunk length K, from 1 to T.
+
+    Returns:
+      ``(chunks, chunks_per_batch)``: the dataset of chunks, batch after batch, and how many
+      chunks each batch gives.
+
+    Raises:
+      ValueError: sequences without one static length, or ``window`` not in 1..T.
+
+    Example:
+      >>> chunks, n = tbptt_chunks(batches_of_24_steps, 10)   # chunks of 10, 10 and 4 steps
     """
     import tensorflow as tf
 
-    inputs_spec, _ = batches.element_spec
+    inputs_spec, targets_spec = batches.element_spec
     length = tf.nest.flatten(inputs_spec)[0].shape[1]
     if length is None:
         raise ValueError(f"truncated BPTT needs sequences of one static length; this dataset's "
                          f"inputs are {inputs_spec}")
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ValueError(f"--tbptt must be a positive number of steps, got {window!r}")
     if window > length:
         raise ValueError(f"--tbptt {window} is longer than the sequences ({length} steps)")
-    chunks_per_batch = length // window
+    full, rest = divmod(length, window)
+    per_step = tf.nest.map_structure(
+        lambda spec: spec.shape.rank >= 2 and spec.shape[1] in (None, length), targets_spec)
+
+    def full_chunks(x, cut=True):
+        """(full, B, window, ...): the full chunks of x, or x once per chunk."""
+        if not cut:
+            return tf.repeat(x[None], full, axis=0)
+        shape = tf.shape(x)
+        chunks = tf.reshape(x[:, :full * window],
+                            tf.concat([shape[:1], [full, window], shape[2:]], 0))
+        return tf.transpose(chunks, [1, 0, *range(2, x.shape.rank + 1)])
+
+    def last_chunk(x, cut=True):
+        return x[:, full * window:] if cut else x
 
     def split(inputs, targets):
-        def cut(x):
-            return tf.stack([x[:, i * window:(i + 1) * window] for i in range(chunks_per_batch)])
+        def chunks(take):
+            return (tf.nest.map_structure(take, inputs),
+                    tf.nest.map_structure(take, targets, per_step))
 
-        return tf.data.Dataset.from_tensor_slices((tf.nest.map_structure(cut, inputs),
-                                                   tf.nest.map_structure(cut, targets)))
+        result = tf.data.Dataset.from_tensor_slices(chunks(full_chunks))
+        if rest:
+            result = result.concatenate(tf.data.Dataset.from_tensors(chunks(last_chunk)))
+        return result
 
-    return batches.flat_map(split), chunks_per_batch
+    return batches.flat_map(split), full + (rest > 0)
+
+
+def full_batches(batches, batch_size):
+    """Only the batches of exactly ``batch_size`` rows (a last partial batch is dropped), their
+    batch axis static: a stateful model is built for one batch size, since row i of every batch
+    continues row i of the batch before."""
+    import tensorflow as tf
+
+    def is_full(inputs, targets):
+        return tf.equal(tf.shape(tf.nest.flatten(inputs)[0])[0], batch_size)
+
+    def static_batch(inputs, targets):
+        return tf.nest.map_structure(
+            lambda x: tf.ensure_shape(x, [batch_size] + [None] * (x.shape.rank - 1)),
+            (inputs, targets))
+
+    return batches.filter(is_full).map(static_batch)
 
 
 def _reset_model_states(model):
@@ -424,10 +480,17 @@ def train(model_name, dataset=EXAMPLE_DATASET, *, out, epochs=5, batch_size=32,
         if "stateful" not in info.default_config:
             raise ValueError(f"--tbptt needs a model with a carried state (a many_to_many model); "
                              f"{model_name} has none")
+        if replicas > 1:
+            raise ValueError(f"--tbptt trains a stateful model, whose carried state has one "
+                             f"batch on one device; use --strategy default, not {strategy!r}")
         config.update(stateful=True, batch_size=batch_size)
-        train_data = train_data.filter(
-            lambda x, y: tf.shape(tf.nest.flatten(x)[0])[0] == batch_size)
-        train_data, chunks_per_batch = tbptt_chunks(train_data, tbptt)
+        train_data, chunks_per_batch = tbptt_chunks(full_batches(train_data, batch_size),
+                                                    tbptt)
+        tbptt_steps = count_batches(train_data)
+        if tbptt_steps == 0:
+            raise ValueError(f"--tbptt: the training split has no full batch of --batch-size "
+                             f"{batch_size} (a stateful model trains on batches of one size); "
+                             f"lower --batch-size")
     try:
         validation_data, _ = load_data(dataset, "validation", batch_size=batch_size,
                                        model_name=model_name, model_config=overrides,
@@ -481,8 +544,7 @@ def train(model_name, dataset=EXAMPLE_DATASET, *, out, epochs=5, batch_size=32,
             model.compile(optimizer=optimizer, **loss_and_metrics)
         start_epoch = min(backup_epoch(run_dir), epochs)
         if tbptt is not None:
-            train_stream = train_data
-            steps = count_batches(train_data)
+            steps = tbptt_steps
             if steps_per_epoch:
                 steps = min(steps, steps_per_epoch)
             train_stream = train_data.take(steps).cache().repeat(max(epochs - start_epoch, 0))

@@ -142,18 +142,35 @@ def test_epoch_order_depends_only_on_seed_and_epoch():
     assert steps == 2 and _firsts(capped) == order[:2] + order[5:7]
 
 
-def test_tbptt_chunks_are_consecutive_windows():
+def test_tbptt_chunks_are_consecutive_windows_and_the_last_holds_the_remainder():
     x = np.arange(2 * 7 * 1, dtype="float32").reshape(2, 7, 1)
     y = -np.arange(2 * 7, dtype="int32").reshape(2, 7)
     data = tf.data.Dataset.from_tensors((x, y))
     chunks, per_batch = training.tbptt_chunks(data, 3)
     chunks = list(chunks)
-    assert per_batch == 2 and len(chunks) == 2             # the last 7 % 3 steps are dropped
-    np.testing.assert_array_equal(chunks[0][0], x[:, 0:3])
-    np.testing.assert_array_equal(chunks[1][0], x[:, 3:6])
-    np.testing.assert_array_equal(chunks[1][1], y[:, 3:6])
+    assert per_batch == 3 and len(chunks) == 3             # 3 + 3 + the last 7 % 3 steps
+    for (inputs, targets), steps in zip(chunks, [(0, 3), (3, 6), (6, 7)]):
+        np.testing.assert_array_equal(inputs, x[:, slice(*steps)])
+        np.testing.assert_array_equal(targets, y[:, slice(*steps)])
+    whole, per_batch = training.tbptt_chunks(data, 7)
+    assert per_batch == 1 and [c[0].shape for c in whole] == [(2, 7, 1)]
+    single, per_batch = training.tbptt_chunks(data, 1)
+    assert per_batch == 7 and [int(c[1][1, 0]) for c in single] == list(y[1])
     with pytest.raises(ValueError, match="longer than the sequences"):
         training.tbptt_chunks(data, 8)
+
+
+def test_tbptt_chunks_carry_a_per_sequence_target_whole():
+    """A forecast's target (batch, horizon) has no time axis: every chunk gets it, as the loss
+    of an untruncated run broadcasts it over every step."""
+    x = np.arange(2 * 24, dtype="float32").reshape(2, 24, 1)
+    y = np.array([[100.0], [200.0]], "float32")
+    chunks, per_batch = training.tbptt_chunks(tf.data.Dataset.from_tensors((x, y)), 10)
+    chunks = list(chunks)
+    assert per_batch == 3
+    assert [c[0].shape for c in chunks] == [(2, 10, 1), (2, 10, 1), (2, 4, 1)]
+    for _, targets in chunks:
+        np.testing.assert_array_equal(targets, y)
 
 
 def test_tbptt_trains_a_stateful_model_whose_state_resets_per_sequence(tmp_path):
@@ -177,6 +194,27 @@ def test_tbptt_trains_a_stateful_model_whose_state_resets_per_sequence(tmp_path)
         resets.append(all(not np.any(keras.ops.convert_to_numpy(s)) for s in layer.states))
         model(tokens)
     assert resets == [True, False, True, False]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("kzoo_data"))
+
+
+@pytest.mark.parametrize("cell,window", [(cell, window) for cell in ("lstm", "gru", "rnn")
+                                         for window in (4, 12, 24)] + [("gru", 5)])
+def test_tbptt_trains_on_a_forecasting_dataset(cell, window, data_dir, tmp_path):
+    """temperature: 24-hour windows of one feature, a (batch, 1) target per window (a stride of
+    24 hours keeps the split small). K = 24 is one chunk, 5 leaves a last chunk of 4 steps. A
+    stateful model on one feature, and the per-window targets, both failed in the first epoch."""
+    run = training.train(f"many_to_many_{cell}", "temperature", out=tmp_path / "run", epochs=1,
+                         batch_size=8, steps_per_epoch=2, tbptt=window, data_dir=data_dir,
+                         dataset_options={"stride": 24}, model_config={"units": 4},
+                         verbose=0, plots=False, deterministic=False)
+    assert run.config["model_config"]["stateful"] is True
+    assert run.config["model_config"]["input_dim"] == 1
+    assert len(run.history["metrics"]["loss"]) == 1
+    assert np.isfinite(run.history["metrics"]["loss"][0])
 
 
 def test_clipping_is_on_for_recurrent_models_and_off_for_the_mlp():
