@@ -3,7 +3,8 @@
 One description serves both exporters (``saved_model`` and ``tflite``), so a SavedModel and a
 TFLite file of the same model take and return the same named tensors.
 
-Every model (a functional ``keras.Model``: one-to-one, one-to-many, many-to-one, many-to-many):
+Every model (a functional ``keras.Model``: one-to-one, one-to-many, many-to-one, many-to-many;
+or a built ``keras.Sequential``, which is served through the functional graph Keras keeps for it):
 
 * ``serving_default``: exactly the Keras model's inputs, under their Keras input names
   (``inputs``, ``features``, ``target_in_ids``, ``teacher_outputs``, ``frames``) -> ``outputs``:
@@ -116,9 +117,11 @@ def check_exportable(model, where):
     except (AttributeError, ValueError):
         inputs = None
     if not model.built or not inputs:
+        start = "give it an input shape (keras.Sequential([keras.Input(shape), ...])) or " \
+            if isinstance(model, keras.Sequential) else ""
         raise ValueError(f"{where}: model {model.name!r} is not built (it has no inputs yet); "
-                         f"build it first, e.g. model.build(input_shape) or call it on a batch, "
-                         f"or use kzoo.build(name), which returns built models")
+                         f"{start}build it first, e.g. model.build(input_shape) or call it on a "
+                         f"batch, or use kzoo.build(name), which returns built models")
 
 
 def is_seq2seq(model):
@@ -204,8 +207,10 @@ def _run_functional(model, inputs, lengths=None, initial_states=None):
         return call_with_state
 
     # Functional._run_through_graph is Keras' own graph walk (what Functional.call does); it lets
-    # us hand initial states to the inner recurrent layers and read their final states.
-    outputs = model._run_through_graph(inputs, operation_fn=run_operation)
+    # us hand initial states to the inner recurrent layers and read their final states. A built
+    # Sequential runs through the Functional it keeps (what Sequential.call does).
+    graph = model._functional if isinstance(model, keras.Sequential) else model
+    outputs = graph._run_through_graph(inputs, operation_fn=run_operation)
     return outputs, [final_states[k] for k in range(len(layers))]
 
 

@@ -65,14 +65,7 @@ SUBSTITUTIONS = [
 ]
 
 # (page, a string only that block contains) -> the defect that makes it fail today.
-EXPECTED_FAILURES = {
-    ("docs/export.md", 'kzoo.export.tflite(sequential, "sequential.tflite")'):
-        "kzoo.export refuses keras.Sequential models with a raw AttributeError "
-        "('Sequential' object has no attribute '_run_through_graph')",
-    ("docs/performance.md", "benchmarks/tflite_speed.py"):
-        "benchmarks/tflite_speed.py feeds `lengths` to serving_default, which now takes only the "
-        "Keras inputs (`lengths` moved to the with_lengths signature)",
-}
+EXPECTED_FAILURES = {}
 
 MARKER = re.compile(r"<!--\s*docs-test:(.*?)-->", re.S)
 FENCE = re.compile(r"^```(\S*)\s*$")
@@ -113,7 +106,12 @@ def relative(path):
 
 def blocks_of(path):
     """Every fenced block of ``path`` with its language and the marker right before it."""
-    lines = path.read_text().splitlines()
+    return blocks_in(path.read_text(), relative(path))
+
+
+def blocks_in(text, page):
+    """Every fenced block of ``text`` (markdown, or a docstring), its place named ``page``."""
+    lines = text.splitlines()
     blocks, k = [], 0
     while k < len(lines):
         match = FENCE.match(lines[k].strip()) if lines[k].lstrip().startswith("```") else None
@@ -128,7 +126,7 @@ def blocks_of(path):
             k += 1
         previous = lines[start - 1].strip() if start > 0 else ""
         marker = MARKER.fullmatch(previous)
-        blocks.append(Block(relative(path), start + 1, match.group(1), "\n".join(body) + "\n",
+        blocks.append(Block(page, start + 1, match.group(1), "\n".join(body) + "\n",
                             marker.group(1) if marker else None))
         k += 1
     return blocks
@@ -246,6 +244,12 @@ def report(outcomes):
 
 
 def run_python(page, slow, tmp_path, monkeypatch, data_dir):
+    run_python_blocks(to_run(page, "python", slow), tmp_path, monkeypatch, data_dir)
+
+
+def run_python_blocks(blocks, tmp_path, monkeypatch, data_dir):
+    """Run ``blocks`` in order in one namespace, in ``tmp_path``, with TFDS reading and writing
+    ``data_dir``; then :func:`report`."""
     import tensorflow_datasets.core.constants as tfds_constants
 
     monkeypatch.chdir(tmp_path)
@@ -253,7 +257,7 @@ def run_python(page, slow, tmp_path, monkeypatch, data_dir):
     monkeypatch.setattr(tfds_constants, "DATA_DIR", str(data_dir))
     namespace = {"__name__": "__main__"}
     outcomes = []
-    for block in to_run(page, "python", slow):
+    for block in blocks:
         try:
             exec(compile(block.runnable_text(), block.where, "exec"), namespace)
             outcomes.append((block, None))
