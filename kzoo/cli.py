@@ -11,7 +11,8 @@
 Usage errors (an unknown model or dataset, a missing run directory, a bad flag value) exit with
 code 2 and one line on stderr, no traceback. Arguments are checked before TensorFlow is imported
 where they can be; TensorFlow is imported with file descriptor 2 pointed at /dev/null, since its
-C++ runtime writes log lines there whatever ``TF_CPP_MIN_LOG_LEVEL`` says.
+C++ runtime writes log lines there whatever ``TF_CPP_MIN_LOG_LEVEL`` says. A reader of stdout
+that stops early (``kzoo list | head -1``) ends the command quietly, with status 141.
 
 A command prints its progress and results, nothing else: the log lines of TensorFlow, the TFLite
 converter, LiteRT and TFDS are silenced (:mod:`kzoo.quiet`) unless ``--verbose`` (``-v``) is
@@ -23,6 +24,7 @@ import json
 import os
 import pathlib
 import shutil
+import signal
 import sys
 import textwrap
 
@@ -390,12 +392,26 @@ def main(argv=None):
             _check_model_name(name)  # likewise: the registry's metadata needs no TensorFlow
         if args.func not in (cmd_list, cmd_info):
             _import_tensorflow()
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # here, so that a reader gone away is met by the handler below
+        return code
+    except BrokenPipeError:
+        return _reader_gone()
     except (UsageError, ValueError, TypeError, OSError) as error:
         # OSError: a path that cannot be written or read (--out under a file, a full disk).
         message = " ".join(str(error).split())
         print(f"kzoo {args.command}: error: {message}", file=sys.stderr)
         return 2
+
+
+def _reader_gone():
+    """The reader of stdout stopped early (``kzoo list | head -1``): exit without a message and
+    with the status of a Unix tool that SIGPIPE ended (128 + 13). Stdout is pointed at /dev/null
+    first, or Python's own flush at exit would meet the closed pipe again and print."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

@@ -140,6 +140,24 @@ def test_list_info_and_bench(commands):
     assert "Traceback" not in listed.stderr + info.stderr + bench.stderr
 
 
+@pytest.mark.parametrize("unbuffered", [True, False], ids=["unbuffered", "buffered"])
+def test_a_reader_that_stops_early_ends_the_command_quietly(unbuffered):
+    """``kzoo list | head -1``: once the reader has gone, kzoo stops without a message and with
+    the status SIGPIPE gives a Unix tool (128 + 13), whether its stdout is buffered or not."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the command writes its first line
+    env = environment()
+    env.pop("PYTHONUNBUFFERED", None)
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = "1"
+    try:
+        result = subprocess.run([kzoo_command(), "list"], stdout=write_end,
+                                stderr=subprocess.PIPE, text=True, env=env, timeout=120)
+    finally:
+        os.close(write_end)
+    assert (result.returncode, result.stderr) == (141, "")
+
+
 def assert_describes(stdout, name):
     """``kzoo info NAME``'s output: the whole description and every config key's default and
     explanation (lines wrapped, so compared with whitespace collapsed)."""
