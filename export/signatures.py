@@ -106,7 +106,8 @@ class Signature:
 
 
 def check_exportable(model, where):
-    """ValueError unless ``model`` is a built kzoo/Keras model we know how to serve."""
+    """TypeError unless ``model`` is a ``keras.Model``, ValueError unless it is built (has
+    inputs); ``where`` (the public function) starts the message."""
     if not isinstance(model, keras.Model):
         raise TypeError(f"{where}: `model` must be a keras.Model (e.g. kzoo.build(name)), got "
                         f"{type(model).__name__}")

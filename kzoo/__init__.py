@@ -10,6 +10,7 @@ import sys as _sys
 __version__ = "0.1.0"
 
 _REGISTRY_NAMES = ("build", "list_models", "model_info")
+__all__ = ["build", "list_models", "model_info", "layers"]
 
 
 def __getattr__(name):
