@@ -318,7 +318,10 @@ def make_parser():
                         "off for the MLP; 'none' disables)")
     p.add_argument("--seed", type=_non_negative_int, default=0)
     p.add_argument("--out", default=None, help="the run directory (default runs/NAME)")
-    p.add_argument("--strategy", choices=STRATEGIES, default="default")
+    p.add_argument("--strategy", choices=STRATEGIES, default="default",
+                   help="mirrored: every GPU, or two logical CPU devices; multiworker: the "
+                        "workers TF_CONFIG names. With several replicas each batch loses its "
+                        "last rows beyond a multiple of the replica count")
     p.add_argument("--config", type=_key_value, action="append", default=[],
                    metavar="KEY=VALUE", help="override a model config value (repeatable)")
     p.add_argument("--option", type=_key_value, action="append", default=[],

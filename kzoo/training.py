@@ -29,6 +29,9 @@ GPUs, or 2 logical CPU devices on a CPU-only machine, through ``fit``), ``multiw
 (``MultiWorkerMirroredStrategy`` over ``TF_CONFIG``; Keras 3's ``fit`` fails under it, so the
 step runs through ``strategy.run`` and the gradients are summed across replicas with
 ``strategy.reduce`` before one clipped optimizer update; ``--batch-size`` is the global batch).
+With several replicas each batch is cut to a multiple of the replica count (:func:`even_batches`:
+a loader's last batch and a length bucket's can have any size), so every replica gets an equal
+share.
 """
 
 import dataclasses
@@ -37,6 +40,7 @@ import os
 import pathlib
 import sys
 import types
+import warnings
 import zipfile
 
 STRATEGIES = ("default", "mirrored", "multiworker")
@@ -386,11 +390,33 @@ def _history_callback(path, start_epoch):
 
 
 # -- strategies -----------------------------------------------------------------------------------
+_STRATEGIES_MADE = {}
+
+
 def make_strategy(name):
+    """The ``tf.distribute`` strategy ``name`` (one of :data:`STRATEGIES`) names.
+
+    ``mirrored`` and ``multiworker`` are made once per process (and ``TF_CONFIG``) and reused:
+    a second ``MirroredStrategy`` numbers its all-reduces from the start again, and collides with
+    those of the first in the runtime (a second mirrored run in one process failed with "Shape
+    mismatch in the collective instance").
+
+    Raises:
+      ValueError: an unknown name, or ``multiworker`` without ``TF_CONFIG``.
+    """
     import tensorflow as tf
 
     if name == "default":
         return tf.distribute.get_strategy()
+    key = (name, os.environ.get("TF_CONFIG"))
+    if key not in _STRATEGIES_MADE:
+        _STRATEGIES_MADE[key] = _new_strategy(name)
+    return _STRATEGIES_MADE[key]
+
+
+def _new_strategy(name):
+    import tensorflow as tf
+
     if name == "mirrored":
         if tf.config.list_physical_devices("GPU"):
             return tf.distribute.MirroredStrategy()
@@ -402,6 +428,9 @@ def make_strategy(name):
         except RuntimeError:
             pass  # already initialized: use the devices there are
         devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+        if len(devices) < 2:
+            warnings.warn("--strategy mirrored: TensorFlow had started with one CPU device "
+                          "before the strategy was made, so it trains on one replica")
         return tf.distribute.MirroredStrategy(devices=devices)
     if name == "multiworker":
         if "TF_CONFIG" not in os.environ:
@@ -415,6 +444,28 @@ def _worker_task():
     config = json.loads(os.environ.get("TF_CONFIG", "{}"))
     task = config.get("task", {})
     return task.get("type", "worker"), int(task.get("index", 0))
+
+
+def even_batches(batches, replicas):
+    """Every batch cut to a multiple of ``replicas`` rows (its last ``rows % replicas`` rows
+    dropped; a batch of fewer rows is dropped whole), so that each replica gets an equal share
+    of it.
+
+    A strategy splits each batch over its replicas: a share of another size breaks Keras'
+    first-batch build (it averages the replicas' shares), and a replica whose share is empty
+    gets a (0, 0) batch, whose sequences have no step. A loader's last partial batch, or a
+    bucket's (text batched by length), can be any size.
+    """
+    import tensorflow as tf
+
+    def rows(inputs, targets):
+        return tf.shape(tf.nest.flatten(inputs)[0])[0] // replicas * replicas
+
+    def cut(inputs, targets):
+        kept = rows(inputs, targets)
+        return tf.nest.map_structure(lambda x: x[:kept], (inputs, targets))
+
+    return batches.filter(lambda *batch: rows(*batch) > 0).map(cut)
 
 
 # -- training -------------------------------------------------------------------------------------
@@ -499,6 +550,10 @@ def train(model_name, dataset=EXAMPLE_DATASET, *, out, epochs=5, batch_size=32,
         validation_data = None
     if tbptt is not None:
         validation_data = None  # a stateful model's validation would need the same chunking
+    if replicas > 1:
+        train_data = even_batches(train_data, replicas)
+        if validation_data is not None:
+            validation_data = even_batches(validation_data, replicas)
 
     run_config = {"model": model_name, "model_config": config, "dataset": dataset,
                   "dataset_options": dict(dataset_options or {}), "epochs": epochs,
@@ -533,15 +588,14 @@ def train(model_name, dataset=EXAMPLE_DATASET, *, out, epochs=5, batch_size=32,
     write_json(run_dir / "config.json", run_config)
     _write_vocabularies(run_dir, getattr(data_info, "vocabularies", None))
 
+    with dist.scope():
+        model.compile(optimizer=optimizer, **loss_and_metrics)
     if strategy == "multiworker":
-        history = _train_multiworker(dist, model, optimizer, loss_and_metrics["loss"],
-                                     train_data, epochs=epochs, seed=seed,
-                                     steps_per_epoch=steps_per_epoch, run_dir=run_dir,
-                                     verbose=verbose)
+        history = _train_multiworker(dist, model, optimizer, train_data, epochs=epochs,
+                                     seed=seed, steps_per_epoch=steps_per_epoch,
+                                     run_dir=run_dir, verbose=verbose)
         start_epoch = 0
     else:
-        with dist.scope():
-            model.compile(optimizer=optimizer, **loss_and_metrics)
         start_epoch = min(backup_epoch(run_dir), epochs)
         if tbptt is not None:
             steps = tbptt_steps
@@ -653,17 +707,15 @@ def final_metrics_line(history):
 
 
 # -- multi-worker: a step through strategy.run ----------------------------------------------------
-def _train_multiworker(strategy, model, optimizer, loss, train_data, *, epochs, seed,
+def _train_multiworker(strategy, model, optimizer, train_data, *, epochs, seed,
                        steps_per_epoch, run_dir, verbose):
-    """A custom loop: each replica computes the gradient of its share of the global batch (its
-    mean loss divided by the replica count), ``strategy.reduce`` sums them, and one optimizer
-    update (clipped on the summed gradient) runs in cross-replica context, so N workers equal one
-    worker on the same global batch (exactly when the replicas' shares have equal weight)."""
-    import keras
+    """A custom loop: each replica computes the gradient of its share of the global batch (the
+    compiled loss as ``fit`` computes it: padding masked, its mean divided by the replica
+    count), ``strategy.reduce`` sums them, and one optimizer update (clipped on the summed
+    gradient) runs in cross-replica context, so N workers equal one worker on the same global
+    batch (exactly when the replicas' shares have equal weight)."""
     import tensorflow as tf
 
-    loss_fn = keras.losses.get(loss)
-    replicas = strategy.num_replicas_in_sync
     stream, steps = epoch_stream(train_data, 0, epochs, seed, steps_per_epoch)
 
     def dataset_fn(context):
@@ -688,7 +740,7 @@ def _train_multiworker(strategy, model, optimizer, loss, train_data, *, epochs, 
     def replica_step(inputs, targets):
         with tf.GradientTape() as tape:
             predictions = model(inputs, training=True)
-            value = tf.reduce_mean(loss_fn(targets, predictions)) / replicas
+            value = model.compute_loss(x=inputs, y=targets, y_pred=predictions, training=True)
         return value, tape.gradient(value, variables)
 
     @tf.function
