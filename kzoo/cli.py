@@ -29,9 +29,15 @@ import sys
 import textwrap
 
 from kzoo import quiet
+from kzoo.checks import close_matches
 from kzoo.quiet import silenced_stderr
 
 STRATEGIES = ("default", "mirrored", "multiworker")  # == kzoo.training.STRATEGIES, TF-free
+# The names kzoo.datasets registers, so that --dataset is checked before TensorFlow is imported
+# (importing any module of kzoo.datasets imports it); tests/test_cli.py holds this equal to
+# kzoo.datasets.list_datasets().
+DATASETS = ("adding", "copy", "digits", "imdb_reviews", "number_words", "reverse",
+            "ted_hrlr_translate", "temperature", "weather")
 EXPORT_FORMATS = ("saved_model", "tflite")
 QUANTIZE = ("none", "dynamic", "float16", "int8")
 DEFAULT_EPOCHS = 10
@@ -132,11 +138,21 @@ def _run_dir(path):
 
 def _check_model_name(name):
     import kzoo
+    from kzoo.models.registry import unknown_model_error
 
-    try:
-        kzoo.model_info(name)
-    except ValueError as error:
-        raise UsageError(str(error))
+    names = kzoo.list_models()
+    if name not in names:
+        raise UsageError(str(unknown_model_error(name, names, listed_by="`kzoo list`")))
+
+
+def _check_dataset_name(name):
+    from kzoo.training import EXAMPLE_DATASET
+
+    names = (EXAMPLE_DATASET, *DATASETS)
+    if name not in names:
+        close = close_matches(name, names)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UsageError(f"unknown dataset {name!r}{hint}; datasets: {', '.join(names)}")
 
 
 def _model_names(args):
@@ -197,13 +213,6 @@ def cmd_info(args):
 
 def cmd_train(args):
     from kzoo import training
-
-    datasets = [training.EXAMPLE_DATASET]
-    if args.dataset != training.EXAMPLE_DATASET:  # the real datasets cost seconds to import
-        with silenced_stderr():
-            datasets = training.list_datasets()
-    if args.dataset not in datasets:
-        raise UsageError(f"unknown dataset {args.dataset!r}; datasets: {', '.join(datasets)}")
     import kzoo
 
     info = kzoo.model_info(args.name)
@@ -393,6 +402,8 @@ def main(argv=None):
             _run_dir(args.run_dir)  # before TensorFlow: a typo fails at once
         for name in _model_names(args):
             _check_model_name(name)  # likewise: the registry's metadata needs no TensorFlow
+        if getattr(args, "dataset", None) is not None:
+            _check_dataset_name(args.dataset)
         if args.func not in (cmd_list, cmd_info):
             _import_tensorflow()
         code = args.func(args)

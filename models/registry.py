@@ -163,17 +163,18 @@ def _infos():
     return {**catalog_infos(), **live}
 
 
-def _unknown_model(name, names):
+def unknown_model_error(name, names, listed_by="kzoo.list_models()"):
+    """The ValueError for a ``name`` not among ``names``: the closest names, and ``listed_by``,
+    what lists them all (the command line says ``kzoo list``)."""
     close = close_matches(name, sorted(names), n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
-    return ValueError(f"unknown model {name!r}{hint} (kzoo.list_models() lists all "
-                      f"{len(names)})")
+    return ValueError(f"unknown model {name!r}{hint} ({listed_by} lists all {len(names)})")
 
 
 def _lookup(name):
     _load_zoo()
     if not isinstance(name, str) or name not in _REGISTRY:
-        raise _unknown_model(name, _REGISTRY)
+        raise unknown_model_error(name, _REGISTRY)
     return _REGISTRY[name]
 
 
@@ -196,7 +197,7 @@ def model_info(name):
     """
     infos = _infos()
     if not isinstance(name, str) or name not in infos:
-        raise _unknown_model(name, infos)
+        raise unknown_model_error(name, infos)
     return infos[name]
 
 

@@ -189,6 +189,7 @@ METADATA_COMMANDS = {
     "unknown model (info)": (["info", "seq2seq_atention"], 2),
     "unknown model (train)": (["train", "seq2seq_atention", "--dataset", "x"], 2),
     "unknown model (bench)": (["bench", "many_to_one_lstm", "many_to_one_lsm"], 2),
+    "unknown dataset (train)": (["train", "many_to_one_gru", "--dataset", "numbr_words"], 2),
 }
 
 
@@ -199,8 +200,13 @@ def test_list_info_and_model_name_checks_need_no_tensorflow(case):
                             capture_output=True, text=True, env=environment(), timeout=120)
     assert result.returncode == code, (result.stdout, result.stderr)
     assert result.stdout.splitlines()[-1] == "imported: []", result.stdout
-    if code == 2:
+    if case.startswith("unknown model"):
         assert "unknown model" in result.stderr and "did you mean" in result.stderr
+        assert "(`kzoo list` lists all 32)" in result.stderr, result.stderr  # not the Python API
+    if case == "unknown dataset (train)":
+        assert result.stderr.startswith("kzoo train: error: unknown dataset 'numbr_words' (did "
+                                        "you mean 'number_words'?); datasets: example, "), \
+            result.stderr
     if case == "info":
         assert_describes(result.stdout, "many_to_many_convlstm")
     if case == "list a pattern":
@@ -208,6 +214,16 @@ def test_list_info_and_model_name_checks_need_no_tensorflow(case):
         assert [row[0] for row in rows] == ["seq2seq_attention", "seq2seq_gru", "seq2seq_lstm",
                                             "seq2seq_luong", "seq2seq_rnn"]
         assert all(row[1] == "seq2seq" and row[3].replace(",", "").isdigit() for row in rows)
+
+
+def test_dataset_names_checked_without_tensorflow_are_the_live_catalog():
+    import kzoo.cli
+    import kzoo.datasets
+    from kzoo import training
+
+    assert list(kzoo.cli.DATASETS) == kzoo.datasets.list_datasets(), \
+        "kzoo.cli.DATASETS must name every kzoo.datasets dataset"
+    assert training.list_datasets() == [training.EXAMPLE_DATASET, *kzoo.cli.DATASETS]
 
 
 def test_train_evaluate_export_predict_a_translator(commands, tmp_path):
