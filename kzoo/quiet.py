@@ -4,7 +4,8 @@ kzoo calls into TensorFlow, the TFLite converter, LiteRT and TFDS, which log thi
 not ask about and cannot act on: TensorFlow's C++ runtime writes lines on file descriptor 2 at
 import (whatever ``TF_CPP_MIN_LOG_LEVEL`` says) and at its first device use (``failed call to
 cuInit`` on a machine without a GPU), the converter logs its passes and warns about lookup-table
-initializers it cannot serialize, LiteRT announces its XNNPACK delegate, and TFDS warns of a
+initializers it cannot serialize (and its int8 calibrator runs ``tf.lite.Interpreter``, which
+warns that it is deprecated), LiteRT announces its XNNPACK delegate, and TFDS warns of a
 "custom data configuration" and draws progress bars while it generates a dataset.
 
 Every silencer here is scoped to the kzoo call that causes the noise and restores what it
@@ -21,7 +22,9 @@ heavy: the command line uses it before it imports TensorFlow.
 import contextlib
 import logging
 import os
+import re
 import sys
+import warnings
 
 TF_CPP_MIN_LOG_LEVEL = "3"
 
@@ -109,14 +112,39 @@ def dropped_log_messages(logger_name, *fragments):
 
 
 @contextlib.contextmanager
+def dropped_warnings(*fragments):
+    """Drop the Python warnings whose message contains one of ``fragments`` for the block (the
+    warning filters are restored afterwards). Does nothing when verbose.
+
+    Args:
+        *fragments: str, parts of the messages to drop.
+
+    Example:
+
+    >>> with dropped_warnings("tf.lite.Interpreter is deprecated"):
+    ...     content = converter.convert()
+    """
+    if _verbose:
+        yield
+        return
+    with warnings.catch_warnings():
+        for fragment in fragments:
+            warnings.filterwarnings("ignore", message=f"(?s).*{re.escape(fragment)}")
+        yield
+
+
+@contextlib.contextmanager
 def exporting():
     """For a SavedModel save or a TFLite conversion: silence fd 2 (the converter's C++ log lines,
     which show when TensorFlow was imported before kzoo could set ``TF_CPP_MIN_LOG_LEVEL``) and
     drop TensorFlow's three-line warning that it cannot serialize the initializers of lookup
     tables (a text model's ``StringLookup``) into a meta graph, which repeats for every function
-    although the saved model is correct. A failed conversion still raises with its message."""
+    although the saved model is correct; and the warning that ``tf.lite.Interpreter`` is
+    deprecated, which the converter's int8 calibrator (not kzoo, which runs LiteRT's interpreter)
+    causes. A failed conversion still raises with its message."""
     with silenced_stderr(), dropped_log_messages(
-            "tensorflow", "Issue encountered when serializing table_initializer"):
+            "tensorflow", "Issue encountered when serializing table_initializer"), \
+            dropped_warnings("tf.lite.Interpreter is deprecated"):
         yield
 
 

@@ -196,6 +196,35 @@ def test_int8_calibrates_on_representative_data(tmp_path):
     np.testing.assert_allclose(out, model(data[0]), atol=0.1)
 
 
+def test_int8_export_drops_the_calibrators_interpreter_deprecation_warning(tmp_path):
+    """TensorFlow's int8 calibrator runs the deprecated ``tf.lite.Interpreter``, whose warning a
+    kzoo user cannot act on: kzoo's call drops it, leaves the caller's warning filters as they
+    were, and shows it when verbose."""
+    import warnings
+
+    from kzoo import quiet
+
+    model = build_small("one_to_one_mlp")
+    data = [np.random.default_rng(0).normal(size=(2, *model.inputs[0].shape[1:]))
+            .astype(np.float32)]
+
+    def export_warnings(name):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            filters = list(warnings.filters)
+            kzoo.export.tflite(model, tmp_path / name, quantize="int8", representative_data=data)
+            assert warnings.filters == filters
+        return [str(w.message) for w in caught if "tf.lite.Interpreter" in str(w.message)]
+
+    assert export_warnings("quiet.tflite") == []
+    quiet.set_verbose(True)
+    try:
+        shown = export_warnings("verbose.tflite")
+    finally:
+        quiet.set_verbose(False)
+    assert shown and "tf.lite.Interpreter is deprecated" in shown[0]
+
+
 def test_tflite_files_writes_what_tflite_writes_from_one_trace(tmp_path, monkeypatch):
     model = build_small("one_to_one_mlp")
     one_by_one = {mode: kzoo.export.tflite(model, tmp_path / f"{mode}.tflite", quantize=mode)
