@@ -258,3 +258,14 @@ def test_train_evaluate_export_predict_a_translator(commands, tmp_path):
     lines = predict.stdout.strip().splitlines()
     assert [line.split(" ->")[0] for line in lines] == ["5 6 7", "4 3"]
     assert (tmp_path / "attention.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_checks_config_keys_before_training(tmp_path, capsys):
+    from kzoo import cli
+
+    code = cli.main(["train", "many_to_one_gru", "--dataset", "example", "--config", "unit=8",
+                     "--out", str(tmp_path / "run")])
+    assert code == 2
+    assert "unknown --config key(s) ['unit']" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+

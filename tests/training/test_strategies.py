@@ -17,8 +17,8 @@ import pytest
 
 from kzoo import training
 
-from .conftest import free_port
-from .export.conftest import FAST_MODELS, small_config
+from ..conftest import free_port
+from ..export.conftest import FAST_MODELS, small_config
 
 # Runs the jobs given as JSON, one ``kzoo.training.train`` call each, and prints one result line
 # per job: its loss history and the strategy's replica count, or the ValueError it raised.
