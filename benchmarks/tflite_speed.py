@@ -13,7 +13,8 @@ the kzoo weights copied in (same gate order), converted by ``tf.lite.TFLiteConve
 ``ai_edge_litert.interpreter.Interpreter`` with ``--threads`` threads; inputs are set once and
 only ``Invoke`` is timed (median of ``--repeats`` after two untimed calls, the two files' calls
 alternating so that a passing load on a shared machine hits both). The kzoo file runs
-its ``serving_default`` signature (``inputs`` and ``lengths`` = T). The float outputs of both
+its ``with_lengths`` signature (``inputs`` and ``lengths`` = T), the one a padded batch of
+sequences of several lengths is served through. The float outputs of both
 files must agree with the Keras 3 model within 1e-4, else the script stops; the ``max abs diff``
 columns show each file's distance from the Keras 3 model.
 
@@ -21,9 +22,9 @@ Tables: (1) µs per call at T=``--steps`` and the ratio kzoo / tf_keras (the iss
 <= 1.0); (2) the float files' µs per step at every ``--scaling`` length, all lengths timed in
 the same rounds, and the kzoo per-step time relative to the first length (bar: <= 1.5 at
 T=4000); (3) a profile by ablation, since the Python interpreter has no op profiler: the ops
-one step of kzoo's ``WHILE`` body runs (read from the flatbuffer) and the per-step time of the
-``serving_default`` loop (masked by ``lengths``) against the ``stream`` loop of the same file,
-whose body has no masking ops.
+one step of kzoo's ``WHILE`` bodies runs (read from the flatbuffer) and the per-step time of
+each signature of the same file: ``serving_default`` (the Keras inputs only: no masking ops),
+``with_lengths`` (masked by ``lengths``) and ``stream`` (``lengths`` and zero initial states).
 """
 
 import argparse
@@ -39,6 +40,7 @@ import tensorflow as tf  # noqa: E402
 
 import kzoo  # noqa: E402
 import kzoo.export  # noqa: E402
+from kzoo.export.signatures import LENGTHS_SIGNATURE  # noqa: E402
 
 from common import header, markdown, paired_median_seconds  # noqa: E402
 
@@ -197,6 +199,7 @@ def speed_rows(files, args, inputs, quantize_modes):
     reference = files.model(inputs).numpy()
     feeds = {"kzoo": {"inputs": inputs, "lengths": np.array([args.steps], np.int32)},
              "tf_keras": {"inputs": inputs}}
+    signature = {"kzoo": LENGTHS_SIGNATURE, "tf_keras": "serving_default"}
     rows = []
     for quantize in quantize_modes:
         row, runners = {"variant": quantize or "float", "ratio": "-"}, {}
@@ -205,7 +208,7 @@ def speed_rows(files, args, inputs, quantize_modes):
                 files.tf_keras(args.steps, quantize)
             row[f"{side} KB"] = f"{len(content) / 1024:.0f}"
             try:
-                runner = Runner(content, feeds[side], args.threads)
+                runner = Runner(content, feeds[side], args.threads, signature[side])
             except RuntimeError as error:
                 # A file LiteRT refuses is a result too: say so in the table and go on.
                 row[_timing_cell(side)] = f"fails to load: {str(error).split('.')[0]}"
@@ -245,7 +248,8 @@ def scaling_rows(files, args, rng):
     for steps in args.scaling:
         inputs = rng.normal(size=(1, steps, files.features)).astype(np.float32)
         ours = Runner(files.kzoo(None), {"inputs": inputs,
-                                         "lengths": np.array([steps], np.int32)}, args.threads)
+                                         "lengths": np.array([steps], np.int32)}, args.threads,
+                      LENGTHS_SIGNATURE)
         theirs = Runner(files.tf_keras(steps, None), {"inputs": inputs}, args.threads)
         calls = max(1, longest // steps)
         for runner in (ours, theirs):
@@ -267,11 +271,13 @@ def scaling_rows(files, args, rng):
 
 def profile_rows(files, args, inputs):
     """Table 3: per-step time and op mix of the float kzoo file's loops, ``serving_default``
-    (which masks steps by ``lengths``) and ``stream`` (zero initial states)."""
+    (no masking), ``with_lengths`` (which masks steps by ``lengths``) and ``stream`` (zero
+    initial states)."""
     content = files.kzoo(None)
     zeros = np.zeros([1, files.units], np.float32)
     lengths = np.array([args.steps], np.int32)
-    feeds = {"serving_default": {"inputs": inputs, "lengths": lengths},
+    feeds = {"serving_default": {"inputs": inputs},
+             LENGTHS_SIGNATURE: {"inputs": inputs, "lengths": lengths},
              "stream": {"inputs": inputs, "lengths": lengths, "initial_state_1_0": zeros,
                         "initial_state_1_1": zeros}}
     runners = [Runner(content, feed, args.threads, signature)

@@ -4,6 +4,16 @@
 kzoo never downloads them: they load only from ``data_dir`` (TFDS' default when None) where
 ``tfds.builder(name).download_and_prepare()`` has put them. Vocabularies come from the train
 split (most frequent words first, ties alphabetical), so every load makes the same ids.
+
+Options of ``kzoo.datasets.load("imdb_reviews", **options)``:
+    vocab_size: the vocabulary's size, the 4 reserved ids included (default 20000).
+    max_length: the words kept of each review, from its start (default 256).
+
+Options of ``kzoo.datasets.load("ted_hrlr_translate", **options)``:
+    language_pair: one of ``TED_PAIRS``, e.g. ``"pt_to_en"`` (default).
+    source_vocab_size: the source vocabulary's size, reserved ids included (default 8000).
+    target_vocab_size: the target vocabulary's size, reserved ids included (default 8000).
+    max_length: the words kept of each sentence (default 64).
 """
 
 import tensorflow as tf

@@ -13,10 +13,12 @@ it into ``data_dir`` once (TFDS' default location unless given), offline: the bu
 that installed packages ship, or generate the data from code, and never download.
 """
 
+import contextlib
 import dataclasses
 
 import tensorflow as tf
 
+from kzoo import quiet
 from kzoo.checks import close_matches
 
 SPLITS = ("train", "validation", "test")
@@ -28,15 +30,48 @@ _MODULES = ("adding", "catalog", "copy_reverse", "digits", "number_words", "temp
 
 @dataclasses.dataclass
 class DatasetInfo:
-    """What ``load`` returns next to the data.
+    """What :func:`load` returns next to the data: how to build a model for it, and more.
 
     ``kzoo.build(info.suggested_models[0], **info.model_config)`` builds a model that fits the
-    batches; ``kzoo.models.compile_args`` gives its loss. ``vocabularies`` maps a name
-    ("source", "target", "inputs", ...) to its token list (index = id, ids 0-3 reserved: see
-    ``kzoo.datasets.text``) and ``vectorizers`` to the ``TokenVectorizer`` layer that made the
-    ids (to save with a model that takes raw text). ``baselines`` are reference scores on this
-    split (e.g. ``persistence_accuracy``); ``statistics`` what the inputs were scaled with
-    (train ``mean``/``std``); ``options`` every option the data was made with.
+    batches, and ``kzoo.models.compile_args(info.suggested_models[0], **info.model_config)``
+    gives its loss and metrics. Every argument is kept as the attribute of the same name.
+
+    Args:
+        name: the dataset's name, as given to ``load``.
+        split: the split the data is, e.g. ``"train"``.
+        pattern: its I/O pattern: ``"one_to_one"``, ``"one_to_many"``, ``"many_to_one"``,
+            ``"many_to_many"`` or ``"seq2seq"``.
+        suggested_models: names of ``kzoo.list_models()`` that fit the data, best first.
+        model_config: the keyword arguments of ``kzoo.build`` that fit the data (input and
+            output sizes, vocabulary sizes, start and end ids).
+        options: every option the data was made with, defaults included.
+        num_examples: how many examples the split holds (None when unknown).
+        vocabularies: ``{name: token list}`` (``"source"``, ``"target"``, ``"inputs"``...)
+            whose index is the id; ids 0-3 are the reserved pad, start, end and unknown.
+        vectorizers: ``{name: TokenVectorizer}``: the layers that made the ids, to save with
+            a model that takes raw text.
+        class_names: the name of each class id, for classification (None otherwise).
+        baselines: reference scores on this split, e.g. ``persistence_accuracy`` (tomorrow's
+            class is today's) or ``mean_predictor_mse``.
+        statistics: what the inputs were scaled with, e.g. the train split's ``mean`` and
+            ``std``.
+        description: one line saying what the data is.
+        builder_info: the TFDS ``DatasetInfo`` of the dataset's builder (features, splits,
+            citation).
+
+    Example:
+
+    ```python
+    import kzoo
+    import kzoo.datasets
+
+    data, info = kzoo.datasets.load("digits", split="validation", batch_size=16)
+    print(info.pattern, info.num_examples, info.class_names[:3])
+    # many_to_one 270 ('zero', 'one', 'two')
+    model = kzoo.build(info.suggested_models[0], **info.model_config, units=8)
+    images, labels = next(iter(data))
+    print(model(images).shape)            # (16, 10)
+    ```
     """
 
     name: str
@@ -87,14 +122,48 @@ def _load_all():
 
 
 def list_datasets():
-    """Sorted names ``load`` accepts."""
+    """Names every dataset :func:`load` accepts.
+
+    Returns:
+        The registered dataset names, a sorted list of str.
+
+    Example:
+
+    ```python
+    import kzoo.datasets
+
+    print(kzoo.datasets.list_datasets())     # ['adding', 'copy', 'digits', ...]
+    ```
+    """
     _load_all()
     return sorted(_DATASETS)
 
 
 def dataset_spec(name):
-    """The registered :class:`DatasetSpec` of ``name`` (its options and their defaults, splits,
-    pattern, description); an unknown name raises ValueError listing the valid ones."""
+    """Describes dataset ``name``: its options and their defaults, splits and pattern.
+
+    Args:
+        name: a name of :func:`list_datasets`.
+
+    Returns:
+        A frozen dataclass with ``name``, ``pattern`` (its I/O pattern), ``options`` (a dict of
+        every option :func:`load` takes for it, with its default), ``splits`` (a tuple of
+        split names), ``description`` (one line) and ``loader`` (the function ``load`` calls).
+
+    Raises:
+        ValueError: if ``name`` is not a registered dataset; the message lists the valid
+            names (and the closest one).
+
+    Example:
+
+    ```python
+    import kzoo.datasets
+
+    spec = kzoo.datasets.dataset_spec("weather")
+    print(spec.options)       # {'task': 'many_to_one', 'window': 4}
+    print(spec.splits)        # ('train', 'validation', 'test')
+    ```
+    """
     _load_all()
     if not isinstance(name, str) or name not in _DATASETS:
         close = close_matches(name, sorted(_DATASETS))
@@ -106,13 +175,52 @@ def dataset_spec(name):
 
 def load(name, split="train", *, batch_size=32, data_dir=None, shuffle=None, seed=0,
          **options):
-    """``(tf.data.Dataset of (inputs, targets) batches, DatasetInfo)`` for dataset ``name``.
+    """Loads dataset ``name`` as batches of ``(inputs, targets)`` and a :class:`DatasetInfo`.
 
-    ``split`` is one of the dataset's splits (usually train, validation, test); ``data_dir``
-    where the dataset is prepared (TFDS' default when None); ``shuffle`` (default: only the
-    train split) shuffles the examples with ``seed``; ``options`` are the dataset's own
-    (``dataset_spec(name).options`` lists them with their defaults). The batches are padded with
-    0 where lengths vary (training batches bucketed by length) and prefetched.
+    The first load prepares the dataset into ``data_dir`` (a TFDS dataset, written once):
+    nothing is downloaded, every built-in dataset is generated from code or read from files
+    installed packages ship; ``imdb_reviews`` and ``ted_hrlr_translate`` load only where
+    ``tfds.builder(name).download_and_prepare()`` already put them. The batches are padded with
+    0 where lengths vary (a shuffled split is batched by length buckets, for less padding) and
+    prefetched. Each dataset, its options and its splits: docs/datasets.md.
+
+    Args:
+        name: a name of :func:`list_datasets`, e.g. ``"number_words"``.
+        split: one of the dataset's splits (``dataset_spec(name).splits``; usually
+            ``"train"``, ``"validation"``, ``"test"``). Default ``"train"``.
+        batch_size: examples per batch, a positive int (default 32).
+        data_dir: where the dataset is prepared and read (str or path-like); None (default)
+            is TFDS' default (``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets``).
+        shuffle: whether to shuffle the examples (with ``seed``, reshuffled every epoch);
+            None (default) shuffles the train split only.
+        seed: the shuffling seed, an int (default 0).
+        **options: the dataset's own options, e.g. ``max_number=1000`` for
+            ``"number_words"``; ``dataset_spec(name).options`` lists them with their defaults.
+
+    Returns:
+        A tuple ``(data, info)``: ``data`` a ``tf.data.Dataset`` of ``(inputs, targets)``
+        batches (for seq2seq ``((source_ids, target_in_ids), target_out_ids)``), ``info`` its
+        :class:`DatasetInfo`.
+
+    Raises:
+        ValueError: if ``name``, ``split`` or an option name is unknown (the message lists the
+            valid ones), ``batch_size`` is not a positive int, an option's value is not valid
+            for the dataset, or a catalog dataset is not prepared in ``data_dir``.
+
+    Example:
+
+    ```python
+    import kzoo
+    import kzoo.datasets
+
+    data, info = kzoo.datasets.load("adding", split="train", batch_size=8, length=10,
+                                    num_train=32, num_validation=8, num_test=8)
+    inputs, targets = next(iter(data))
+    print(inputs.shape, targets.shape)    # (8, 10, 2) (8, 1)
+    model = kzoo.build("many_to_one_gru", **info.model_config, units=8)
+    model.compile("adam", **kzoo.models.compile_args("many_to_one_gru", **info.model_config))
+    model.fit(data, epochs=1, verbose=0)
+    ```
     """
     spec = dataset_spec(name)
     if split not in spec.splits:
@@ -155,9 +263,28 @@ def prepare(builder_class, config, data_dir=None, source_dir=None):
     """
     if getattr(config, "name", None) in builder_class.builder_configs:
         config = config.name  # TFDS refuses an equal custom config under a registered name
-    builder = builder_class(config=config, data_dir=data_dir, source_dir=source_dir)
-    builder.download_and_prepare()
+    # A config built from the loader's options is "custom" to TFDS, which warns of it each time.
+    with quiet.dropped_log_messages("absl", "Using custom data configuration"), \
+            _without_tfds_progress_bars():
+        builder = builder_class(config=config, data_dir=data_dir, source_dir=source_dir)
+        builder.download_and_prepare()
     return builder
+
+
+@contextlib.contextmanager
+def _without_tfds_progress_bars():
+    """TFDS' progress bars off for the block (unless verbose), then as they were."""
+    from tensorflow_datasets.core.utils import tqdm_utils
+
+    if quiet.is_verbose():
+        yield
+        return
+    previous = getattr(tqdm_utils, "_active", True)
+    tqdm_utils.display_progress_bar(False)
+    try:
+        yield
+    finally:
+        tqdm_utils.display_progress_bar(previous)
 
 
 def as_numpy(builder, split):

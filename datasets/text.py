@@ -28,12 +28,46 @@ __all__ = ["build_vocabulary", "decode", "tokenize", "TokenVectorizer", "END_ID"
 
 def build_vocabulary(texts, *, level="word", standardize=None, max_size=None, min_count=1,
                      batch_size=1024):
-    """The tokens of ``texts`` sorted by count (most frequent first), ties alphabetically: the
-    same texts always give the same list. ``texts`` is an iterable of str or a
-    ``tf.data.Dataset`` of scalar strings; tokens are cut exactly as :func:`tokenize` cuts them.
-    ``max_size`` caps the full vocabulary, the 4 reserved tokens included; tokens seen fewer than
-    ``min_count`` times are left out (they become unknown). Returns the tokens without the
-    reserved ones (``TokenVectorizer`` adds them)."""
+    """Builds a deterministic vocabulary: the tokens of ``texts``, most frequent first.
+
+    Ties are sorted alphabetically, so the same texts always give the same list, and so the
+    same ids. Tokens are cut exactly as :func:`tokenize` cuts them. The reserved tokens (pad,
+    start, end, unknown) are left out: :class:`TokenVectorizer` puts them before the list, so
+    token ``vocabulary[i]`` gets id ``i + 4``.
+
+    Args:
+        texts: an iterable of str, or a ``tf.data.Dataset`` of scalar strings.
+        level: ``"word"`` (default: split on whitespace) or ``"char"`` (Unicode characters,
+            spaces included).
+        standardize: None (default: the text as it is), ``"lower"``, or
+            ``"lower_and_strip_punctuation"`` (also dropping ``<br />``), as in
+            :func:`tokenize`.
+        max_size: the largest size of the full vocabulary, the 4 reserved tokens included
+            (the most frequent tokens are kept); None (default): no limit.
+        min_count: tokens seen fewer times are left out, and become unknown (default 1).
+        batch_size: how many texts are tokenized at once (default 1024); any value gives the
+            same list.
+
+    Returns:
+        The tokens, a list of str without the reserved ones.
+
+    Raises:
+        ValueError: if ``max_size`` leaves no room beyond the 4 reserved tokens, or ``level``
+            or ``standardize`` is not a valid value.
+
+    Example:
+
+    ```python
+    import tensorflow as tf
+    import kzoo.datasets
+
+    words = kzoo.datasets.build_vocabulary(["twenty three", "one", "twenty one"])
+    print(words)                                   # ['one', 'twenty', 'three']
+    vectorizer = kzoo.datasets.TokenVectorizer(words, level="word")
+    print(vectorizer(tf.constant(["twenty one"])).numpy())      # [[5 4]]
+    print(kzoo.datasets.build_vocabulary(["abba"], level="char"))   # ['a', 'b']
+    ```
+    """
     if isinstance(texts, tf.data.Dataset):
         batches = texts.batch(batch_size)
     else:
@@ -56,7 +90,30 @@ def build_vocabulary(texts, *, level="word", standardize=None, max_size=None, mi
 
 
 def decode(ids, vocabulary, level="word"):
-    """Text of token ids (1-D): stops at the end id, skips pad and start; unknown -> ``[UNK]``."""
+    """Turns token ids back into text, for reading a model's input or output.
+
+    The ids are read up to the first end id (2); pad (0) and start (1) ids are skipped; an id
+    outside ``vocabulary`` reads as ``[UNK]``.
+
+    Args:
+        ids: token ids of one sequence: a 1-D array, tensor or list of ints.
+        vocabulary: the token list whose index is the id, with the reserved tokens first
+            (``TokenVectorizer.get_vocabulary()``, or ``DatasetInfo.vocabularies[name]``).
+        level: ``"word"`` (default) joins the tokens with a space, ``"char"`` with nothing.
+
+    Returns:
+        The text, a str.
+
+    Example:
+
+    ```python
+    import kzoo.datasets
+
+    vocabulary = ["", "<start>", "<end>", "[UNK]", "one", "twenty"]
+    print(kzoo.datasets.decode([1, 5, 4, 2, 0], vocabulary))       # twenty one
+    print(kzoo.datasets.decode([5, 9], vocabulary, level="char"))   # twenty[UNK]
+    ```
+    """
     tokens = []
     for i in np.asarray(ids).tolist():
         if i == END_ID:

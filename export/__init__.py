@@ -5,11 +5,13 @@
     kzoo.export.tflite_files(model, {None: "t.tflite", "dynamic": "t.dyn.tflite"})  # one trace
     print(kzoo.export.verify(model, ["serving/translator/1", "translator.tflite"], samples))
 
-Signature names and tensor names: :mod:`kzoo.export.signatures`.
+``FlexOpsNeeded`` is what ``tflite`` raises for a model that would need TensorFlow (Flex) ops.
+Signature names and tensor names: :mod:`kzoo.export.signatures`; the guide: docs/export.md.
 """
 
+from kzoo.export.lite import FlexOpsNeeded
 from kzoo.export.serving import saved_model
 from kzoo.export.tflite_export import tflite, tflite_files
 from kzoo.export.report import verify
 
-__all__ = ["saved_model", "tflite", "tflite_files", "verify"]
+__all__ = ["saved_model", "tflite", "tflite_files", "verify", "FlexOpsNeeded"]

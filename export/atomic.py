@@ -14,6 +14,7 @@ directory removes them (or moves a lost ``name`` back) once their process no lon
 import contextlib
 import os
 import re
+import secrets
 import shutil
 import tempfile
 
@@ -68,10 +69,20 @@ def remove(path):
 
 
 def staged_file(directory, name):
-    """A fresh temporary file path next to ``directory/name``."""
-    handle, path = tempfile.mkstemp(prefix=f".{name}.tmp-{os.getpid()}-", dir=directory)
-    os.close(handle)
-    return path
+    """A fresh empty file next to ``directory/name``; returns its path.
+
+    Its mode follows the umask, as any file the user's process creates (``tempfile.mkstemp``
+    would make it 0600, and the rename would keep that for the final file).
+    """
+    for _ in range(100):
+        path = os.path.join(directory, f".{name}.tmp-{os.getpid()}-{secrets.token_hex(6)}")
+        try:
+            handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(handle)
+        return path
+    raise FileExistsError(f"no free temporary name for {name!r} in {directory!r}")
 
 
 def _running(pid):

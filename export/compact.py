@@ -44,9 +44,10 @@ def strip_internal_names(model):
     """Drop the names of internal tensors and loop subgraphs of ``model`` (a ``ModelT``).
 
     The converter names every tensor after its TensorFlow op path inside the loops
-    (``encoder/while/body/_1/.../LoopCond/_746_body_arg3``): about a tenth of a small model's
-    file, and nothing reads them. What apps use stays: the signatures (their keys, input and
-    output names), and the names of the tensors they map to and of their subgraphs.
+    (``encoder/while/body/_1/.../LoopCond/_746_body_arg3``), which nothing reads (their share
+    of a file: docs/engine-notes.md, "TFLite file size"). What apps use stays: the signatures
+    (their keys, input and output names), and the names of the tensors they map to and of
+    their subgraphs.
     """
     kept = {}
     for signature in model.signatureDefs or []:

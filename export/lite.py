@@ -6,6 +6,7 @@ import contextlib
 import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
+from kzoo import quiet
 from kzoo.export import compact
 from kzoo.layers.target import trace_target
 
@@ -73,7 +74,34 @@ QUANTIZE_MODES = (None, "dynamic", "float16", "int8")
 
 
 class FlexOpsNeeded(ValueError):
-    """The model needs TensorFlow (Flex) ops that LiteRT's builtin op set does not have."""
+    """Raised when a model needs TensorFlow (Flex) ops that LiteRT's builtin op set lacks.
+
+    ``kzoo.export.tflite`` and ``tflite_files`` raise it (unless ``allow_flex=True``) when the
+    converter cannot lower an op to a builtin, for example the ``TensorListReserve`` of a
+    ``keras.layers.LSTM`` loop. The plain LiteRT interpreter refuses such ops; an app linked
+    with the Flex delegate runs them. A ``ValueError``, so code that catches bad input catches
+    it too.
+
+    Args:
+        ops: the TensorFlow op names the converter complained about (a list of str, such as
+            ``["TensorListReserve"]``; empty when it named none). Kept as ``error.ops``.
+        detail: the converter's own message (its first error line). Kept as ``error.detail``.
+        where: the function the message starts with (default ``"TFLite conversion"``).
+
+    Example:
+
+    ```python
+    import keras
+    import kzoo.export
+
+    inputs = keras.Input((None, 3))
+    model = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.LSTM(4)(inputs)))
+    try:
+        kzoo.export.tflite(model, "keras_lstm.tflite")
+    except kzoo.export.FlexOpsNeeded as error:
+        print(error.ops)            # ['TensorListReserve']
+    ```
+    """
 
     def __init__(self, ops, detail, where="TFLite conversion"):
         self.ops = ops
@@ -153,8 +181,9 @@ def convert_signatures(functions, allow_flex=False, quantize=None, representativ
 def convert_variants(functions, modes, allow_flex=False, representative_dataset=None,
                      variables=()):
     """``{mode: bytes}``: :func:`convert_signatures` for each quantize mode of ``modes``, from one
-    trace and one SavedModel (tracing and saving are half of a conversion); int8 files take a
-    trace of their own in the engine's calibration-safe form."""
+    trace and one SavedModel, since tracing and saving are a large part of a conversion (see
+    docs/export.md); int8 files take a trace of their own in the engine's calibration-safe
+    form."""
     for mode in modes:
         if mode not in QUANTIZE_MODES:
             raise ValueError(f"quantize must be one of {QUANTIZE_MODES}, got {mode!r}")
@@ -165,7 +194,8 @@ def convert_variants(functions, modes, allow_flex=False, representative_dataset=
         group = [mode for mode in dict.fromkeys(modes)
                  if (mode == "int8") == (target == "tflite_int8")]
         if group:
-            with _saved_signatures(functions, variables, target) as directory:
+            with quiet.exporting(), \
+                    _saved_signatures(functions, variables, target) as directory:
                 for mode in group:
                     contents[mode] = _convert_saved(directory, list(functions), allow_flex,
                                                     mode, representative_dataset)

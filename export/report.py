@@ -15,6 +15,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from kzoo import quiet
 from kzoo.export import lite
 from kzoo.export.signatures import check_exportable, is_seq2seq, served_model, signatures
 
@@ -23,7 +24,22 @@ LATENCY_RUNS = 5
 
 @dataclasses.dataclass
 class ArtifactReport:
-    """One artifact's line of an :class:`ExportReport`."""
+    """One artifact's line of an :class:`ExportReport` (made by ``kzoo.export.verify``).
+
+    Attributes:
+        path: the artifact's absolute path (a SavedModel version directory or a file).
+        kind: ``"saved_model"`` or ``"tflite"``.
+        size_bytes: the size of the file, or of every file of the SavedModel directory.
+        max_abs_diff: the largest absolute difference of ``serving_default``'s outputs to the
+            Keras model's (seq2seq: of the greedy scores); ``inf`` when the shapes differ.
+        latency_ms: the median time of one ``serving_default`` call on the samples.
+        ops: the TFLite op names, sorted (None for a SavedModel).
+        weight_bytes: TFLite: the bytes of constant tensor data, i.e. the weights (None for a
+            SavedModel).
+        tokens_equal: seq2seq: the fraction of greedy tokens equal to ``model.generate``'s.
+        metric: the artifact's metric on the targets (None without targets).
+        metric_change: ``metric`` minus Keras' metric.
+    """
 
     path: str
     kind: str                      # "saved_model" or "tflite"
@@ -44,7 +60,17 @@ class ArtifactReport:
 
 @dataclasses.dataclass
 class ExportReport:
-    """What ``kzoo.export.verify`` returns; ``str(report)`` is a table."""
+    """What ``kzoo.export.verify`` returns; ``str(report)`` is a table, ``report[path]`` the
+    :class:`ArtifactReport` of the artifact at ``path``.
+
+    Attributes:
+        model_name: the Keras model's name.
+        num_samples: how many samples (rows) were compared.
+        keras_latency_ms: the median time of one Keras call on the samples.
+        metric_name: ``"accuracy"``, ``"mae"``, or None without targets.
+        keras_metric: the Keras model's metric on the targets.
+        artifacts: the :class:`ArtifactReport` of each artifact, in the order given.
+    """
 
     model_name: str
     num_samples: int
@@ -104,16 +130,60 @@ def _human_size(size):
 
 
 def verify(model, artifact_path, samples, latency_runs=LATENCY_RUNS):
-    """Compare artifacts exported from ``model`` with ``model`` itself on ``samples``.
+    """Compares artifacts exported from ``model`` with ``model`` itself on ``samples``.
 
-    ``artifact_path``: one path or a list; a SavedModel version directory, a base directory (its
-    highest version), or a ``.tflite`` file. ``samples``: the model's inputs (an array, a tuple
-    in ``model.inputs`` order, or a dict by input name), or ``(inputs, targets)``. For seq2seq,
-    ``source_ids``, ``(source_ids, target_out_ids)`` or ``((source_ids, target_in_ids),
-    target_out_ids)``; the decode is greedy, as long as the targets when they are given (else the
-    default length). Accuracy leaves padded steps out. ``latency_runs``: timed calls after a
-    warm-up call, whose median is each latency (1 when only the differences matter). Returns an
-    :class:`ExportReport`.
+    Each artifact's ``serving_default`` runs on the samples (a SavedModel loaded with
+    ``tf.saved_model.load``, a TFLite file in the LiteRT interpreter) and is compared with the
+    Keras model: the largest absolute difference of the outputs (seq2seq: of the greedy
+    scores, plus the fraction of tokens equal to ``model.generate``'s), the file size (for
+    TFLite also the bytes of weights), the median latency of one call, the TFLite op list, and
+    with targets the metric of the artifact next to Keras': accuracy for class ids (padded
+    steps left out), mean absolute error for real values.
+
+    Args:
+        model: the built ``keras.Model`` the artifacts were exported from.
+        artifact_path: one path or a list of paths (str or path-like): a SavedModel version
+            directory, a base directory of :func:`kzoo.export.saved_model` (its highest
+            version), or a ``.tflite`` file.
+        samples: the model's inputs (an array, a tuple in ``model.inputs`` order, or a dict by
+            input name), or ``(inputs, targets)`` to also compare the metric. For seq2seq:
+            ``source_ids``, ``(source_ids, target_out_ids)`` or ``((source_ids,
+            target_in_ids), target_out_ids)``; the decode is greedy, as long as the targets
+            when they are given, else the model's default length.
+        latency_runs: how many timed calls, after one warm-up call, each latency is the median
+            of (default 5; 1 when only the differences matter).
+
+    Returns:
+        An ``ExportReport``: ``str(report)`` is a table; ``report.artifacts`` holds one
+        ``ArtifactReport`` per artifact, in the order given (``report[path]`` finds one by
+        path), with ``max_abs_diff``, ``size_bytes``, ``weight_bytes``, ``latency_ms``,
+        ``ops``, ``tokens_equal`` (seq2seq), ``metric`` and ``metric_change``;
+        ``report.keras_latency_ms`` and ``report.keras_metric`` are Keras' own.
+
+    Raises:
+        TypeError: if ``model`` is not a ``keras.Model``.
+        ValueError: if ``model`` is not built, no artifact is given, ``latency_runs`` is not
+            an int >= 1, the samples lack an input, or a file is not a readable TFLite file.
+        FileNotFoundError: if a path does not exist or a directory holds no SavedModel.
+
+    Example:
+
+    ```python
+    import numpy as np
+    import kzoo
+    import kzoo.export
+
+    model = kzoo.build("many_to_one_gru", input_dim=3, num_classes=2, units=4)
+    kzoo.export.saved_model(model, "serving/classifier")
+    kzoo.export.tflite(model, "classifier.tflite")
+    rng = np.random.default_rng(0)
+    inputs = rng.normal(size=(8, 5, 3)).astype("float32")
+    labels = rng.integers(0, 2, size=8)
+    report = kzoo.export.verify(model, ["serving/classifier", "classifier.tflite"],
+                                (inputs, labels), latency_runs=1)
+    print(report)                                          # a table, one row per artifact
+    print(report["classifier.tflite"].max_abs_diff < 1e-5)   # True
+    ```
     """
     where = "kzoo.export.verify"
     check_exportable(model, where)
@@ -177,16 +247,13 @@ def _split_samples(model, signature, samples):
 
 
 def _feed(signature, inputs):
-    """``{input name: array}`` for ``signature`` (lengths: full; max_length: the default)."""
+    """``{input name: array}`` for ``signature`` (max_length: the default)."""
     names = signature.input_names
     if isinstance(inputs, dict):
         values = dict(inputs)
     else:
         arrays = list(inputs) if isinstance(inputs, (tuple, list)) else [inputs]
         values = dict(zip(names, arrays))
-    first = values[names[0]]
-    if "lengths" in names and "lengths" not in values:
-        values["lengths"] = np.full([np.shape(first)[0]], np.shape(first)[1], np.int32)
     if "max_length" in names and "max_length" not in values:
         values["max_length"] = 0
     missing = sorted(set(names) - set(values))
@@ -202,11 +269,8 @@ def _keras_outputs(model, served, signature, feed):
         max_length = int(feed["max_length"])
         result = model.generate(feed["source_ids"], max_length=max_length or None)
         return {k: np.asarray(v) for k, v in result.items()}
-    arrays = [feed[spec.name] for spec in signature.specs if spec.name != "lengths"]
-    kwargs = {}
-    if "lengths" in feed:
-        kwargs["mask"] = tf.sequence_mask(feed["lengths"], arrays[0].shape[1])
-    outputs = served(arrays if len(arrays) > 1 else arrays[0], training=False, **kwargs)
+    arrays = [feed[spec.name] for spec in signature.specs]
+    outputs = served(arrays if len(arrays) > 1 else arrays[0], training=False)
     return {"outputs": np.asarray(outputs)}
 
 
@@ -240,14 +304,12 @@ def _metric(model, outputs, targets, feed):
 
 def _scored_steps(feed, shape):
     """(batch, time) True where a step is real, not padding: token ids (the first input, or a
-    one-to-many's ``target_in_ids``) other than 0, and steps before ``lengths``."""
+    one-to-many's ``target_in_ids``) other than 0."""
     valid = np.ones(shape, bool)
     first = next(iter(feed.values()))
     for ids in (first, feed.get("target_in_ids")):
         if ids is not None and np.issubdtype(ids.dtype, np.integer) and ids.shape == shape:
             valid &= ids != 0
-    if "lengths" in feed:
-        valid &= np.arange(shape[1])[None, :] < np.asarray(feed["lengths"])[:, None]
     return valid
 
 
@@ -303,13 +365,15 @@ def _check_tflite(path, feed, reference, runs):
 
     with open(path, "rb") as handle:
         content = handle.read()
-    try:
-        interpreter = Interpreter(model_content=content)
-    except ValueError as error:  # LiteRT's message does not say which file
-        raise ValueError(f"kzoo.export.verify: {path!r} is not a readable TFLite file (a "
-                         f"truncated or corrupted file?): {error}") from error
-    runner = interpreter.get_signature_runner("serving_default")
-    outputs, latency = _timed(lambda: runner(**feed), runs)
+    # LiteRT writes "Created TensorFlow Lite XNNPACK delegate for CPU" on fd 2 at the first run.
+    with quiet.silenced_stderr():
+        try:
+            interpreter = Interpreter(model_content=content)
+        except ValueError as error:  # LiteRT's message does not say which file
+            raise ValueError(f"kzoo.export.verify: {path!r} is not a readable TFLite file (a "
+                             f"truncated or corrupted file?): {error}") from error
+        runner = interpreter.get_signature_runner("serving_default")
+        outputs, latency = _timed(lambda: runner(**feed), runs)
     outputs = {k: np.array(v) for k, v in outputs.items()}
     ops = sorted({d["op_name"] for d in interpreter._get_ops_details()})
     artifact = ArtifactReport(path=path, kind="tflite", size_bytes=len(content),

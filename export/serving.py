@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kzoo import quiet
 from kzoo.export import atomic
 from kzoo.export.signatures import check_exportable, signatures, served_model
 from kzoo.layers.target import trace_target
@@ -25,15 +26,59 @@ SAMPLE_REQUEST = "sample_request.json"
 
 
 def saved_model(model, base_dir, version=None, target="cpu", overwrite=False):
-    """Write ``model`` as ``base_dir/<version>/`` for TensorFlow Serving; returns that path.
+    """Writes ``model`` as a SavedModel in the TensorFlow Serving layout.
 
-    ``version`` is a positive integer; None takes the next one after the highest existing
-    version. ``target="cpu"`` writes the portable graph (no cuDNN op, whatever device the export
-    runs on); ``target="gpu"`` XLA-compiles the serving functions (``jit_compile``; for seq2seq the
-    encoder and the decoder step, as the search loops have data-dependent sizes). An existing
-    version directory is an error unless ``overwrite=True``. ``models.config`` and
-    ``sample_request.json`` are (re)written beside the versions. Everything is written under
-    temporary names and renamed into place: on any failure nothing is left behind.
+    The SavedModel goes to ``base_dir/<version>/`` (``saved_model.pb``, ``variables/``), next to
+    ``models.config`` (a TF Serving ``--model_config_file`` serving the latest version under
+    ``base_dir``, named after ``base_dir``) and ``sample_request.json`` (a REST body for
+    ``serving_default``, to POST to ``/v1/models/<name>:predict``). The signatures and their
+    tensor names are those of :mod:`kzoo.export.signatures`: ``serving_default`` takes exactly
+    the Keras model's inputs (a seq2seq model's: ``source_ids`` and ``max_length``), with batch
+    and time dynamic and token id 0 as padding. ``saved_model_cli show --dir <path> --all``
+    lists them.
+
+    Everything is written under temporary names in ``base_dir`` and renamed into place: on any
+    failure nothing is left behind, a replaced version is restored, and a ``base_dir`` the call
+    created is removed.
+
+    Args:
+        model: a built ``keras.Model``: a model of ``kzoo.build``, a functional model made of
+            kzoo layers, or a ``kzoo.models.seq2seq.Seq2Seq``. A stateful model is exported as
+            its stateless twin (same weights, any batch size; the ``stream`` signature carries
+            the state between requests).
+        base_dir: the model's directory (str or path-like), created if missing; its base name
+            is the model's name in ``models.config``.
+        version: the version directory's name, a positive int; None (default) takes the next
+            one after the highest existing version (1 in a new directory).
+        target: ``"cpu"`` (default) writes the portable graph: no cuDNN op, whatever device
+            the export runs on, so a CPU-only server runs it. ``"gpu"`` XLA-compiles the
+            serving functions (``jit_compile``; for seq2seq the encoder and the decoder step,
+            as the search loops have data-dependent sizes).
+        overwrite: whether an existing version directory may be replaced (default False).
+
+    Returns:
+        The absolute path (str) of the version directory written, ``base_dir/<version>``.
+
+    Raises:
+        TypeError: if ``model`` is not a ``keras.Model``.
+        ValueError: if ``model`` is not built, ``version`` is not a positive int or None,
+            ``target`` is not ``"cpu"`` or ``"gpu"``, or ``overwrite`` is not a bool.
+        FileExistsError: if the version directory exists and ``overwrite`` is False.
+        OSError: if ``base_dir`` cannot be created or written to (the message names it).
+
+    Example:
+
+    ```python
+    import os
+    import kzoo
+    import kzoo.export
+
+    model = kzoo.build("many_to_one_gru", input_dim=3, num_classes=2, units=4)
+    path = kzoo.export.saved_model(model, "serving/classifier")
+    print(os.path.relpath(path))                      # serving/classifier/1
+    print(sorted(os.listdir("serving/classifier")))   # ['1', 'models.config', 'sample_request.json']
+    kzoo.export.saved_model(model, "serving/classifier")   # -> serving/classifier/2
+    ```
     """
     where = "kzoo.export.saved_model"
     check_exportable(model, where)
@@ -103,7 +148,8 @@ def _write_saved_model(model, exported, directory):
         function = signature.tf_function()
         setattr(module, signature.name, function)
         concrete[signature.name] = function.get_concrete_function()
-    tf.saved_model.save(module, directory, signatures=concrete)
+    with quiet.exporting():
+        tf.saved_model.save(module, directory, signatures=concrete)
 
 
 def models_config(base_dir):
@@ -119,10 +165,14 @@ def models_config(base_dir):
 
 
 def sample_inputs(signature, batch_size=2, time=5, seed=0):
-    """Valid example inputs ``{name: array}`` for ``signature`` (token ids 1, 2; zero states)."""
+    """Valid example inputs ``{name: array}`` for ``signature``: its own ``example`` (a seq2seq
+    model's real token ids and decode length) where it has one, else token ids 1, 2, zero states,
+    normal floats."""
     rng = np.random.default_rng(seed)
-    values = {}
+    values = dict(signature.example(batch_size, time)) if signature.example else {}
     for spec in signature.specs:
+        if spec.name in values:
+            continue
         dtype = spec.dtype.as_numpy_dtype
         if spec.name == "lengths":
             values[spec.name] = np.full([batch_size], time, dtype)

@@ -3,25 +3,35 @@
 One description serves both exporters (``saved_model`` and ``tflite``), so a SavedModel and a
 TFLite file of the same model take and return the same named tensors.
 
-Every model (a functional ``keras.Model``: one-to-one, one-to-many, many-to-one, many-to-many):
+Every model (a functional ``keras.Model``: one-to-one, one-to-many, many-to-one, many-to-many;
+or a built ``keras.Sequential``, which is served through the functional graph Keras keeps for it):
 
-* ``serving_default``: the model's inputs under their Keras input names (``inputs``,
-  ``features``, ``target_in_ids``, ``teacher_outputs``, ``frames``) -> ``outputs``. Batch and time
-  are dynamic. Token ids are int32 and **0 is padding** (the mask is recomputed from the ids inside
-  the graph, so it survives export). A model whose first input is a real-valued sequence also takes
-  ``lengths`` (batch,) int32: steps at or past a row's length are masked.
+* ``serving_default``: exactly the Keras model's inputs, under their Keras input names
+  (``inputs``, ``features``, ``target_in_ids``, ``teacher_outputs``, ``frames``) -> ``outputs``:
+  what ``model(inputs)`` returns. Batch and time are dynamic. Token ids are int32 and **0 is
+  padding** (the mask is recomputed from the ids inside the graph, so it survives export).
+* ``with_lengths`` (models whose first input is a real-valued sequence of dynamic length):
+  ``serving_default``'s inputs plus ``lengths`` (batch,) int32 -> ``outputs``: steps at or past
+  a row's length are masked, so a padded batch of sequences of several lengths gives each row
+  what the row alone, cut to its length, gives. (Not in ``serving_default``: a LiteRT caller
+  who sets only the Keras inputs would leave ``lengths`` uninitialized, silently.)
 * ``stream`` (models with one input whose recurrent layers all run forwards, i.e. not
   bidirectional; stateful models too): as ``serving_default`` plus ``initial_state_{k}_{i}`` (state
-  i of recurrent layer k, counting from 1 and 0) in and ``final_state_{k}_{i}`` out. Feeding a
-  chunk's final states as the next chunk's initial states equals serving the whole sequence; TF
-  Serving keeps no state between requests, so this is how a stateful model is served.
+  i of recurrent layer k, counting from 1 and 0) in and ``final_state_{k}_{i}`` out; a model with
+  ``with_lengths`` takes ``lengths`` here too (after the inputs), as every input of ``stream``
+  must be set anyway. Feeding a chunk's final states as the next chunk's initial states equals
+  serving the whole sequence; TF Serving keeps no state between requests, so this is how a
+  stateful model is served.
 
 Seq2seq models (:class:`kzoo.models.seq2seq.Seq2Seq`):
 
 * ``serving_default``: greedy decode. ``source_ids`` (batch, time) int32 (0 is padding),
-  ``max_length`` () int32 (<= 0: 2 * time + 2) -> ``tokens`` (batch, max_length) int32 (the end
+  ``max_length`` () int32 (<= 0: the model's default, ``kzoo.models.seq2seq.
+  default_decode_length``: 2 * L + 2, L the source length in the target's units, i.e. ``time``
+  unless the model turns words into characters) -> ``tokens`` (batch, max_length) int32 (the end
   token included, 0 after it), ``scores``, ``lengths`` and, with attention, ``attention`` (batch,
-  max_length, time): the alignment of every emitted token.
+  max_length, time): the alignment of every emitted token. A source longer than
+  ``kzoo.models.seq2seq.MAX_SOURCE_UNITS`` fails with InvalidArgumentError.
 * ``beam_search``: the same inputs -> ``tokens``/``scores`` of the best hypothesis,
   ``beam_tokens`` (batch, BEAM_WIDTH, max_length), ``beam_scores``, ``lengths`` (beam width
   :data:`BEAM_WIDTH`, no length or coverage penalty: ``model.generate(method="beam")``'s defaults).
@@ -31,9 +41,11 @@ Seq2seq models (:class:`kzoo.models.seq2seq.Seq2Seq`):
   decode loop.
 * ``translate`` (SavedModel only, models that carry their vocabularies: ``model.vocabularies``,
   which ``kzoo train`` sets from the dataset): strings in, strings out. ``text`` (batch,)
-  tf.string, ``max_length`` () int32 (<= 0: 8 * time + 8, ``time`` the longest input's token
-  count) -> ``translation`` (batch,) tf.string, plus greedy's ``tokens``, ``scores``, ``lengths``
-  (and ``attention``). The text is tokenized in the graph by the model's source
+  tf.string, ``max_length`` () int32 (<= 0: the model's default, as ``serving_default``) ->
+  ``translation`` (batch,) tf.string, ``unknown_tokens`` (batch,) int32 (each text's tokens
+  outside the source vocabulary, read as id 3: its translation is a guess where > 0), plus
+  greedy's ``tokens``, ``scores``, ``lengths`` (and ``attention``): ``model.translate_graph``.
+  The text is tokenized in the graph by the model's source
   ``TokenVectorizer`` (a ``keras.layers.StringLookup`` and ``tf.strings`` ops: split on
   whitespace at word level, into Unicode characters at char level, as the dataset did; an
   unknown token is id 3), decoded greedily, and each row's tokens before its first end (or 0)
@@ -48,12 +60,12 @@ import keras
 import tensorflow as tf
 
 from kzoo.layers.recurrent import Recurrent
-from kzoo.models import decoding
 
 BEAM_WIDTH = 4
 PAD_ID = 0
 SEQ2SEQ_SIGNATURES = ("serving_default", "beam_search", "encode", "decode_step")
 TEXT_SIGNATURE = "translate"
+LENGTHS_SIGNATURE = "with_lengths"
 
 
 @dataclasses.dataclass
@@ -66,6 +78,9 @@ class Signature:
     specs: list
     jit_compile: bool = False
     start_id: int = 1
+    # ``example(batch_size, time)`` -> ``{input name: array}``: inputs a served model makes
+    # sense of (real token ids, a fitting max_length), for sample requests; None: made up.
+    example: object = None
 
     @property
     def input_names(self):
@@ -91,7 +106,8 @@ class Signature:
 
 
 def check_exportable(model, where):
-    """ValueError unless ``model`` is a built kzoo/Keras model we know how to serve."""
+    """TypeError unless ``model`` is a ``keras.Model``, ValueError unless it is built (has
+    inputs); ``where`` (the public function) starts the message."""
     if not isinstance(model, keras.Model):
         raise TypeError(f"{where}: `model` must be a keras.Model (e.g. kzoo.build(name)), got "
                         f"{type(model).__name__}")
@@ -102,9 +118,11 @@ def check_exportable(model, where):
     except (AttributeError, ValueError):
         inputs = None
     if not model.built or not inputs:
+        start = "give it an input shape (keras.Sequential([keras.Input(shape), ...])) or " \
+            if isinstance(model, keras.Sequential) else ""
         raise ValueError(f"{where}: model {model.name!r} is not built (it has no inputs yet); "
-                         f"build it first, e.g. model.build(input_shape) or call it on a batch, "
-                         f"or use kzoo.build(name), which returns built models")
+                         f"{start}build it first, e.g. model.build(input_shape) or call it on a "
+                         f"batch, or use kzoo.build(name), which returns built models")
 
 
 def is_seq2seq(model):
@@ -119,10 +137,10 @@ def signatures(model, *, jit_compile=False, text=True):
     if is_seq2seq(model):
         exported = _seq2seq_signatures(model, jit_compile)
         if text and getattr(model, "vocabularies", None):
-            exported.append(_translate_signature(model, exported[0]))
+            exported.append(_translate_signature(model, jit_compile))
         return exported
     model = served_model(model)
-    result = [_functional_default(model), _functional_stream(model)]
+    result = [_functional_default(model), _functional_lengths(model), _functional_stream(model)]
     for signature in result:
         if signature is not None:
             signature.jit_compile = jit_compile
@@ -190,8 +208,10 @@ def _run_functional(model, inputs, lengths=None, initial_states=None):
         return call_with_state
 
     # Functional._run_through_graph is Keras' own graph walk (what Functional.call does); it lets
-    # us hand initial states to the inner recurrent layers and read their final states.
-    outputs = model._run_through_graph(inputs, operation_fn=run_operation)
+    # us hand initial states to the inner recurrent layers and read their final states. A built
+    # Sequential runs through the Functional it keeps (what Sequential.call does).
+    graph = model._functional if isinstance(model, keras.Sequential) else model
+    outputs = graph._run_through_graph(inputs, operation_fn=run_operation)
     return outputs, [final_states[k] for k in range(len(layers))]
 
 
@@ -202,17 +222,25 @@ def _output_dict(model, outputs):
 
 
 def _functional_default(model):
-    specs = _input_specs(model)
-    n_inputs = len(specs)
-    if _needs_lengths(model):
-        specs.append(tf.TensorSpec([None], tf.int32, name="lengths"))
-
     def serve(*args):
-        lengths = args[n_inputs] if len(args) > n_inputs else None
-        outputs, _ = _run_functional(model, args[:n_inputs], lengths)
+        outputs, _ = _run_functional(model, args)
         return _output_dict(model, outputs)
 
-    return Signature("serving_default", serve, specs)
+    return Signature("serving_default", serve, _input_specs(model))
+
+
+def _functional_lengths(model):
+    if not _needs_lengths(model):
+        return None
+    specs = _input_specs(model)
+    n_inputs = len(specs)
+
+    def serve(*args):
+        outputs, _ = _run_functional(model, args[:n_inputs], lengths=args[n_inputs])
+        return _output_dict(model, outputs)
+
+    return Signature(LENGTHS_SIGNATURE, serve,
+                     specs + [tf.TensorSpec([None], tf.int32, name="lengths")])
 
 
 def _stream_layers(model):
@@ -308,44 +336,22 @@ def _has_layer(model, name):
 # -- seq2seq ----------------------------------------------------------------------------------
 def _seq2seq_signatures(model, jit_compile):
     """See the module docstring. With ``jit_compile`` the encoder and the decoder step are
-    XLA-compiled; the search loops are not, as their buffers have a data-dependent size."""
-    encode_fn = lambda source_ids: model._encode(source_ids, training=False)  # noqa: E731
-    step_fn = model._decode_step
-    if jit_compile:
-        encode_fn = tf.function(encode_fn, autograph=False, jit_compile=True)
-        step_fn = tf.function(step_fn, autograph=False, jit_compile=True)
+    XLA-compiled (``model.xla_functions()``); the searches are the model's own
+    (``Seq2Seq._search``)."""
+    compiled = model.xla_functions() if jit_compile else None
+    if compiled is None:
+        encode_fn = lambda source_ids: model._encode(source_ids, training=False)  # noqa: E731
+        step_fn = model._decode_step
+    else:
+        encode_fn, step_fn = compiled
     source = tf.TensorSpec([None, None], tf.int32, name="source_ids")
     max_length = tf.TensorSpec([], tf.int32, name="max_length")
-    with_attention = model.attention is not None
 
-    def default_length(source_ids, length):
-        return tf.where(length > 0, length, 2 * tf.shape(source_ids)[1] + 2)
-
-    def search_step(memory, keys, memory_mask):
-        if jit_compile:
-            return lambda ids, s: step_fn(ids, s, memory, keys, memory_mask)
-        return model.search_step(memory, keys, memory_mask)
-
-    # The searches below are Seq2Seq.greedy_graph/beam_graph with the encoder and the step
-    # replaceable by their XLA-compiled forms.
     def greedy(source_ids, length):
-        memory, keys, memory_mask, states = encode_fn(source_ids)
-        return decoding.greedy_search(
-            search_step(memory, keys, memory_mask), states,
-            batch_size=tf.shape(source_ids)[0], start_id=model.start_id, end_id=model.end_id,
-            max_length=default_length(source_ids, length),
-            alignment_size=tf.shape(memory)[1] if with_attention else None)
+        return model._search(source_ids, length, compiled=compiled)
 
     def beam(source_ids, length):
-        memory, keys, memory_mask, states = encode_fn(source_ids)
-        memory, keys, memory_mask = (decoding.tile_batch(x, BEAM_WIDTH)
-                                     for x in (memory, keys, memory_mask))
-        states = [decoding.tile_batch(s, BEAM_WIDTH) for s in states]
-        result = decoding.beam_search(
-            search_step(memory, keys, memory_mask), states,
-            batch_size=tf.shape(source_ids)[0], beam_width=BEAM_WIDTH, start_id=model.start_id,
-            end_id=model.end_id, max_length=default_length(source_ids, length),
-            alignment_size=tf.shape(memory)[1] if with_attention else None)
+        result = model._search(source_ids, length, beam_width=BEAM_WIDTH, compiled=compiled)
         keep = ("tokens", "scores", "beam_tokens", "beam_scores", "lengths")
         return {key: result[key] for key in keep}
 
@@ -372,8 +378,11 @@ def _seq2seq_signatures(model, jit_compile):
         return {"logits": logits, "alignment": alignment,
                 **{f"state_{i}": s for i, s in enumerate(new_states)}}
 
-    return [Signature("serving_default", greedy, [source, max_length]),
-            Signature("beam_search", beam, [source, max_length]),
+    def example(batch_size, time):
+        return model.serving_example(batch_size, time)
+
+    return [Signature("serving_default", greedy, [source, max_length], example=example),
+            Signature("beam_search", beam, [source, max_length], example=example),
             Signature("encode", encode, [source]),
             Signature("decode_step", decode_step, step_specs, start_id=model.start_id)]
 
@@ -383,22 +392,13 @@ def _free_batch(shape):
     return [None] + dims[1:]
 
 
-def _translate_signature(model, greedy):
-    """``translate``: strings -> the model's source ids -> ``greedy`` -> strings (see the
-    module docstring)."""
-    from kzoo.models.seq2seq import text_decode_length
+def _translate_signature(model, jit_compile):
+    """``translate``: ``model.translate_graph`` (strings -> the model's source ids -> greedy
+    search -> strings; see the module docstring)."""
+    compiled = model.xla_functions() if jit_compile else None
 
     def translate(text, max_length):
-        source_ids = model.source_vectorizer(text)
-        # A batch of empty strings has no time step: give it one padding step to encode.
-        width = tf.shape(source_ids)[1]
-        source_ids = tf.pad(source_ids, [[0, 0], [0, tf.maximum(1 - width, 0)]])
-        length = tf.where(max_length > 0, max_length,
-                          text_decode_length(tf.shape(source_ids)[1]))
-        result = greedy.fn(source_ids, length)
-        return {"translation": model.target_vectorizer.detokenize(result["tokens"],
-                                                                  end_id=model.end_id),
-                **result}
+        return model.translate_graph(text, max_length, compiled=compiled)
 
     return Signature(TEXT_SIGNATURE, translate,
                      [tf.TensorSpec([None], tf.string, name="text"),

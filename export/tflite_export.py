@@ -1,9 +1,9 @@
 """``kzoo.export.tflite``: a builtins-only LiteRT (TFLite) file with the model's signatures.
 
 The file holds the signatures of :mod:`kzoo.export.signatures` (for seq2seq: greedy and beam
-search as ``WHILE`` loops, plus ``encode``/``decode_step``; not the string ``translate``), traced in the scan engine's
-TensorList-free form with batch and time dynamic (``resize_tensor_input`` or the signature runner
-take any size). Quantization is the converter's post-training quantization.
+search as ``WHILE`` loops, plus ``encode``/``decode_step``; not the string ``translate``), traced
+in the scan engine's TensorList-free form with batch and time dynamic (``resize_tensor_input`` or
+the signature runner take any size). Quantization is the converter's post-training quantization.
 """
 
 import os
@@ -12,34 +12,116 @@ import numpy as np
 
 from kzoo.export import atomic, lite
 from kzoo.export.serving import sample_inputs
-from kzoo.export.signatures import check_exportable, served_model, signatures
+from kzoo.export.signatures import LENGTHS_SIGNATURE, check_exportable, served_model, \
+    signatures
 
 QUANTIZE_MODES = lite.QUANTIZE_MODES
 
 
 def tflite(model, path, quantize=None, representative_data=None, allow_flex=False):
-    """Convert ``model`` to a TFLite file at ``path``; returns ``path``.
+    """Converts ``model`` to a LiteRT (TFLite) file of builtin ops.
 
-    ``quantize``: None (float32), "dynamic" (int8 weights, float activations: about 4x smaller),
-    "float16" (float16 weights: the file for mobile GPU delegates) or "int8" (int8 weights and
-    activations where the op allows it, float elsewhere), which calibrates on
-    ``representative_data``: an iterable of ``serving_default`` inputs, each an array, a tuple
-    of arrays in the signature's input order, or a dict by input name (a few dozen batches).
-    Builtin ops only unless ``allow_flex=True``; a model that would need a Flex op raises
-    :class:`kzoo.export.lite.FlexOpsNeeded` naming it. Written atomically (temporary file, then
-    renamed): a failure leaves no file behind.
+    The file holds the signatures of :mod:`kzoo.export.signatures` under the same names as the
+    SavedModel of :func:`kzoo.export.saved_model` (for seq2seq: greedy and beam search as
+    ``WHILE`` loops inside the file, plus ``encode``/``decode_step``; not the string
+    ``translate``, as string ops are not builtins). The recurrent loops are traced in the scan
+    engine's TensorList-free form, so the plain LiteRT interpreter (``ai_edge_litert``) runs the
+    file without the Flex delegate; batch and time stay dynamic (``resize_tensor_input`` or the
+    signature runner take any size). The file is written under a temporary name and renamed
+    into place: a failure leaves no file behind.
+
+    Args:
+        model: a built ``keras.Model``: a model of ``kzoo.build``, a functional model made of
+            kzoo layers, or a ``kzoo.models.seq2seq.Seq2Seq``.
+        path: the file to write (str or path-like), e.g. ``"model.tflite"``; missing parent
+            directories are created, an existing file is replaced.
+        quantize: the TFLite converter's post-training quantization. None (default): float32.
+            ``"dynamic"``: int8 weights (those read inside the loops too), float activations.
+            ``"float16"``: float16 weights, the file for mobile GPU delegates. ``"int8"``: int8
+            weights and activations where the op allows it, float elsewhere, calibrated on
+            ``representative_data``.
+        representative_data: required for ``quantize="int8"`` and used only there: an
+            iterable of ``serving_default`` inputs (a few dozen batches of real data), each an
+            array, a tuple of arrays in the signature's input order, or a dict by input name.
+        allow_flex: whether the file may hold TensorFlow (Select TF, "Flex") ops, which only an
+            interpreter linked with the Flex delegate runs (default False: builtins only).
+
+    Returns:
+        The absolute path (str) of the file written.
+
+    Raises:
+        TypeError: if ``model`` is not a ``keras.Model``.
+        ValueError: if ``model`` is not built, ``quantize`` is not one of None, ``"dynamic"``,
+            ``"float16"``, ``"int8"``, ``quantize="int8"`` comes without
+            ``representative_data`` (or with samples that do not fit ``serving_default``), or
+            ``allow_flex`` is not a bool.
+        FlexOpsNeeded: (a ValueError) if the model needs Flex ops and ``allow_flex`` is False,
+            for example a model of ``keras.layers.LSTM``; the message names the ops.
+        IsADirectoryError: if ``path`` is a directory.
+        OSError: if ``path`` cannot be written (the message names it).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+    import kzoo
+    import kzoo.export
+
+    model = kzoo.build("many_to_one_gru", input_dim=3, num_classes=2, units=4)
+    kzoo.export.tflite(model, "classifier.tflite")
+    interpreter = Interpreter(model_path="classifier.tflite")
+    classify = interpreter.get_signature_runner("serving_default")
+    inputs = np.random.default_rng(0).normal(size=(2, 5, 3)).astype("float32")
+    print(classify(inputs=inputs)["outputs"].shape)             # (2, 2): class probabilities
+    kzoo.export.tflite(model, "classifier.dyn.tflite", quantize="dynamic")   # int8 weights
+    ```
     """
     return _write(model, {quantize: path}, representative_data, allow_flex,
                   "kzoo.export.tflite")[quantize]
 
 
 def tflite_files(model, files, representative_data=None, allow_flex=False):
-    """:func:`tflite` for several quantize modes at once: ``files`` is ``{quantize: path}``
-    (e.g. ``{None: "m.tflite", "dynamic": "m.dyn.tflite"}``); returns it with absolute paths.
+    """Writes the files of :func:`tflite` for several ``quantize`` modes from one trace.
 
-    The files are those :func:`tflite` writes one by one, from one trace of the model (tracing
-    is about half of a conversion; an int8 file takes a trace of its own). All are written or,
-    on a failure, none.
+    Each file is byte for byte the one ``tflite(model, path, quantize=...)`` writes, but the
+    model is traced and saved once for all of them (an ``"int8"`` file takes a trace of its
+    own, in the form TensorFlow's calibrator runs); see docs/export.md for what that saves.
+    All files are written or, on a failure, none.
+
+    Args:
+        model: a built ``keras.Model``, as for :func:`tflite`.
+        files: a non-empty dict ``{quantize: path}``, one entry per file: each key one of
+            None, ``"dynamic"``, ``"float16"``, ``"int8"`` (see :func:`tflite`), each value a
+            file path (str or path-like), no two the same.
+        representative_data: the calibration samples of an ``"int8"`` file, as for
+            :func:`tflite`; required when ``files`` has an ``"int8"`` key.
+        allow_flex: whether the files may hold Flex ops, as for :func:`tflite`.
+
+    Returns:
+        ``files`` with absolute paths: a dict ``{quantize: absolute path (str)}``.
+
+    Raises:
+        TypeError: if ``model`` is not a ``keras.Model``.
+        ValueError: if ``files`` is not a non-empty dict, two modes share a path, or for any
+            reason :func:`tflite` gives.
+        FlexOpsNeeded: if the model needs Flex ops and ``allow_flex`` is False.
+        IsADirectoryError: if a path is a directory.
+        OSError: if a file cannot be written (the message names it).
+
+    Example:
+
+    ```python
+    import os
+    import kzoo
+    import kzoo.export
+
+    model = kzoo.build("many_to_many_gru", vocab_size=20, num_classes=3, units=4)
+    paths = kzoo.export.tflite_files(model, {None: "tagger.tflite",
+                                             "dynamic": "tagger.dyn.tflite"})
+    print({mode: os.path.basename(path) for mode, path in paths.items()})
+    # {None: 'tagger.tflite', 'dynamic': 'tagger.dyn.tflite'}
+    ```
     """
     where = "kzoo.export.tflite_files"
     if not isinstance(files, dict) or not files:
@@ -122,8 +204,6 @@ def _as_input_dict(signature, sample, where):
         values = [sample[name] for name in names]
     else:
         values = list(sample) if isinstance(sample, (list, tuple)) else [sample]
-        if len(values) == len(names) - 1 and names[-1] == "lengths":
-            values.append(np.full([np.shape(values[0])[0]], np.shape(values[0])[1], np.int32))
         if signature.name == "serving_default" and names == ["source_ids", "max_length"] \
                 and len(values) == 1:
             values.append(np.array(0, np.int32))
@@ -136,8 +216,8 @@ def _as_input_dict(signature, sample, where):
 
 def _representative_dataset(exported, representative_data, where):
     """The converter's calibration generator: for every sample, inputs for every signature (the
-    other signatures' inputs are derived from ``serving_default``'s: zero initial states; for
-    seq2seq, the encoder's outputs and the start token)."""
+    other signatures' inputs are derived from ``serving_default``'s: full lengths, zero initial
+    states; for seq2seq, the encoder's outputs and the start token)."""
     samples = [_as_input_dict(exported[0], s, where) for s in representative_data]
     if not samples:
         raise ValueError(f"{where}: `representative_data` is empty")
@@ -147,10 +227,13 @@ def _representative_dataset(exported, representative_data, where):
         signature = by_name[name]
         if name in ("serving_default", "beam_search"):
             return {k: sample[k] for k in signature.input_names}
-        batch = next(iter(sample.values())).shape[0]
-        if name == "stream":
-            zeros = sample_inputs(signature, batch_size=batch)
-            return {k: sample.get(k, zeros[k]) for k in signature.input_names}
+        first = next(iter(sample.values()))
+        batch = first.shape[0]
+        if name in (LENGTHS_SIGNATURE, "stream"):
+            extra = sample_inputs(signature, batch_size=batch)  # zero states
+            if "lengths" in extra:
+                extra["lengths"] = np.full([batch], first.shape[1], np.int32)
+            return {k: sample.get(k, extra.get(k)) for k in signature.input_names}
         encoded = by_name["encode"].tf_function()(sample["source_ids"])
         if name == "encode":
             return {"source_ids": sample["source_ids"]}

@@ -10,6 +10,7 @@ import sys as _sys
 __version__ = "0.1.0"
 
 _REGISTRY_NAMES = ("build", "list_models", "model_info")
+__all__ = ["build", "list_models", "model_info", "layers"]
 
 
 def __getattr__(name):
@@ -28,7 +29,14 @@ def __getattr__(name):
 # The `kzoo` console script imports this package before kzoo.cli runs: importing TensorFlow
 # here would cost seconds before a usage error and print TensorFlow's C++ log lines. The command
 # imports it itself once its arguments are checked, with those lines silenced (kzoo.cli).
-# Everywhere else the layers are imported at once, which registers them for keras.saving.
+# Everywhere else the layers and the zoo are imported at once, which registers with
+# keras.saving every class a kzoo model file holds (the layers; Seq2Seq, its samplers, loss and
+# metric), so `keras.saving.load_model` needs nothing but `import kzoo`; TensorFlow first,
+# without its C++ runtime's import-time log lines (kzoo.quiet).
 if _os.path.basename(_sys.argv[0] if _sys.argv else "") != "kzoo":
+    from kzoo import quiet  # noqa: E402
+
+    quiet.import_tensorflow()
     from kzoo import layers  # noqa: E402
+    from kzoo.models import zoo as _zoo  # noqa: E402,F401
     from kzoo.models.registry import build, list_models, model_info  # noqa: E402

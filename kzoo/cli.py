@@ -11,20 +11,40 @@
 Usage errors (an unknown model or dataset, a missing run directory, a bad flag value) exit with
 code 2 and one line on stderr, no traceback. Arguments are checked before TensorFlow is imported
 where they can be; TensorFlow is imported with file descriptor 2 pointed at /dev/null, since its
-C++ runtime writes log lines there whatever ``TF_CPP_MIN_LOG_LEVEL`` says.
+C++ runtime writes log lines there whatever ``TF_CPP_MIN_LOG_LEVEL`` says. A reader of stdout
+that stops early (``kzoo list | head -1``) ends the command quietly, with status 141.
+
+A command prints its progress and results, nothing else: the log lines of TensorFlow, the TFLite
+converter, LiteRT and TFDS are silenced (:mod:`kzoo.quiet`) unless ``--verbose`` (``-v``) is
+given, before or after the command name.
 """
 
 import argparse
-import contextlib
 import json
 import os
 import pathlib
+import shutil
+import signal
 import sys
+import textwrap
+
+from kzoo import quiet
+from kzoo.checks import close_matches
+from kzoo.quiet import silenced_stderr
 
 STRATEGIES = ("default", "mirrored", "multiworker")  # == kzoo.training.STRATEGIES, TF-free
+# The names kzoo.datasets registers, so that --dataset is checked before TensorFlow is imported
+# (importing any module of kzoo.datasets imports it); tests/test_cli.py holds this equal to
+# kzoo.datasets.list_datasets().
+DATASETS = ("adding", "copy", "digits", "imdb_reviews", "number_words", "reverse",
+            "ted_hrlr_translate", "temperature", "weather")
 EXPORT_FORMATS = ("saved_model", "tflite")
 QUANTIZE = ("none", "dynamic", "float16", "int8")
 DEFAULT_EPOCHS = 10
+INFO_WIDTH = 100      # `kzoo info` wraps to the terminal's width, at most this
+INFO_KEY_WIDTH = 30   # a wider KEY=VALUE gets a line of its own above its explanation
+VERBOSE_HELP = ("also show the log lines of TensorFlow, the TFLite converter, LiteRT and TFDS "
+                "(hidden by default)")
 
 
 class UsageError(Exception):
@@ -37,27 +57,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-@contextlib.contextmanager
-def silenced_stderr():
-    """Point file descriptor 2 at /dev/null (C++ logs included) and restore it afterwards."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    os.close(devnull)
-    try:
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def _import_tensorflow():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    quiet.import_tensorflow()
     with silenced_stderr():
-        import tensorflow  # noqa: F401
-
         import kzoo.layers  # noqa: F401
         import kzoo.models.zoo  # noqa: F401
         import kzoo.training  # noqa: F401
@@ -136,23 +138,45 @@ def _run_dir(path):
 
 def _check_model_name(name):
     import kzoo
+    from kzoo.models.registry import unknown_model_error
 
-    try:
-        kzoo.model_info(name)
-    except ValueError as error:
-        raise UsageError(str(error))
+    names = kzoo.list_models()
+    if name not in names:
+        raise UsageError(str(unknown_model_error(name, names, listed_by="`kzoo list`")))
+
+
+def _check_dataset_name(name):
+    from kzoo.training import EXAMPLE_DATASET
+
+    names = (EXAMPLE_DATASET, *DATASETS)
+    if name not in names:
+        close = close_matches(name, names)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UsageError(f"unknown dataset {name!r}{hint}; datasets: {', '.join(names)}")
+
+
+def _model_names(args):
+    """The model names on the command line (info, train: one; bench: several)."""
+    names = getattr(args, "names", None)
+    return names if names is not None else [n for n in [getattr(args, "name", None)] if n]
+
+
+def _parameters(name):
+    from kzoo.models import catalog
+
+    count = catalog.default_parameters(name)
+    return "?" if count is None else f"{count:,}"
 
 
 # -- commands -------------------------------------------------------------------------------------
+# `list` and `info` read the registry's metadata, which needs no TensorFlow (kzoo.models.catalog).
 def cmd_list(args):
-    with silenced_stderr():
-        import kzoo
+    import kzoo
 
-        names = kzoo.list_models(args.pattern)
-        rows = []
-        for name in names:
-            info = kzoo.model_info(name)
-            rows.append((name, info.pattern, info.cell, f"{kzoo.build(name).count_params():,}"))
+    rows = []
+    for name in kzoo.list_models(args.pattern):
+        info = kzoo.model_info(name)
+        rows.append((name, info.pattern, info.cell, _parameters(name)))
     if not rows:
         raise UsageError(f"no model matches {args.pattern!r} (try `kzoo list`)")
     header = ("name", "pattern", "cell", "parameters")
@@ -166,25 +190,29 @@ def cmd_list(args):
 def cmd_info(args):
     import kzoo
 
-    _check_model_name(args.name)
     info = kzoo.model_info(args.name)
-    print(f"{info.name}: {info.description}")
+    width = min(shutil.get_terminal_size((INFO_WIDTH, 24)).columns, INFO_WIDTH)
+    print(textwrap.fill(f"{info.name}: {info.description}", width, subsequent_indent="  ",
+                        break_on_hyphens=False))
     print(f"pattern: {info.pattern}\ncell: {info.cell}")
-    print("default config:")
-    print(json.dumps(info.default_config, indent=2, default=str))
+    print(f"parameters: {_parameters(info.name)} (with the default config)")
+    print("config (the defaults; `kzoo train --config KEY=VALUE` overrides one, VALUE in JSON):")
+    settings = {key: f"{key}={json.dumps(value)}" for key, value in info.default_config.items()}
+    column = min(max(map(len, settings.values())), INFO_KEY_WIDTH) + 4
+    text_width = max(width - column, 30)
+    for key, setting in settings.items():
+        lines = textwrap.wrap(info.arguments[key], text_width, break_on_hyphens=False)
+        if len(setting) + 4 > column:  # too wide to share a line with its explanation
+            print(f"  {setting}")
+        else:
+            print(f"  {setting:<{column - 2}}{lines.pop(0)}")
+        for line in lines:
+            print(" " * column + line)
     return 0
 
 
 def cmd_train(args):
     from kzoo import training
-
-    _check_model_name(args.name)
-    datasets = [training.EXAMPLE_DATASET]
-    if args.dataset != training.EXAMPLE_DATASET:  # the real datasets cost seconds to import
-        with silenced_stderr():
-            datasets = training.list_datasets()
-    if args.dataset not in datasets:
-        raise UsageError(f"unknown dataset {args.dataset!r}; datasets: {', '.join(datasets)}")
     import kzoo
 
     info = kzoo.model_info(args.name)
@@ -223,22 +251,35 @@ def cmd_export(args):
 
     run_dir = _run_dir(args.run_dir)
     quantize = None if args.quantize == "none" else args.quantize
-    report, paths = training.export_run(run_dir, formats=args.format, quantize=quantize,
-                                        out=args.out, samples=args.samples,
-                                        data_dir=args.data_dir, overwrite=args.overwrite)
-    for path in paths:
+    result = training.export_run(run_dir, formats=args.format, quantize=quantize, out=args.out,
+                                 samples=args.samples, data_dir=args.data_dir,
+                                 overwrite=args.overwrite)
+    if not result.written:
+        print(f"{result.directory} is up to date with {run_dir / 'model.keras'}; nothing to "
+              f"export (--overwrite exports again)")
+        return 0
+    for path in result.written:
         print(f"wrote {path}")
-    print(report)
+    print(result.report)
     return 0
 
 
 def cmd_predict(args):
+    import warnings
+
     from kzoo import training
+    from kzoo.models.seq2seq import UnknownTokensWarning
 
     run_dir = _run_dir(args.run_dir)
-    results = training.predict(run_dir, args.text, method="beam" if args.beam else "greedy",
-                               beam_width=args.beam or 4, max_length=args.max_length,
-                               attention_plot=args.plot)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UnknownTokensWarning)
+        results = training.predict(run_dir, args.text, method="beam" if args.beam else "greedy",
+                                   beam_width=args.beam or 4, max_length=args.max_length,
+                                   attention_plot=args.plot)
+    for warning in caught:
+        if issubclass(warning.category, UnknownTokensWarning):
+            message = " ".join(str(warning.message).split())
+            print(f"kzoo predict: warning: {message}", file=sys.stderr)
     for text, output in zip(args.text, results):
         print(f"{text} -> {output}" if len(args.text) > 1 else output)
     return 0
@@ -247,8 +288,6 @@ def cmd_predict(args):
 def cmd_bench(args):
     from kzoo import training
 
-    for name in args.names:
-        _check_model_name(name)
     rows = training.bench(args.names, batch_size=args.batch_size, steps=args.steps,
                           model_config=dict(args.config))
     header = ("model", "parameters", "predict ms/batch", "train ms/batch")
@@ -263,6 +302,7 @@ def cmd_bench(args):
 
 def make_parser():
     parser = _Parser(prog="kzoo", description="A model zoo of recurrent networks.")
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = commands.add_parser("list", help="list the registered models")
@@ -287,7 +327,10 @@ def make_parser():
                         "off for the MLP; 'none' disables)")
     p.add_argument("--seed", type=_non_negative_int, default=0)
     p.add_argument("--out", default=None, help="the run directory (default runs/NAME)")
-    p.add_argument("--strategy", choices=STRATEGIES, default="default")
+    p.add_argument("--strategy", choices=STRATEGIES, default="default",
+                   help="mirrored: every GPU, or two logical CPU devices; multiworker: the "
+                        "workers TF_CONFIG names. With several replicas each batch loses its "
+                        "last rows beyond a multiple of the replica count")
     p.add_argument("--config", type=_key_value, action="append", default=[],
                    metavar="KEY=VALUE", help="override a model config value (repeatable)")
     p.add_argument("--option", type=_key_value, action="append", default=[],
@@ -295,7 +338,10 @@ def make_parser():
     p.add_argument("--data-dir", default=None, help="where datasets are prepared")
     p.add_argument("--steps-per-epoch", type=_positive_int, default=None)
     p.add_argument("--tbptt", type=_positive_int, default=None, metavar="K",
-                   help="truncated BPTT: train a stateful many_to_many model on K-step chunks")
+                   help="truncated BPTT: train a stateful many_to_many model on K-step chunks "
+                        "of each batch, K from 1 to the sequence length (the last chunk is "
+                        "shorter when K does not divide it); the stateful model has one batch "
+                        "size, so a last partial batch is dropped")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     p.set_defaults(func=cmd_train)
 
@@ -329,7 +375,8 @@ def make_parser():
                    help="beam search of this width (default greedy)")
     p.add_argument("--max-length", type=_positive_int, default=None)
     p.add_argument("--plot", default=None, metavar="PNG",
-                   help="write the attention heatmap of the (first) prediction here")
+                   help="write the attention heatmap of the first text's output here (with "
+                        "--beam, the best hypothesis'); models with attention only")
     p.set_defaults(func=cmd_predict)
 
     p = commands.add_parser("bench", help="time predict and train steps on example batches")
@@ -340,23 +387,45 @@ def make_parser():
     p.add_argument("--config", type=_key_value, action="append", default=[],
                    metavar="KEY=VALUE", help="override a config value of every model")
     p.set_defaults(func=cmd_bench)
+    for command in commands.choices.values():  # `kzoo train ... -v` as well as `kzoo -v train`
+        command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                             help=VERBOSE_HELP)
     return parser
 
 
 def main(argv=None):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     parser = make_parser()
     args = parser.parse_args(argv)
+    quiet.set_verbose(args.verbose)
     try:
         if getattr(args, "run_dir", None) is not None:
             _run_dir(args.run_dir)  # before TensorFlow: a typo fails at once
-        _import_tensorflow()
-        return args.func(args)
+        for name in _model_names(args):
+            _check_model_name(name)  # likewise: the registry's metadata needs no TensorFlow
+        if getattr(args, "dataset", None) is not None:
+            _check_dataset_name(args.dataset)
+        if args.func not in (cmd_list, cmd_info):
+            _import_tensorflow()
+        code = args.func(args)
+        sys.stdout.flush()  # here, so that a reader gone away is met by the handler below
+        return code
+    except BrokenPipeError:
+        return _reader_gone()
     except (UsageError, ValueError, TypeError, OSError) as error:
         # OSError: a path that cannot be written or read (--out under a file, a full disk).
         message = " ".join(str(error).split())
         print(f"kzoo {args.command}: error: {message}", file=sys.stderr)
         return 2
+
+
+def _reader_gone():
+    """The reader of stdout stopped early (``kzoo list | head -1``): exit without a message and
+    with the status of a Unix tool that SIGPIPE ended (128 + 13). Stdout is pointed at /dev/null
+    first, or Python's own flush at exit would meet the closed pipe again and print."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

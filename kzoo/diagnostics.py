@@ -6,16 +6,16 @@
     kzoo.diagnostics.plot_gradient_flow(norms, "gradient_flow.png")
 
 Gradient flow is the vanishing gradient, seen: for a loss on the last state h_T of a sequence of
-length T, ``gradient_flow`` measures ||dL/dh_t|| for every t (the total derivative, through the
-recurrence), averaged over a batch. It injects a zero perturbation e_t into each state
-(h_t <- h_t + e_t) and takes dL/de_t, which equals dL/dh_t. A SimpleRNN's norms fall
-geometrically as t moves away from T; an LSTM's cell state carries them much further.
-Plots use matplotlib's Agg backend (no display needed) and write PNG files.
+length T, :func:`gradient_flow` measures ||dL/dh_t|| for every t. Plots use matplotlib's Agg
+backend (no display needed) and write PNG files.
 """
 
 import pathlib
 
 import numpy as np
+
+__all__ = ["CELLS", "decay_rate", "gradient_flow", "gradient_flow_comparison", "plot_attention",
+           "plot_gradient_flow", "plot_history"]
 
 CELLS = ("rnn", "lstm", "gru")
 
@@ -47,10 +47,33 @@ def _history_metrics(history):
 
 
 def plot_history(history, path):
-    """Training curves: one panel per metric (loss, accuracy...), training and validation.
+    """Plots training curves: one panel per metric (loss, accuracy...), train and validation.
 
-    ``history`` is the run's history.json dict, a ``keras.callbacks.History`` or its ``.history``.
-    Returns the path written.
+    Each metric ``m`` of the history gets a panel over the epochs, with ``val_m`` beside it
+    when the history has it.
+
+    Args:
+        history: the training history: a kzoo run's ``history.json`` dict (``{"epochs": [...],
+            "metrics": {...}}``), the ``keras.callbacks.History`` that ``model.fit`` returns, or
+            its ``.history`` dict ``{metric: [one value per epoch]}``.
+        path: the PNG file to write (str or path-like); missing parent directories are
+            created.
+
+    Returns:
+        The path written, a ``pathlib.Path``.
+
+    Raises:
+        ValueError: if the history holds no metric (only ``val_`` ones, or none).
+
+    Example:
+
+    ```python
+    import kzoo.diagnostics
+
+    history = {"loss": [1.2, 0.8, 0.6], "val_loss": [1.3, 0.9, 0.8],
+               "accuracy": [0.4, 0.6, 0.7], "val_accuracy": [0.4, 0.5, 0.6]}
+    print(kzoo.diagnostics.plot_history(history, "curves.png"))   # curves.png
+    ```
     """
     epochs, metrics = _history_metrics(history)
     names = [key for key in metrics if not key.startswith("val_")]
@@ -74,10 +97,39 @@ def plot_history(history, path):
 
 
 def plot_attention(weights, source_tokens, target_tokens, path, title=None):
-    """Heatmap of attention ``weights`` (T_out, T_in): row i is where output token i looked.
+    """Plots attention weights as a heatmap: where each output token looked in the source.
 
-    Tokens are strings (or ids); rows/columns beyond the given tokens are cut off, so pass the
-    tokens up to the end token. Returns the path written.
+    Row i of ``weights`` is the alignment α of output token i over the source tokens (it sums
+    to 1 over the real source tokens). When there are many more output than source tokens
+    (words to characters), the outputs run along the x axis, which reads better.
+
+    Args:
+        weights: the alignments, an array (T_out, T_in), e.g. one row of the ``attention``
+            output of a seq2seq model's ``generate``.
+        source_tokens: the source's tokens (str, or ids), one per column; columns beyond them
+            are cut off, so pass the tokens up to the end token.
+        target_tokens: the output's tokens (str, or ids), one per row; rows beyond them are
+            cut off.
+        path: the PNG file to write (str or path-like); missing parent directories are
+            created.
+        title: the plot's title (default None: no title).
+
+    Returns:
+        The path written, a ``pathlib.Path``.
+
+    Raises:
+        ValueError: if ``weights`` is not 2-D.
+
+    Example:
+
+    ```python
+    import numpy as np
+    import kzoo.diagnostics
+
+    weights = np.array([[0.1, 0.9], [0.8, 0.2], [0.5, 0.5]])    # 3 outputs over 2 sources
+    kzoo.diagnostics.plot_attention(weights, ["twenty", "three"], ["drei", "und", "zwanzig"],
+                                    "attention.png", title="en -> de")
+    ```
     """
     weights = np.asarray(weights, dtype="float32")
     if weights.ndim != 2:
@@ -105,9 +157,41 @@ def plot_attention(weights, source_tokens, target_tokens, path, title=None):
 
 
 def gradient_flow(cell, *, length=100, units=32, input_dim=8, batch_size=16, seed=0):
-    """||dL/dh_t|| for t = 1..length (batch mean) for a freshly initialized ``cell``
-    ("rnn", "lstm", "gru" with Keras' default initializers) and L = w . h_T, w a fixed random
-    readout. Inputs are standard normal. Returns a NumPy array of shape (length,).
+    """Measures the gradient that reaches each step: ||dL/dh_t|| for t = 1..length.
+
+    The loss reads only the last state of a freshly initialized cell (Keras' default
+    initializers) run over standard normal inputs, through a fixed random readout w:
+
+        L = w · h_T,        g_t = ||dL/dh_t||  (the total derivative, through the recurrence)
+
+    averaged over the batch. The derivative is taken by adding a zero perturbation e_t to each
+    state (h_t <- h_t + e_t) and differentiating by e_t, which equals dL/dh_t. A SimpleRNN's
+    g_t falls geometrically as t moves away from T (the vanishing gradient); an LSTM's cell
+    state carries it much further.
+
+    Args:
+        cell: ``"rnn"`` (``kzoo.layers.SimpleRNNCell``), ``"lstm"`` or ``"gru"``.
+        length: the sequence length T (default 100).
+        units: the cell's units (default 32).
+        input_dim: the input features per step (default 8).
+        batch_size: the sequences averaged over (default 16).
+        seed: seeds the weights, inputs and readout (default 0): the same seed gives the same
+            task to every cell.
+
+    Returns:
+        A NumPy array (length,): ``g_t`` for t = 1..length.
+
+    Raises:
+        ValueError: if ``cell`` is not one of ``CELLS``.
+
+    Example:
+
+    ```python
+    import kzoo.diagnostics
+
+    norms = kzoo.diagnostics.gradient_flow("rnn", length=20, units=8)
+    print(norms.shape, norms[0] < norms[-1])    # (20,) True: the gradient vanishes back in time
+    ```
     """
     import keras
     import tensorflow as tf
@@ -146,13 +230,56 @@ def gradient_flow(cell, *, length=100, units=32, input_dim=8, batch_size=16, see
 
 
 def gradient_flow_comparison(cells=CELLS, **kwargs):
-    """``{cell: gradient_flow(cell, **kwargs)}`` on the same task (same inputs and readout)."""
+    """Runs :func:`gradient_flow` for several cells on the same task, to compare them.
+
+    Args:
+        cells: the cells, each one of ``CELLS`` (default: all of them).
+        **kwargs: the other arguments of :func:`gradient_flow` (``length``, ``units``,
+            ``input_dim``, ``batch_size``, ``seed``), the same for every cell, so every cell
+            gets the same inputs and readout.
+
+    Returns:
+        A dict ``{cell: NumPy array (length,)}`` of each cell's ``||dL/dh_t||``.
+
+    Raises:
+        ValueError: if a cell is not one of ``CELLS``.
+
+    Example:
+
+    ```python
+    import kzoo.diagnostics
+
+    norms = kzoo.diagnostics.gradient_flow_comparison(("rnn", "lstm"), length=20, units=8)
+    print({cell: round(kzoo.diagnostics.decay_rate(g), 2) for cell, g in norms.items()})
+    ```
+    """
     return {cell: gradient_flow(cell, **kwargs) for cell in cells}
 
 
 def decay_rate(norms):
-    """The mean factor by which ||dL/dh_t|| shrinks per step back from T (a log-linear fit);
-    1.0 means no decay, 0.5 halving at every step."""
+    """The mean factor by which ||dL/dh_t|| changes per step back from T.
+
+    A straight line fitted to log g_t over t gives the slope b; the factor is exp(-b): 1.0
+    means no decay, 0.5 halving at every step back. Norms that underflowed to 0 are left out
+    of the fit.
+
+    Args:
+        norms: the norms g_t for t = 1..T, e.g. from :func:`gradient_flow`.
+
+    Returns:
+        The factor, a float.
+
+    Raises:
+        ValueError: if fewer than two norms are above 0.
+
+    Example:
+
+    ```python
+    import kzoo.diagnostics
+
+    print(kzoo.diagnostics.decay_rate([1 / 8, 1 / 4, 1 / 2, 1.0]))   # 0.5 (to rounding)
+    ```
+    """
     norms = np.asarray(norms, dtype="float64")
     steps = np.arange(len(norms))
     # float32 gradients underflow to 0 far from T: fit only the representable part.
@@ -164,8 +291,30 @@ def decay_rate(norms):
 
 
 def plot_gradient_flow(norms, path):
-    """Log-scale ||dL/dh_t|| over t, one line per cell (the dict of
-    :func:`gradient_flow_comparison`). Returns the path written."""
+    """Plots ||dL/dh_t|| over t on a log scale, one line per cell, with its decay rate.
+
+    Args:
+        norms: ``{cell name: norms (T,)}``, e.g. what :func:`gradient_flow_comparison`
+            returns.
+        path: the PNG file to write (str or path-like); missing parent directories are
+            created.
+
+    Returns:
+        The path written, a ``pathlib.Path``.
+
+    Raises:
+        ValueError: if a cell's norms have fewer than two values above 0 (see
+            :func:`decay_rate`).
+
+    Example:
+
+    ```python
+    import kzoo.diagnostics
+
+    norms = kzoo.diagnostics.gradient_flow_comparison(length=20, units=8)
+    kzoo.diagnostics.plot_gradient_flow(norms, "gradient_flow.png")
+    ```
+    """
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(6, 3.8))
     for cell, values in norms.items():

@@ -202,17 +202,22 @@ def greedy_search(step_fn, initial_states, *, batch_size, start_id, end_id, max_
 
 def beam_search(step_fn, initial_states, *, batch_size, beam_width, start_id, end_id,
                 max_length, length_penalty_weight=0.0, coverage_penalty_weight=0.0,
-                alignment_size=None):
+                alignment_size=None, alignment_history=False):
     """Beam search with GNMT length and coverage penalties (see the module docstring).
 
     ``initial_states`` and whatever ``step_fn`` closes over (the encoder memory) must already be
     tiled to ``batch_size * beam_width`` rows with :func:`tile_batch`. Coverage needs
     ``alignment_size`` (the source length) and a ``step_fn`` that returns alignments. A penalty
-    weight that is a Python 0 (the default) is left out of the graph.
+    weight that is a Python 0 (the default) is left out of the graph. ``alignment_history=True``
+    (with ``alignment_size``) also returns the best hypothesis' attention: every step records
+    each new hypothesis' alignment and parent, and the best one's line is traced back once after
+    the loop (tfa's ``gather_tree``), so the loop carries no (B*K, max_length, Ts) buffer.
 
     Returns a dict: ``tokens`` (B, max_length) and ``scores`` (B,) of the best hypothesis,
     ``beam_tokens`` (B, K, max_length), ``beam_scores`` (B, K) (best first), ``log_probs``
-    (B, K) and ``lengths`` (B, K).
+    (B, K) and ``lengths`` (B, K); with ``alignment_history``, ``attention`` (B, max_length, Ts):
+    the alignment of every token the best hypothesis emitted (zero after its end), as greedy
+    search returns it.
     """
     if isinstance(beam_width, bool) or not isinstance(beam_width, int) or beam_width <= 0:
         raise ValueError(f"beam_search: `beam_width` must be a positive integer, got "
@@ -222,6 +227,9 @@ def beam_search(step_fn, initial_states, *, batch_size, beam_width, start_id, en
     batch_size = tf.convert_to_tensor(batch_size, tf.int32)
     use_length = not _is_zero(length_penalty_weight)
     use_coverage = alignment_size is not None and not _is_zero(coverage_penalty_weight)
+    if alignment_history and alignment_size is None:
+        raise ValueError("beam_search: `alignment_history` needs `alignment_size` (the source "
+                         "length) and a step_fn that returns alignments")
     penalized = use_length or use_coverage
     alpha = tf.cast(length_penalty_weight, tf.float32)
     beta = tf.cast(coverage_penalty_weight, tf.float32)
@@ -230,12 +238,16 @@ def beam_search(step_fn, initial_states, *, batch_size, beam_width, start_id, en
     # (N, 1) columns where it meets (N, V) scores. Loop invariants are made here, once:
     first_rows = tf.expand_dims(tf.range(batch_size) * k, 1)      # (B, 1) row of hypothesis 0
     positions = tf.range(max_length)                                # token buffer columns
+    rows = batch_size * k
+    histories = [_History(rows, max_length, tf.int32),
+                 _History(rows, max_length, tf.float32, [alignment_size])] \
+        if alignment_history else []
 
-    def cond(t, ids, hypotheses, states):
+    def cond(t, ids, hypotheses, states, written):
         return tf.logical_and(t < max_length,
                               tf.logical_not(tf.reduce_all(hypotheses["finished"])))
 
-    def body(t, ids, hypotheses, states):
+    def body(t, ids, hypotheses, states, written):
         logits, new_states, alignments = step_fn(ids, list(states))
         step_log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))          # (N, V)
         vocab = step_log_probs.shape[-1]
@@ -278,9 +290,11 @@ def beam_search(step_fn, initial_states, *, batch_size, beam_width, start_id, en
         else:  # the score is the log-probability
             updated["log_probs"] = tf.reshape(top_scores, [-1, 1])
         new_states = [tf.gather(s, parents) for s in new_states]
-        return t + 1, tf.reshape(next_ids, [-1]), updated, new_states
+        if alignment_history:  # token t of hypothesis j was chosen under its parent's alignment
+            values = [parents, tf.gather(tf.cast(alignments, tf.float32), parents)]
+            written = [h.write(w, t, t + 1, v) for h, w, v in zip(histories, written, values)]
+        return t + 1, tf.reshape(next_ids, [-1]), updated, new_states, written
 
-    rows = batch_size * k
     first_beam_only = tf.where(tf.equal(tf.range(k), 0), 0.0, NEG_INF)
     hypotheses = {"tokens": tf.zeros([rows, max_length], tf.int32),
                   "finished": tf.zeros([rows, 1], tf.bool),
@@ -291,8 +305,8 @@ def beam_search(step_fn, initial_states, *, batch_size, beam_width, start_id, en
         if use_coverage:
             hypotheses["coverage"] = tf.zeros([rows, alignment_size])
     loop_vars = (tf.constant(0), tf.fill([rows], tf.constant(start_id, tf.int32)), hypotheses,
-                 initial_states)
-    steps, _, hypotheses, _ = tf.while_loop(cond, _keeping_shapes(body), loop_vars)
+                 initial_states, [h.initial() for h in histories])
+    steps, _, hypotheses, _, written = tf.while_loop(cond, _keeping_shapes(body), loop_vars)
 
     def per_row(x):
         return tf.reshape(x, tf.concat([[batch_size, k], tf.shape(x)[1:]], 0))
@@ -305,5 +319,28 @@ def beam_search(step_fn, initial_states, *, batch_size, beam_width, start_id, en
     else:  # tokens up to the first end token, or every step that ran
         emitted = _emitted(hypotheses["tokens"], steps, end_id)
         lengths = per_row(tf.reduce_sum(tf.cast(emitted, tf.int32), 1))
-    return {"tokens": beam_tokens[:, 0], "scores": scores[:, 0], "beam_tokens": beam_tokens,
-            "beam_scores": scores, "log_probs": log_probs, "lengths": lengths}
+    output = {"tokens": beam_tokens[:, 0], "scores": scores[:, 0], "beam_tokens": beam_tokens,
+              "beam_scores": scores, "log_probs": log_probs, "lengths": lengths}
+    if alignment_history:
+        parents, alignments = [h.read(w, steps) for h, w in zip(histories, written)]
+        attention = _trace_back(parents, alignments, first_rows[:, 0], steps)
+        emitted = _emitted(output["tokens"], steps, end_id)
+        output["attention"] = tf.where(tf.expand_dims(emitted, -1), attention, 0.0)
+    return output
+
+
+def _trace_back(parents, values, final_rows, steps):
+    """(B, max_length, ...) values along the line of each of ``final_rows`` (B,): ``parents``
+    (N, max_length) is the row each step's hypothesis came from, ``values`` (N, max_length, ...)
+    what each step recorded for it; row r at step t descends from row ``parents[r, t]`` at step
+    t - 1."""
+    # Rows at steps steps-2 .. 0, walking back from the final rows (reverse=True).
+    earlier = tf.scan(lambda rows, step_parents: tf.gather(step_parents, rows),
+                      tf.transpose(parents[:, 1:steps]), initializer=final_rows, reverse=True)
+    lineage = tf.concat([earlier, tf.expand_dims(final_rows, 0)], 0)          # (steps, B)
+    lineage = tf.transpose(lineage)                                             # (B, steps)
+    columns = tf.broadcast_to(tf.range(steps), tf.shape(lineage))
+    traced = tf.gather_nd(values, tf.stack([lineage, columns], -1))             # (B, steps, ...)
+    padding = [[0, 0], [0, tf.shape(values)[1] - steps]] + \
+        [[0, 0]] * (values.shape.rank - 2)
+    return tf.pad(traced, padding)

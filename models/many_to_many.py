@@ -112,8 +112,7 @@ def many_to_many_jordan(*, vocab_size=10000, embedding_dim=64, input_dim=None, u
     The Jordan layer is the output layer, so there is no ``num_layers``/``bidirectional`` (a
     backward pass cannot feed back predictions it has not made yet).
 
-    Defaults: vocab_size=10000, embedding_dim=64, input_dim=None, units=64, num_classes=17,
-    output_dim=None. Returns an uncompiled, built ``keras.Model``; compile it with
+    Returns an uncompiled, built ``keras.Model``; compile it with
     ``kzoo.models.compile_args("many_to_many_jordan")``.
     """
     name = "many_to_many_jordan"
@@ -174,8 +173,6 @@ def many_to_many_convlstm(*, rows=64, cols=64, channels=3, filters=32, kernel_si
     map averaged over rows and columns, then softmax over ``num_classes`` per frame
     ``(batch, time, num_classes)``. The time length is free.
 
-    Defaults: rows=64, cols=64, channels=3, filters=32, kernel_size=3, num_layers=1,
-    bidirectional=False, merge_mode='concat', dropout=0.0, residual=False, num_classes=10.
     Returns an uncompiled, built ``keras.Model``; compile it with
     ``kzoo.models.compile_args("many_to_many_convlstm")``.
     """

@@ -20,8 +20,7 @@ def one_to_one_mlp(*, input_dim=784, units=128, num_layers=2, activation="relu",
 
     ``(batch, input_dim)`` -> ``num_layers`` hidden ``Dense(units, activation)`` layers (dropout
     after each) -> softmax over ``num_classes``, or with ``num_classes=None`` and ``output_dim``
-    linear outputs. Defaults: input_dim=784 (a flattened 28x28 image), units=128, num_layers=2,
-    activation='relu', dropout=0.0, num_classes=10, output_dim=None.
+    linear outputs. The default ``input_dim=784`` is a flattened 28x28 image.
 
     Returns an uncompiled, built ``keras.Model``; compile it with
     ``kzoo.models.compile_args("one_to_one_mlp")``.

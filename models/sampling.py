@@ -51,7 +51,8 @@ class SequenceLoss(keras.losses.Loss):
 
     It masks by the labels itself and reduces with "sum" over already normalized token losses,
     so a Keras mask carried by the predictions (which only multiplies under "sum") cannot count
-    the padding twice.
+    the padding twice. Under a ``tf.distribute`` strategy of N replicas the mean is divided by
+    N, as Keras divides its own mean reductions: the replicas' gradients are summed.
     """
 
     def __init__(self, pad_id=0, from_logits=True, name="sequence_loss", **kwargs):
@@ -67,7 +68,11 @@ class SequenceLoss(keras.losses.Loss):
         else:
             token_losses = keras.losses.sparse_categorical_crossentropy(labels, y_pred)
         mask = _token_mask(labels, self.pad_id, token_losses.dtype)
-        return token_losses * mask / tf.maximum(tf.reduce_sum(mask), 1.0)
+        count = tf.maximum(tf.reduce_sum(mask), 1.0)
+        if self.reduction == "sum":
+            # (Keras scales only its mean reductions, and multiplies the loss it reports back.)
+            count = count * tf.distribute.get_strategy().num_replicas_in_sync
+        return token_losses * mask / count
 
     def get_config(self):
         return {**super().get_config(), "pad_id": self.pad_id, "from_logits": self.from_logits}
@@ -77,7 +82,7 @@ class SequenceLoss(keras.losses.Loss):
 class SequenceAccuracy(keras.metrics.Mean):
     """Token accuracy over the non-pad labels (argmax of the logits == label)."""
 
-    def __init__(self, pad_id=0, name="sequence_accuracy", **kwargs):
+    def __init__(self, pad_id=0, name="token_accuracy", **kwargs):
         super().__init__(name=name, **kwargs)
         self.pad_id = int(pad_id)
 

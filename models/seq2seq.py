@@ -4,6 +4,7 @@
     model.compile(optimizer="adam", **kzoo.models.compile_args("seq2seq_attention"))
     model.fit((source_ids, target_in_ids), target_out_ids)           # teacher forcing
     out = model.generate(source_ids, max_length=50)                   # greedy, one graph
+    out["tokens"], out["scores"], out["attention"]                    # a dict of tensors
     out = model.generate(source_ids, method="beam", beam_width=5, length_penalty=0.6)
 
 Token ids: 0 is padding (masked in the encoder, the attention, the loss and the metrics),
@@ -17,6 +18,14 @@ dataset's ``info.vectorizers``; saved in the model's config, so in ``.keras`` fi
 dataset tokenized them, and ``kzoo.export.saved_model`` adds a string-to-string ``translate``
 signature.
 
+Decode length: without ``max_length``, every decode (``generate``, ``translate``, ``kzoo
+predict``, the exported signatures given ``max_length <= 0``) runs at most
+:func:`default_decode_length` ``= 2 * L + 2`` steps, ``L`` the source length in the target's
+units (:meth:`Seq2Seq.source_units`): source tokens, except for a model whose vocabularies say it
+turns words into characters, where ``L`` is the length in characters of the source text. A source
+whose default decode length would pass ``decoding.MAX_DECODE_LENGTH`` (``L`` over
+:data:`MAX_SOURCE_UNITS` = 4999) is refused: longer than any decode this model can run.
+
 The model: ``Embedding(mask_zero) -> recurrent stack`` (``cell``, ``num_layers``,
 ``bidirectional`` + ``merge_mode``, ``dropout``, ``residual``: see ``kzoo.models.stack``) gives the
 memory h_1..h_Ts and the final state, which (forward and backward states merged like the outputs)
@@ -28,6 +37,8 @@ scan engine; ``encode``/``decode_step`` are the same step as ``tf.function`` s, 
 runs greedy or beam search (``kzoo.models.decoding``) over them in one ``tf.while_loop``.
 """
 
+import warnings
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -36,7 +47,7 @@ import kzoo.layers
 from kzoo.layers.attention_wrapper import AttentionWrapper
 from kzoo.layers.scan import scan
 from kzoo.layers.target import tracing_for_tflite
-from kzoo.layers.text import TokenVectorizer
+from kzoo.layers.text import RESERVED_TOKENS, UNKNOWN_ID, TokenVectorizer, tokenize
 from kzoo.models import decoding
 from kzoo.models.registry import register_model
 from kzoo.models.sampling import ScheduledSampler, SequenceAccuracy, SequenceLoss, \
@@ -73,11 +84,57 @@ def _merge_states(states, bidirectional, merge_mode):
     return merged
 
 
-def text_decode_length(source_length):
-    """The decode length when translating text and none is given: ``8 * Ts + 8`` for ``Ts``
-    source tokens (an int or a tensor). ``generate``'s ``2 * Ts + 2`` is too short when a source
-    word becomes a dozen target characters ("twenty-three" -> "dreiundzwanzig")."""
-    return 8 * source_length + 8
+def default_decode_length(source_units):
+    """The decode length when none is given: ``2 * L + 2`` for a source of ``L`` units (an int or
+    a tensor), ``L`` measured in the target's units by :meth:`Seq2Seq.source_units` (source
+    tokens; characters of the source text when words are decoded into characters, since
+    "twenty-three" becomes "dreiundzwanzig")."""
+    return 2 * source_units + 2
+
+
+# The longest source (in its units) whose default decode length fits the decode buffers.
+MAX_SOURCE_UNITS = (decoding.MAX_DECODE_LENGTH - 2) // 2
+
+
+class UnknownTokensWarning(UserWarning):
+    """Text held tokens outside the model's source vocabulary: they were read as the unknown
+    token ``[UNK]`` (id 3), so their translation is a guess."""
+
+
+def warn_unknown_tokens(where, unknown, stacklevel=3):
+    """``warnings.warn`` an :class:`UnknownTokensWarning` naming the unknown tokens; ``unknown``
+    is a list of ``(text, [tokens of text outside the vocabulary])``, empty lists left out.
+    ``stacklevel`` as ``warnings.warn``'s, counted from this function's caller's caller (3:
+    whoever called the function that calls this)."""
+    unknown = [(text, tokens) for text, tokens in unknown if tokens]
+    if not unknown:
+        return
+    listing = "; ".join(f"{', '.join(map(repr, tokens))} in {_shorten(text)!r}"
+                        for text, tokens in unknown[:10])
+    more = f"; and {len(unknown) - 10} more texts" if len(unknown) > 10 else ""
+    warnings.warn(f"{where}: not in the source vocabulary, read as [UNK] (the output for these "
+                  f"texts is a guess): {listing}{more}", UnknownTokensWarning, stacklevel=stacklevel)
+
+
+def _shorten(text, width=40):
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _is_array(value):
+    return hasattr(value, "shape") and hasattr(value, "dtype")
+
+
+def _is_pair(value):
+    return isinstance(value, (tuple, list)) and len(value) == 2
+
+
+def _describe(value):
+    """The structure of fit's data as shapes: ``((64, 6), (64, 7))``."""
+    if isinstance(value, (tuple, list)):
+        return "(" + ", ".join(_describe(v) for v in value) + ")"
+    if _is_array(value):
+        return f"{tf.as_dtype(value.dtype).name} {tuple(value.shape)}"
+    return type(value).__name__
 
 
 def _vocabulary_spec(where, side, value, size):
@@ -393,17 +450,197 @@ class Seq2Seq(keras.Model):
         logits._keras_mask = tf.not_equal(target_in, self.pad_id)
         return logits
 
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """Keras' ``fit``, with the seq2seq data checked before anything is traced.
+
+        Takes ``fit((source_ids, target_in_ids), target_out_ids)`` (Keras' x and y) and the
+        nested form ``fit(((source_ids, target_in_ids), target_out_ids))`` (what a
+        ``tf.data.Dataset`` yields, here as arrays too), each (batch, time) integer ids with
+        ``target_in_ids`` and ``target_out_ids`` of one shape; or a dataset yielding
+        ``((source_ids, target_in_ids), target_out_ids)``. ``validation_data`` likewise.
+
+        Raises:
+            ValueError: any other structure, shapes or dtypes, naming the forms it takes; then
+                nothing was traced, and a failed fit leaves the model ready for the next.
+        """
+        x, y = self._training_data("fit", x, y)
+        if kwargs.get("validation_data") is not None:
+            kwargs["validation_data"] = self._validation_data(kwargs["validation_data"])
+        try:
+            return super().fit(x, y, *args, **kwargs)
+        except BaseException:
+            self._drop_traced_functions()
+            raise
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        """Keras' ``evaluate``, taking the data forms of :meth:`fit` (checked the same way)."""
+        x, y = self._training_data("evaluate", x, y)
+        try:
+            return super().evaluate(x, y, *args, **kwargs)
+        except BaseException:
+            self._drop_traced_functions()
+            raise
+
+    def _drop_traced_functions(self):
+        # A trace that failed half-way leaves Keras' cached function unusable: its next call
+        # would create variables again ("Creating variables on a non-first call"). Retrace.
+        self.train_function = self.test_function = None
+
+    def _training_data(self, where, x, y):
+        """``(x, y)`` for Keras from either form :meth:`fit` takes, checked."""
+        if isinstance(x, tf.data.Dataset):
+            if y is not None:
+                raise ValueError(f"{self.name}.{where}: `y` must be None when `x` is a dataset "
+                                 f"(it yields ((source_ids, target_in_ids), target_out_ids))")
+            self._check_dataset(where, x)
+            return x, y
+        if not isinstance(x, (tuple, list)):  # a generator, a PyDataset: Keras' own checks
+            return x, y
+        if y is None and _is_pair(x) and _is_pair(x[0]):
+            x, y = x
+        self._check_arrays(where, x, y)
+        return tuple(x), y
+
+    def _validation_data(self, data):
+        if isinstance(data, tf.data.Dataset):
+            self._check_dataset("fit(validation_data=)", data)
+            return data
+        if isinstance(data, (tuple, list)) and len(data) in (2, 3) and _is_pair(data[0]):
+            self._check_arrays("fit(validation_data=)", data[0], data[1])
+            return (tuple(data[0]), *data[1:])
+        raise ValueError(f"{self.name}.fit: `validation_data` must be ((source_ids, "
+                         f"target_in_ids), target_out_ids) or a dataset yielding that, got "
+                         f"{_describe(data)}")
+
+    def _forms(self, where):
+        return (f"{self.name}.{where} takes x=(source_ids, target_in_ids) and y=target_out_ids, "
+                f"or x=((source_ids, target_in_ids), target_out_ids) with y=None, or a "
+                f"tf.data.Dataset yielding ((source_ids, target_in_ids), target_out_ids)")
+
+    def _check_arrays(self, where, x, y):
+        if not _is_pair(x) or y is None or not all(_is_array(a) or isinstance(a, list)
+                                                    for a in (*x, y)):
+            raise ValueError(f"{self._forms(where)}; got x={_describe(x)}, y={_describe(y)}")
+        arrays = [np.asarray(a) if isinstance(a, list) else a for a in (*x, y)]
+        self._check_shapes(where, [tuple(a.shape) for a in arrays],
+                           [tf.as_dtype(a.dtype) for a in arrays])
+
+    def _check_dataset(self, where, dataset):
+        spec = dataset.element_spec
+        if not (isinstance(spec, tuple) and len(spec) in (2, 3) and _is_pair(spec[0]) and
+                all(isinstance(s, tf.TensorSpec) for s in (*spec[0], spec[1]))):
+            raise ValueError(f"{self._forms(where)}; this dataset yields {spec}")
+        specs = (*spec[0], spec[1])
+        self._check_shapes(where, [tuple(s.shape) for s in specs], [s.dtype for s in specs],
+                           batched=True)
+
+    def _check_shapes(self, where, shapes, dtypes, batched=False):
+        names = ("source_ids", "target_in_ids", "target_out_ids")
+        for name, shape, dtype in zip(names, shapes, dtypes):
+            if len(shape) != 2 or not dtype.is_integer:
+                raise ValueError(f"{self._forms(where)}; `{name}` must be integer token ids of "
+                                 f"shape (batch, time), got {dtype.name} {shape}")
+        rows = {shape[0] for shape in shapes if shape[0] is not None}
+        if len(rows) > 1 and not batched:
+            raise ValueError(f"{self.name}.{where}: source_ids, target_in_ids and "
+                             f"target_out_ids must have one batch size, got {shapes}")
+        if None not in (shapes[1][1], shapes[2][1]) and shapes[1][1] != shapes[2][1]:
+            raise ValueError(f"{self.name}.{where}: target_in_ids {shapes[1]} and "
+                             f"target_out_ids {shapes[2]} must have the same time length "
+                             f"(target_in = [start, y...], target_out = [y..., end])")
+
     # -- inference --------------------------------------------------------------------------------
+    @property
+    def levels(self):
+        """``(source level, target level)``, each "word" or "char", from the vocabularies the
+        model carries; ``(None, None)`` without vocabularies."""
+        if self.vocabularies is None:
+            return None, None
+        return self.vocabularies["source"]["level"], self.vocabularies["target"]["level"]
+
+    def source_units(self, source_ids):
+        """The length ``L`` of ``source_ids`` (B, Ts) in the target's units, the measure
+        :func:`default_decode_length` and the length limit read (an int32 scalar tensor).
+
+        Source tokens (``Ts``, padding included), except when the vocabularies say the model
+        turns words into characters (a word-level source, a char-level target): then the
+        characters of the longest source text, its words joined by single spaces (an unknown
+        word counts as long as the longest word in the vocabulary).
+        """
+        source_ids = tf.convert_to_tensor(source_ids)
+        if self.levels != ("word", "char"):
+            return tf.shape(source_ids)[1]
+        tokens = self.vocabularies["source"]["tokens"]
+        widths = [len(token) for token in tokens]
+        widths[UNKNOWN_ID] = max(widths[len(RESERVED_TOKENS):], default=1)
+        ids = tf.cast(source_ids, tf.int32)
+        # (Bad ids fail in the encoder; here they count as padding. Not clip_by_value: at a
+        # vocabulary of 7 the TFLite converter fuses it into a Relu6, which has no int kernel.)
+        ids = tf.where(tf.logical_and(ids >= 0, ids < len(tokens)), ids, self.pad_id)
+        words = tf.gather(tf.constant(widths, tf.int32) + 1, ids)        # each word and a space
+        characters = tf.reduce_sum(tf.where(ids != self.pad_id, words, 0), 1) - 1
+        return tf.maximum(tf.reduce_max(characters), 0)
+
+    def _length_limit_message(self, units=None):
+        unit = "characters of source text" if self.levels == ("word", "char") else \
+            "source tokens"
+        given = "" if units is None else f" (this one has {units})"
+        return (f"{self.name}: the source is too long: at most {MAX_SOURCE_UNITS} {unit}"
+                f"{given}, whose default decode length 2 * {MAX_SOURCE_UNITS} + 2 is "
+                f"decoding.MAX_DECODE_LENGTH = {decoding.MAX_DECODE_LENGTH}; split the text")
+
+    def _check_source_length(self, source_ids):
+        """ValueError for a source over :data:`MAX_SOURCE_UNITS` (eager calls; the graphs
+        check the same in :meth:`_decode_length`)."""
+        if not tf.executing_eagerly():
+            return
+        units = int(self.source_units(source_ids))
+        if units > MAX_SOURCE_UNITS:
+            raise ValueError(self._length_limit_message(units))
+
+    def _decode_length(self, source_ids, max_length):
+        """``max_length`` where > 0, else :func:`default_decode_length` of the source; a source
+        over :data:`MAX_SOURCE_UNITS` fails (InvalidArgumentError) whatever ``max_length``,
+        except in a TFLite graph, which has no assert op (the decode length is capped there)."""
+        units = self.source_units(source_ids)
+        if not tracing_for_tflite():
+            check = tf.debugging.assert_less_equal(units, MAX_SOURCE_UNITS,
+                                                   message=self._length_limit_message())
+            with tf.control_dependencies([check]):
+                units = tf.identity(units)
+        return tf.where(max_length > 0, max_length, default_decode_length(units))
+
     def generate(self, source_ids, max_length=None, method="greedy", beam_width=4,
                  length_penalty=0.0, coverage_penalty=0.0):
-        """Decode ``source_ids`` (B, Ts) (0-padded) in one graph; returns a dict of tensors.
+        """Decode ``source_ids`` in one graph (greedy or beam search).
 
-        Greedy: ``tokens`` (B, max_length) (the end token included, 0 after it), ``scores`` (B,)
-        (sum of log-probabilities), ``lengths`` (B,), and with attention ``attention``
-        (B, max_length, Ts). Beam: ``tokens``/``scores`` of the best hypothesis by the GNMT score
-        (``length_penalty`` alpha, ``coverage_penalty`` beta; see ``kzoo.models.decoding``) plus
-        ``beam_tokens`` (B, K, max_length), ``beam_scores``, ``log_probs`` and ``lengths`` (B, K).
-        ``max_length`` defaults to 2 * Ts + 2.
+        Args:
+            source_ids: integer token ids (batch, time), 0-padded.
+            max_length: the most tokens to decode per row, at most
+                ``decoding.MAX_DECODE_LENGTH``; None: :func:`default_decode_length` of
+                :meth:`source_units` (``2 * L + 2``).
+            method: "greedy" or "beam".
+            beam_width: hypotheses kept by beam search.
+            length_penalty, coverage_penalty: the GNMT alpha and beta of beam search (see
+                ``kzoo.models.decoding``); coverage needs attention.
+
+        Returns:
+            A dict of tensors. Greedy: ``tokens`` (batch, max_length) int32 (the end token
+            included, 0 after it), ``scores`` (batch,) (the summed log-probabilities),
+            ``lengths`` (batch,) and, for a model with attention, ``attention``
+            (batch, max_length, time) (each emitted token's alignment, zero after the end).
+            Beam: ``tokens``, ``scores`` and (with attention) ``attention`` of the best
+            hypothesis, plus ``beam_tokens`` (batch, beam_width, max_length), ``beam_scores``,
+            ``log_probs`` and ``lengths`` (batch, beam_width), best first.
+
+        Raises:
+            ValueError: a bad argument, or a source longer than :data:`MAX_SOURCE_UNITS` (in
+                :meth:`source_units`).
+
+        Example:
+
+        >>> out = model.generate(source_ids)
+        >>> tokens, scores, attention = out["tokens"], out["scores"], out["attention"]
         """
         name = self.name
         check_choice(f"{name}.generate", "method", method, GENERATE_METHODS)
@@ -419,6 +656,7 @@ class Seq2Seq(keras.Model):
                              f"(batch, time), got {source_ids.dtype.name} "
                              f"{tuple(source_ids.shape)}")
         source_ids = tf.cast(source_ids, tf.int32)
+        self._check_source_length(source_ids)
         max_length = tf.constant(max_length, tf.int32)
         if method == "greedy":
             return self.greedy_graph(source_ids, max_length)
@@ -435,64 +673,191 @@ class Seq2Seq(keras.Model):
                 raise ValueError(f"{name}.generate: `{key}` must be a number, got "
                                  f"{value!r}") from None
         # Python floats: a zero penalty is left out of the graph (one trace per value).
-        return self.beam_graph(source_ids, max_length, beam_width, *penalties)
+        return self.beam_graph(source_ids, max_length, beam_width, *penalties,
+                               alignment_history=self.attention is not None)
+
+    def _require_vocabularies(self, where):
+        if self.vocabularies is None:
+            raise ValueError(f"{self.name}.{where}: this model carries no vocabularies; build "
+                             f"it with `vocabularies=` (e.g. a dataset's info.vectorizers) or "
+                             f"decode token ids with generate()")
+
+    def _text_ids(self, texts):
+        """Graph: ``source_vectorizer`` ids (B, T) of strings (B,), T >= 1 (a batch of empty
+        strings gets one padding step to encode)."""
+        source_ids = self.source_vectorizer(texts)
+        width = tf.shape(source_ids)[1]
+        return tf.pad(source_ids, [[0, 0], [0, tf.maximum(1 - width, 0)]])
+
+    def text_to_ids(self, texts):
+        """Token ids of strings, tokenized as the dataset tokenized them (``source_vectorizer``).
+
+        Args:
+            texts: a string or a non-empty list of strings.
+
+        Returns:
+            int32 tensor (batch, time), 0-padded (time >= 1).
+
+        Raises:
+            ValueError: no vocabularies, bad ``texts``, or a text longer than
+                :data:`MAX_SOURCE_UNITS` (see :meth:`source_units`).
+
+        Warns:
+            UnknownTokensWarning: naming the tokens outside the source vocabulary (read as
+                ``[UNK]``, id 3).
+        """
+        return self._source_ids(texts)
+
+    def _source_ids(self, texts):
+        # Called by the public methods only: the warning points at their caller (stacklevel 4).
+        self._require_vocabularies("text_to_ids")
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        if not texts or not all(isinstance(t, str) for t in texts):
+            raise ValueError(f"{self.name}: `texts` must be a string or a non-empty list of "
+                             f"strings")
+        source_ids = self._text_ids(tf.constant(texts))
+        self._check_source_length(source_ids)
+        vectorizer = self.source_vectorizer
+        pieces = tokenize(tf.constant(texts), vectorizer.level, vectorizer.standardize).to_list()
+        ids = source_ids.numpy()
+        warn_unknown_tokens(self.name, [
+            (text, [piece.decode("utf-8") for j, piece in enumerate(row)
+                    if ids[i, j] == UNKNOWN_ID])
+            for i, (text, row) in enumerate(zip(texts, pieces))], stacklevel=4)
+        return source_ids
+
+    def ids_to_text(self, token_ids):
+        """Strings of decoded token ids (batch, time): each row's tokens before its first end
+        (or 0) token, joined by a space (word-level target) or nothing (char level)."""
+        self._require_vocabularies("ids_to_text")
+        strings = self.target_vectorizer.detokenize(token_ids, end_id=self.end_id)
+        return [s.decode("utf-8") for s in strings.numpy().tolist()]
 
     def translate(self, texts, max_length=None, method="greedy", beam_width=4,
                   length_penalty=0.0, coverage_penalty=0.0):
-        """Translate strings with the model's vocabularies: a list of str (or one str) ->
-        a list of str. Tokenized in the graph by ``source_vectorizer``, decoded by
-        :meth:`generate` (``max_length`` default :func:`text_decode_length` of the longest
-        input), detokenized by ``target_vectorizer.detokenize`` (tokens before the end token)."""
-        if self.vocabularies is None:
-            raise ValueError(f"{self.name}.translate: this model carries no vocabularies; build "
-                             f"it with `vocabularies=` (e.g. a dataset's info.vectorizers) or "
-                             f"decode token ids with generate()")
+        """Translate strings with the model's vocabularies: :meth:`text_to_ids`, then
+        :meth:`generate` (same arguments; ``max_length`` default :func:`default_decode_length`),
+        then :meth:`ids_to_text`.
+
+        Args:
+            texts: a string or a list of strings.
+
+        Returns:
+            A string for a string, else a list of strings.
+
+        Raises:
+            ValueError: no vocabularies, a bad argument, or a text longer than
+                :data:`MAX_SOURCE_UNITS` (characters when words are decoded into characters,
+                else tokens).
+
+        Warns:
+            UnknownTokensWarning: naming the tokens outside the source vocabulary.
+
+        Example:
+
+        >>> model.translate(["twenty-three", "seven"])
+        ['dreiundzwanzig', 'sieben']
+        """
+        self._require_vocabularies("translate")
         single = isinstance(texts, str)
-        texts = [texts] if single else list(texts)
-        if not texts or not all(isinstance(t, str) for t in texts):
-            raise ValueError(f"{self.name}.translate: `texts` must be a string or a non-empty "
-                             f"list of strings")
-        source_ids = self.source_vectorizer(tf.constant(texts))
-        if source_ids.shape[1] == 0:  # only empty strings: one padding step to encode
-            source_ids = tf.zeros([len(texts), 1], tf.int32)
-        if max_length is None:
-            max_length = min(text_decode_length(int(source_ids.shape[1])),
-                             decoding.MAX_DECODE_LENGTH)
+        source_ids = self._source_ids(texts)
         result = self.generate(source_ids, max_length=max_length, method=method,
                                beam_width=beam_width, length_penalty=length_penalty,
                                coverage_penalty=coverage_penalty)
-        strings = self.target_vectorizer.detokenize(result["tokens"], end_id=self.end_id)
-        outputs = [s.decode("utf-8") for s in strings.numpy().tolist()]
+        outputs = self.ids_to_text(result["tokens"])
         return outputs[0] if single else outputs
 
-    def _default_length(self, source_ids, max_length):
-        return tf.where(max_length > 0, max_length, 2 * tf.shape(source_ids)[1] + 2)
+    def translate_graph(self, texts, max_length, compiled=None):
+        """The exported ``translate`` signature's body: strings (B,) -> a dict of
+        ``translation`` (B,) strings, ``unknown_tokens`` (B,) int32 (tokens of each text outside
+        the source vocabulary) and greedy decoding's outputs (see :meth:`generate`)."""
+        source_ids = self._text_ids(texts)
+        result = self._search(source_ids, max_length, compiled=compiled)
+        unknown = tf.reduce_sum(tf.cast(tf.equal(source_ids, UNKNOWN_ID), tf.int32), 1)
+        return {"translation": self.target_vectorizer.detokenize(result["tokens"],
+                                                                 end_id=self.end_id),
+                "unknown_tokens": unknown, **result}
+
+    def serving_example(self, batch_size=2, time=5, seed=0):
+        """Inputs a served model makes sense of, for sample requests: ``{"source_ids": (batch,
+        time) int32, "max_length": () int32}``. With vocabularies each row is a text of ``time``
+        vocabulary tokens (tokenized as :meth:`text_to_ids` does, so its width may differ), else
+        random ids outside padding, start, end and unknown (3); the last row is half padding;
+        ``max_length`` is the source's :func:`default_decode_length`."""
+        if self.vocabularies is not None:
+            tokens = self.vocabularies["source"]["tokens"][len(RESERVED_TOKENS):] or ["?"]
+            joiner = " " if self.vocabularies["source"]["level"] == "word" else ""
+            texts = [joiner.join(tokens[(b * time + j) % len(tokens)]
+                                 for j in range(time if b < batch_size - 1 or b == 0
+                                                else max(time // 2, 1)))
+                     for b in range(batch_size)]
+            source_ids = self._text_ids(tf.constant(texts)).numpy()
+        else:
+            reserved = {self.pad_id, self.start_id, self.end_id, UNKNOWN_ID}
+            ids = [i for i in range(self.source_vocab_size) if i not in reserved] or \
+                [i for i in range(1, self.source_vocab_size)]
+            rng = np.random.default_rng(seed)
+            source_ids = rng.choice(ids, size=(batch_size, time)).astype("int32")
+            if batch_size > 1:
+                source_ids[-1, max(time // 2, 1):] = self.pad_id
+        length = default_decode_length(int(self.source_units(source_ids)))
+        return {"source_ids": source_ids, "max_length": np.array(length, "int32")}
+
+    def xla_functions(self):
+        """``(encode, decode_step)`` as XLA-compiled functions (the exports' ``target="gpu"``):
+        ``encode(source_ids)`` and ``decode_step(token_ids, states, memory, keys,
+        memory_mask)``, for :meth:`_search`'s ``compiled``."""
+        encode = tf.function(lambda source_ids: self._encode(source_ids, training=False),
+                             autograph=False, jit_compile=True)
+        return encode, tf.function(self._decode_step, autograph=False, jit_compile=True)
+
+    def _search(self, source_ids, max_length, beam_width=None, length_penalty=0.0,
+                coverage_penalty=0.0, alignment_history=False, compiled=None):
+        """Greedy search (``beam_width`` None) or beam search of ``source_ids``, the body of
+        :meth:`greedy_graph`, :meth:`beam_graph` and the exported signatures. ``max_length``
+        <= 0 is the default length. ``compiled``: None, or :meth:`xla_functions` to run the
+        encoder and the decoder step XLA-compiled (the search loops are not: their buffers have
+        a data-dependent size)."""
+        if compiled is None:
+            memory, keys, memory_mask, states = self._encode(source_ids, training=False)
+        else:
+            memory, keys, memory_mask, states = compiled[0](source_ids)
+        max_length = self._decode_length(source_ids, max_length)
+        alignment_size = None if self.attention is None else tf.shape(memory)[1]
+        batch_size = tf.shape(source_ids)[0]
+        if beam_width is not None:
+            memory, keys, memory_mask = (decoding.tile_batch(x, beam_width)
+                                         for x in (memory, keys, memory_mask))
+            states = [decoding.tile_batch(s, beam_width) for s in states]
+        if compiled is None:
+            step = self.search_step(memory, keys, memory_mask)
+        else:
+            def step(ids, step_states):
+                return compiled[1](ids, step_states, memory, keys, memory_mask)
+        if beam_width is None:
+            return decoding.greedy_search(step, states, batch_size=batch_size,
+                                          start_id=self.start_id, end_id=self.end_id,
+                                          max_length=max_length, alignment_size=alignment_size)
+        return decoding.beam_search(
+            step, states, batch_size=batch_size, beam_width=beam_width, start_id=self.start_id,
+            end_id=self.end_id, max_length=max_length, length_penalty_weight=length_penalty,
+            coverage_penalty_weight=coverage_penalty, alignment_size=alignment_size,
+            alignment_history=alignment_history)
 
     @tf.function(reduce_retracing=True, autograph=False)
     def greedy_graph(self, source_ids, max_length):
         """Greedy decoding as one graph (see :meth:`generate`); ``max_length`` <= 0 is the
         default length."""
-        memory, keys, memory_mask, states = self._encode(source_ids, training=False)
-        return decoding.greedy_search(
-            self.search_step(memory, keys, memory_mask), states,
-            batch_size=tf.shape(source_ids)[0], start_id=self.start_id, end_id=self.end_id,
-            max_length=self._default_length(source_ids, max_length),
-            alignment_size=None if self.attention is None else tf.shape(memory)[1])
+        return self._search(source_ids, max_length)
 
     @tf.function(reduce_retracing=True, autograph=False)
-    def beam_graph(self, source_ids, max_length, beam_width, length_penalty, coverage_penalty):
+    def beam_graph(self, source_ids, max_length, beam_width, length_penalty, coverage_penalty,
+                   alignment_history=False):
         """Beam search as one graph (see :meth:`generate`); ``beam_width`` is a Python int, the
-        penalties Python floats or tensors (a Python 0 leaves its penalty out of the graph)."""
-        memory, keys, memory_mask, states = self._encode(source_ids, training=False)
-        memory, keys, memory_mask = (decoding.tile_batch(x, beam_width)
-                                     for x in (memory, keys, memory_mask))
-        states = [decoding.tile_batch(s, beam_width) for s in states]
-        return decoding.beam_search(
-            self.search_step(memory, keys, memory_mask), states,
-            batch_size=tf.shape(source_ids)[0], beam_width=beam_width, start_id=self.start_id,
-            end_id=self.end_id, max_length=self._default_length(source_ids, max_length),
-            length_penalty_weight=length_penalty, coverage_penalty_weight=coverage_penalty,
-            alignment_size=None if self.attention is None else tf.shape(memory)[1])
+        penalties Python floats or tensors (a Python 0 leaves its penalty out of the graph);
+        ``alignment_history=True`` adds the best hypothesis' ``attention``."""
+        return self._search(source_ids, max_length, beam_width, length_penalty,
+                            coverage_penalty, alignment_history)
 
     def get_config(self):
         config = {key: getattr(self, key) for key in (
@@ -535,7 +900,9 @@ def example_batch(config, batch_size, rng):
 
 
 def sequence_metrics(config):
-    return [SequenceAccuracy()]
+    # Per-token accuracy under teacher forcing (each step reads the true previous token), not
+    # exact match of whole decoded sequences: kzoo evaluate reports that as `exact_match`.
+    return [SequenceAccuracy(name="token_accuracy")]
 
 
 _CONTRACT = dict(example=example_batch, loss=SequenceLoss(), metrics=sequence_metrics)
@@ -558,8 +925,10 @@ def seq2seq_rnn(*, source_vocab_size=8000, target_vocab_size=8000, source_embedd
                 merge_mode="concat", dropout=0.0, residual=False, scheduled_sampling=0.0,
                 scheduled_sampling_mode="argmax", start_id=1, end_id=2,
                 vocabularies=None):
-    """Seq2seq, Elman RNN encoder-decoder without attention (the decoder starts from the encoder's
-    final state). See :class:`Seq2Seq` for the config."""
+    """Seq2seq, Elman RNN encoder-decoder without attention: the decoder starts from the encoder's
+    final state.
+
+    Builds a :class:`Seq2Seq` (the architecture is in its docstring)."""
     return _seq2seq("seq2seq_rnn", cell="rnn", attention=None, **dict(locals()))
 
 
@@ -569,8 +938,10 @@ def seq2seq_lstm(*, source_vocab_size=8000, target_vocab_size=8000, source_embed
                  merge_mode="concat", dropout=0.0, residual=False, scheduled_sampling=0.0,
                  scheduled_sampling_mode="argmax", start_id=1, end_id=2,
                  vocabularies=None):
-    """Seq2seq, LSTM encoder-decoder without attention (Sutskever et al. 2014). See
-    :class:`Seq2Seq` for the config."""
+    """Seq2seq, LSTM encoder-decoder without attention (Sutskever et al. 2014): the decoder
+    starts from the encoder's final state.
+
+    Builds a :class:`Seq2Seq` (the architecture is in its docstring)."""
     return _seq2seq("seq2seq_lstm", cell="lstm", attention=None, **dict(locals()))
 
 
@@ -580,8 +951,10 @@ def seq2seq_gru(*, source_vocab_size=8000, target_vocab_size=8000, source_embedd
                 merge_mode="concat", dropout=0.0, residual=False, scheduled_sampling=0.0,
                 scheduled_sampling_mode="argmax", start_id=1, end_id=2,
                 vocabularies=None):
-    """Seq2seq, GRU encoder-decoder without attention (Cho et al. 2014). See :class:`Seq2Seq`
-    for the config."""
+    """Seq2seq, GRU encoder-decoder without attention (Cho et al. 2014): the decoder starts from
+    the encoder's final state.
+
+    Builds a :class:`Seq2Seq` (the architecture is in its docstring)."""
     return _seq2seq("seq2seq_gru", cell="gru", attention=None, **dict(locals()))
 
 
@@ -594,7 +967,10 @@ def seq2seq_attention(*, source_vocab_size=8000, target_vocab_size=8000,
                       scheduled_sampling_mode="argmax", start_id=1, end_id=2,
                       vocabularies=None):
     """Seq2seq, LSTM encoder-decoder with Bahdanau (additive) attention and input feeding: the
-    headline model. ``monotonic=True`` uses monotonic attention. See :class:`Seq2Seq`."""
+    headline model, for translation-shaped tasks.
+
+    ``monotonic=True`` makes the attention monotonic. Builds a :class:`Seq2Seq` (the
+    architecture is in its docstring)."""
     config = dict(locals())
     attention = "bahdanau_monotonic" if _monotonic("seq2seq_attention", config) else "bahdanau"
     return _seq2seq("seq2seq_attention", cell="lstm", attention=attention, **config)
@@ -608,8 +984,11 @@ def seq2seq_luong(*, source_vocab_size=8000, target_vocab_size=8000, source_embe
                   input_feeding=True, monotonic=False, scheduled_sampling=0.0,
                   scheduled_sampling_mode="argmax", start_id=1, end_id=2,
                   vocabularies=None):
-    """Seq2seq, LSTM encoder-decoder with Luong (multiplicative) attention, ``luong_score``
-    dot, general or concat, and input feeding. See :class:`Seq2Seq`."""
+    """Seq2seq, LSTM encoder-decoder with Luong (multiplicative) attention, scored by dot
+    product, a bilinear form or concatenation, and input feeding.
+
+    ``monotonic=True`` makes the attention monotonic. Builds a :class:`Seq2Seq` (the
+    architecture is in its docstring)."""
     config = dict(locals())
     attention = "luong_monotonic" if _monotonic("seq2seq_luong", config) else "luong"
     return _seq2seq("seq2seq_luong", cell="lstm", attention=attention, **config)

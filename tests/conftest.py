@@ -3,6 +3,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import shutil  # noqa: E402
+import socket  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -13,11 +14,31 @@ def rng():
     return np.random.default_rng(1234)
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on now (for multi-worker training)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def kzoo_command():
     path = shutil.which("kzoo")
     if path is None:
         pytest.fail("the `kzoo` entry point is not installed: run `pip install -e .`")
     return path
+
+
+def file_snapshot(directory):
+    """``{relative path: (mtime_ns, bytes)}`` of every file under ``directory``: equal before and
+    after a command that changed nothing on disk."""
+    result = {}
+    for root, _, names in os.walk(directory):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as handle:
+                result[os.path.relpath(path, directory)] = (os.stat(path).st_mtime_ns,
+                                                             handle.read())
+    return result
 
 
 # -- what a test shows the person running the tests -----------------------------------------------

@@ -5,6 +5,8 @@ exactly one line on stderr, no traceback, even though TensorFlow's C++ runtime l
 import json
 import os
 import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -132,9 +134,96 @@ def test_list_info_and_bench(commands):
     assert len(by_name) == 32
     assert by_name["seq2seq_attention"][1:3] == ["seq2seq", "lstm"]
     assert by_name["one_to_one_mlp"][3] == "118,282"  # 784*128+128 + 128*128+128 + 128*10+10
-    assert "pattern: seq2seq" in info.stdout and '"units": 64' in info.stdout
+    assert "pattern: seq2seq" in info.stdout and "parameters: " in info.stdout
+    assert_describes(info.stdout, "seq2seq_attention")
     assert "many_to_one_gru" in bench.stdout and "train ms/batch" in bench.stdout
     assert "Traceback" not in listed.stderr + info.stderr + bench.stderr
+
+
+@pytest.mark.parametrize("unbuffered", [True, False], ids=["unbuffered", "buffered"])
+def test_a_reader_that_stops_early_ends_the_command_quietly(unbuffered):
+    """``kzoo list | head -1``: once the reader has gone, kzoo stops without a message and with
+    the status SIGPIPE gives a Unix tool (128 + 13), whether its stdout is buffered or not."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the command writes its first line
+    env = environment()
+    env.pop("PYTHONUNBUFFERED", None)
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = "1"
+    try:
+        result = subprocess.run([kzoo_command(), "list"], stdout=write_end,
+                                stderr=subprocess.PIPE, text=True, env=env, timeout=120)
+    finally:
+        os.close(write_end)
+    assert (result.returncode, result.stderr) == (141, "")
+
+
+def assert_describes(stdout, name):
+    """``kzoo info NAME``'s output: the whole description and every config key's default and
+    explanation (lines wrapped, so compared with whitespace collapsed)."""
+    import kzoo
+
+    info, text = kzoo.model_info(name), " ".join(stdout.split())
+    assert f"{name}: {info.description}" in text
+    for key, value in info.default_config.items():
+        assert f"{key}={json.dumps(value)} {info.arguments[key]}" in text, key
+
+
+# The `kzoo` entry point (kzoo.cli:main, run as a program named kzoo), reporting afterwards
+# whether TensorFlow or Keras was imported.
+WITHOUT_TENSORFLOW = """
+    import sys
+
+    sys.argv[0] = "kzoo"
+    from kzoo.cli import main
+
+    code = main(sys.argv[1:])
+    print("imported:", [m for m in ("tensorflow", "keras") if m in sys.modules])
+    sys.exit(code)
+"""
+
+METADATA_COMMANDS = {
+    "list": (["list"], 0),
+    "list a pattern": (["list", "seq2seq"], 0),
+    "info": (["info", "many_to_many_convlstm"], 0),
+    "unknown model (info)": (["info", "seq2seq_atention"], 2),
+    "unknown model (train)": (["train", "seq2seq_atention", "--dataset", "x"], 2),
+    "unknown model (bench)": (["bench", "many_to_one_lstm", "many_to_one_lsm"], 2),
+    "unknown dataset (train)": (["train", "many_to_one_gru", "--dataset", "numbr_words"], 2),
+}
+
+
+@pytest.mark.parametrize("case", list(METADATA_COMMANDS))
+def test_list_info_and_model_name_checks_need_no_tensorflow(case):
+    args, code = METADATA_COMMANDS[case]
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(WITHOUT_TENSORFLOW), *args],
+                            capture_output=True, text=True, env=environment(), timeout=120)
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert result.stdout.splitlines()[-1] == "imported: []", result.stdout
+    if case.startswith("unknown model"):
+        assert "unknown model" in result.stderr and "did you mean" in result.stderr
+        assert "(`kzoo list` lists all 32)" in result.stderr, result.stderr  # not the Python API
+    if case == "unknown dataset (train)":
+        assert result.stderr.startswith("kzoo train: error: unknown dataset 'numbr_words' (did "
+                                        "you mean 'number_words'?); datasets: example, "), \
+            result.stderr
+    if case == "info":
+        assert_describes(result.stdout, "many_to_many_convlstm")
+    if case == "list a pattern":
+        rows = [line.split() for line in result.stdout.splitlines()[1:-1]]
+        assert [row[0] for row in rows] == ["seq2seq_attention", "seq2seq_gru", "seq2seq_lstm",
+                                            "seq2seq_luong", "seq2seq_rnn"]
+        assert all(row[1] == "seq2seq" and row[3].replace(",", "").isdigit() for row in rows)
+
+
+def test_dataset_names_checked_without_tensorflow_are_the_live_catalog():
+    import kzoo.cli
+    import kzoo.datasets
+    from kzoo import training
+
+    assert list(kzoo.cli.DATASETS) == kzoo.datasets.list_datasets(), \
+        "kzoo.cli.DATASETS must name every kzoo.datasets dataset"
+    assert training.list_datasets() == [training.EXAMPLE_DATASET, *kzoo.cli.DATASETS]
 
 
 def test_train_evaluate_export_predict_a_translator(commands, tmp_path):
@@ -159,7 +248,7 @@ def test_train_evaluate_export_predict_a_translator(commands, tmp_path):
     evaluate, export, predict = map(finish, (evaluate, export, predict))
     for result in (evaluate, export, predict):
         assert_ok(result)
-    assert "exact_match" in evaluate.stdout
+    assert "exact_match" in evaluate.stdout and "token_accuracy" in evaluate.stdout
     assert json.loads((run_dir / "eval.json").read_text())["metrics"]["loss"] > 0
     # The float and dynamic files come from one trace (kzoo.export.tflite_files); this model
     # is too small for any weight to be quantized, so they may be the same size.
@@ -169,3 +258,14 @@ def test_train_evaluate_export_predict_a_translator(commands, tmp_path):
     lines = predict.stdout.strip().splitlines()
     assert [line.split(" ->")[0] for line in lines] == ["5 6 7", "4 3"]
     assert (tmp_path / "attention.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_checks_config_keys_before_training(tmp_path, capsys):
+    from kzoo import cli
+
+    code = cli.main(["train", "many_to_one_gru", "--dataset", "example", "--config", "unit=8",
+                     "--out", str(tmp_path / "run")])
+    assert code == 2
+    assert "unknown --config key(s) ['unit']" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+

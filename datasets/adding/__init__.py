@@ -5,6 +5,14 @@ Inputs (T, 2): a value and a marker per step; target (1,): the sum of the two ma
 T/2 - 1, the first among the first 10; ``"halves"``: one marked step in each half (Le et al. 2015).
 With "early" a SimpleRNN stays near the MSE of predicting the mean, 1/6 ≈ 0.167; an LSTM or GRU
 solves it. With "halves" a net that remembers only the later value scores 1/12 ≈ 0.083.
+
+Options (``kzoo.datasets.load("adding", **options)``):
+    length: T, the steps of each sequence (default 100; at least 6 for "early", 2 for
+        "halves").
+    placement: where the two marked steps go: ``"early"`` (default) or ``"halves"``.
+    num_train: examples in the train split (default 20000).
+    num_validation: examples in the validation split (default 1000).
+    num_test: examples in the test split (default 1000).
 """
 
 from kzoo.datasets import core

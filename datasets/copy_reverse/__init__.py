@@ -4,6 +4,14 @@
 targets ``[_ x (T + 1), x_1..x_T]`` (or ``x_T..x_1``), ids 1 blank ``_``, 2 delimiter ``|``,
 symbols from 3. ``task="seq2seq"``: ``((x, [1, y]), [y, 2])`` with symbols from 4 (ids 0-3 are
 the reserved pad/start/end/unknown).
+
+Options (``kzoo.datasets.load("copy", **options)``, the same for ``"reverse"``):
+    length: T, the symbols to remember (default 20).
+    num_symbols: the alphabet's size, at least 2 (default 8).
+    task: ``"synced"`` (default, many-to-many) or ``"seq2seq"``.
+    num_train: examples in the train split (default 10000).
+    num_validation: examples in the validation split (default 1000).
+    num_test: examples in the test split (default 1000).
 """
 
 import string

@@ -4,6 +4,9 @@
 - ``task="caption"`` (one-to-many): the 64 pixels -> the digit's name spelled one character per
   step, ``((features (64,), target_in [1, c...]), target_out [c..., 2])``.
 - ``task="pixels"`` (one-to-one): the 64 pixels -> label (the feed-forward baseline).
+
+Options (``kzoo.datasets.load("digits", **options)``):
+    task: ``"rows"`` (default), ``"caption"`` or ``"pixels"``.
 """
 
 import tensorflow as tf

@@ -3,6 +3,16 @@
 English -> German reorders tens and units ("twenty-three" -> "dreiundzwanzig"), which is what
 attention is for. Inputs ``((source_ids, target_in_ids), target_out_ids)`` with
 ``target_in = [1, y...]`` and ``target_out = [y..., 2]``, 0-padded, for the seq2seq models.
+
+Options (``kzoo.datasets.load("number_words", **options)``):
+    source_language: ``"en"`` (default), ``"de"`` or ``"fr"``.
+    target_language: ``"de"`` (default), ``"fr"`` or ``"en"``.
+    max_number: the numbers are 0 .. max_number - 1, split over disjoint numbers (default
+        10000, at least 30).
+    level: ``"word"`` or ``"char"`` for both sides; None (default) leaves them to the two
+        options below.
+    source_level: ``"word"`` (default) or ``"char"``: the source's tokens.
+    target_level: ``"char"`` (default) or ``"word"``: the target's tokens.
 """
 
 import tensorflow as tf

@@ -4,6 +4,12 @@ The ``window`` hours before -> the next ``horizon`` hours, through :func:`slidin
 each week-long block (the splits are whole weeks, interleaved, so no window spans two splits).
 Values are standardized with the train split's mean and standard deviation
 (``info.statistics``); ``info.baselines["persistence_mse"]`` repeats the last hour.
+
+Options (``kzoo.datasets.load("temperature", **options)``):
+    window: the hours of each input (default 24).
+    horizon: the hours to forecast, right after the window (default 1); window + horizon must
+        fit in a week.
+    stride: the hours from one window's start to the next (default 1).
 """
 
 import numpy as np

@@ -11,6 +11,10 @@
 Splits are whole months, interleaved (see ``split_of_block``): a target day belongs to exactly
 one split; inputs may reach into the month before. ``info.baselines["persistence_accuracy"]``
 is "tomorrow = today" on the same targets.
+
+Options (``kzoo.datasets.load("weather", **options)``):
+    task: ``"many_to_one"`` (default), ``"synced"`` or ``"toy"``.
+    window: the days of each input, at most 28 (default 4; not used by ``"toy"``).
 """
 
 import numpy as np

@@ -35,7 +35,8 @@ class Recurrent(keras.layers.Layer):
       stateful: the final states of a batch are the initial states of the next (needs a fixed
         batch size).
       zero_output_for_mask: masked steps output zeros instead of the previous output.
-      **kwargs: ``keras.layers.Layer`` arguments (``name``, ``dtype``, ``trainable``).
+      **kwargs: ``keras.layers.Layer`` arguments (``name``, ``dtype``, ``trainable``,
+        ``activity_regularizer``).
 
     Call arguments:
       sequences: ``(batch, time, features)`` (frames ``(batch, time, rows, cols, channels)`` for
@@ -81,8 +82,11 @@ class Recurrent(keras.layers.Layer):
     @classmethod
     def _split_kwargs(cls, kwargs):
         """Separate the layer's own keyword arguments from the cell's."""
+        # activity_regularizer belongs to the layer, whose outputs Keras regularizes (as for
+        # keras.layers.LSTM); the cell's own outputs never pass through Layer.__call__.
         layer_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in _LAYER_KEYS + _BASE_KEYS
-                        or k in ("input_shape", "batch_input_shape", "batch_size")}
+                        or k in ("input_shape", "batch_input_shape", "batch_size",
+                                 "activity_regularizer")}
         return layer_kwargs, kwargs
 
     # -- shapes and validation ------------------------------------------------------------------

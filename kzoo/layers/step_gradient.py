@@ -83,13 +83,20 @@ def tanh_grad(y, dy):
 
 def kernel_gradient(h_prev, d_recurrent):
     """``h_{t-1}ᵀ d_t`` summed over the batch rows (and the steps, for stacks of them)."""
-    return tf.matmul(tf.reshape(h_prev, [-1, tf.shape(h_prev)[-1]]),
-                     tf.reshape(d_recurrent, [-1, tf.shape(d_recurrent)[-1]]), transpose_a=True)
+    return tf.matmul(_rows(h_prev), _rows(d_recurrent), transpose_a=True)
 
 
 def bias_gradient(d_output):
     """``d_t`` summed over the batch rows (and the steps, for stacks of them)."""
-    return tf.reduce_sum(tf.reshape(d_output, [-1, tf.shape(d_output)[-1]]), 0)
+    return tf.reduce_sum(_rows(d_output), 0)
+
+
+def _rows(x):
+    """``x`` as a matrix of rows, its width static where it is known. (A (1, n) kernel gradient
+    of unknown shape, added to the accumulated one, was taken for a bias add by TensorFlow's
+    graph optimizer with oneDNN, whose kernel then refused the (1, n) "bias".)"""
+    width = x.shape[-1] if x.shape[-1] is not None else tf.shape(x)[-1]
+    return tf.reshape(x, [-1, width])
 
 
 def standard_activations(cell):

@@ -26,7 +26,8 @@ def check_tables(out, variants, lengths):
     assert [int(row["T"]) for row in scaling] == lengths
     assert number(scaling[0]["kzoo per-step vs first T"]) == 1.0
     assert profile_columns[0].startswith("kzoo loop (float")
-    assert [row[profile_columns[0]] for row in profile] == ["serving_default", "stream"]
+    assert [row[profile_columns[0]] for row in profile] == \
+        ["serving_default", "with_lengths", "stream"]
     for row in profile:
         assert number(row["ops per step"]) >= 1
         assert "FULLY_CONNECTED" in row["op mix per step"]

@@ -307,3 +307,20 @@ def test_disk_full_while_writing_saved_model_is_clear_and_leaves_no_partial_vers
     monkeypatch.undo()
     assert snapshot(base) == before
     assert sorted(os.listdir(tmp_path)) == ["mlp"]   # the new base directory is removed too
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_exported_files_follow_the_umask(tmp_path, umask):
+    """models.config, sample_request.json and .tflite files get the mode the umask gives any
+    new file, as the SavedModel's own files do (a staged temporary file is no 0600 file)."""
+    model = kzoo.build("one_to_one_mlp", input_dim=3, units=4, num_layers=1, num_classes=2)
+    previous = os.umask(umask)
+    try:
+        version = kzoo.export.saved_model(model, tmp_path / "served")
+        lite = kzoo.export.tflite(model, tmp_path / "model.tflite")
+    finally:
+        os.umask(previous)
+    expected = 0o666 & ~umask
+    for path in (tmp_path / "served" / "models.config", tmp_path / "served" / "sample_request.json",
+                 lite, os.path.join(version, "saved_model.pb")):
+        assert oct(os.stat(path).st_mode & 0o777) == oct(expected), path

@@ -116,15 +116,22 @@ def test_padded_batch_equals_each_sequence_alone(exported):
         np.testing.assert_allclose(together[row, :length], alone[0], atol=1e-6)
 
 
-def test_real_valued_sequences_take_explicit_lengths(tmp_path):
+def test_real_valued_sequences_take_lengths_in_a_signature_of_their_own(tmp_path):
     model = kzoo.build("many_to_one_gru", input_dim=3, units=8)
     saved = kzoo.export.saved_model(model, tmp_path / "features")
-    serve = tf.saved_model.load(saved).signatures["serving_default"]
+    loaded = tf.saved_model.load(saved)
     x = np.random.default_rng(0).normal(size=(2, 6, 3)).astype("float32")
+    default = loaded.signatures["serving_default"]
+    assert sorted(default.structured_input_signature[1]) == ["inputs"]  # exactly Keras' inputs
+    np.testing.assert_allclose(default(inputs=tf.constant(x))["outputs"], model(x), atol=1e-6)
     x[1, 4:] = 99.0  # garbage past the end of row 1 must not matter
-    out = serve(inputs=tf.constant(x), lengths=tf.constant([6, 4]))["outputs"].numpy()
+    out = loaded.signatures["with_lengths"](inputs=tf.constant(x),
+                                            lengths=tf.constant([6, 4]))["outputs"].numpy()
     np.testing.assert_allclose(out[0], model(x[:1]).numpy()[0], atol=1e-6)
     np.testing.assert_allclose(out[1], model(x[1:, :4]).numpy()[0], atol=1e-6)
+    request = json.loads((tmp_path / "features" / "sample_request.json").read_text())
+    assert request["signature_name"] == "serving_default"
+    assert sorted(request["instances"][0]) == ["inputs"]
 
 
 def test_stream_signature_carries_state_between_requests(exported):
@@ -231,9 +238,39 @@ def test_versions_increment_and_overwrite(tmp_path):
 
 def test_unbuilt_model_is_a_clear_error(tmp_path):
     model = keras.Sequential([kzoo.layers.LSTM(4)])
-    with pytest.raises(ValueError, match="not built"):
+    with pytest.raises(ValueError, match=r"not built.*keras\.Input\(shape\).*model\.build"):
         kzoo.export.saved_model(model, tmp_path / "unbuilt")
     assert not os.path.exists(tmp_path / "unbuilt")
+
+
+def test_sequential_model_exports_and_serves_like_keras(tmp_path):
+    """A keras.Sequential is served like the functional model it stands for: SavedModel and
+    TFLite file give Keras' outputs, streaming included."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((None, 3), name="inputs"),
+                              kzoo.layers.LSTM(8, return_sequences=True), keras.layers.Dense(2)])
+    saved = kzoo.export.saved_model(model, tmp_path / "sequential")
+    lite_path = kzoo.export.tflite(model, tmp_path / "sequential.tflite")
+    x = np.random.default_rng(0).normal(size=(2, 5, 3)).astype("float32")
+    expected = model(x).numpy()
+    loaded = tf.saved_model.load(saved)
+    assert sorted(loaded.signatures) == ["serving_default", "stream", "with_lengths"]
+    np.testing.assert_allclose(loaded.signatures["serving_default"](inputs=tf.constant(x))
+                               ["outputs"], expected, atol=1e-6)
+    lite = Interpreter(model_path=lite_path).get_signature_runner("serving_default")
+    np.testing.assert_allclose(lite(inputs=x)["outputs"], expected, atol=1e-5)
+    stream = loaded.signatures["stream"]
+    zeros = tf.zeros([2, 8])
+    first = stream(inputs=tf.constant(x[:, :2]), lengths=tf.constant([2, 2]),
+                   initial_state_1_0=zeros, initial_state_1_1=zeros)
+    second = stream(inputs=tf.constant(x[:, 2:]), lengths=tf.constant([3, 3]),
+                    initial_state_1_0=first["final_state_1_0"],
+                    initial_state_1_1=first["final_state_1_1"])
+    np.testing.assert_allclose(second["outputs"], expected[:, 2:], atol=1e-5)
+    report = kzoo.export.verify(model, [saved, lite_path], x, latency_runs=1)
+    assert [a.max_abs_diff < 1e-5 for a in report.artifacts] == [True, True]
 
 
 def test_bad_arguments(tmp_path):

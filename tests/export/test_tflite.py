@@ -196,6 +196,35 @@ def test_int8_calibrates_on_representative_data(tmp_path):
     np.testing.assert_allclose(out, model(data[0]), atol=0.1)
 
 
+def test_int8_export_drops_the_calibrators_interpreter_deprecation_warning(tmp_path):
+    """TensorFlow's int8 calibrator runs the deprecated ``tf.lite.Interpreter``, whose warning a
+    kzoo user cannot act on: kzoo's call drops it, leaves the caller's warning filters as they
+    were, and shows it when verbose."""
+    import warnings
+
+    from kzoo import quiet
+
+    model = build_small("one_to_one_mlp")
+    data = [np.random.default_rng(0).normal(size=(2, *model.inputs[0].shape[1:]))
+            .astype(np.float32)]
+
+    def export_warnings(name):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            filters = list(warnings.filters)
+            kzoo.export.tflite(model, tmp_path / name, quantize="int8", representative_data=data)
+            assert warnings.filters == filters
+        return [str(w.message) for w in caught if "tf.lite.Interpreter" in str(w.message)]
+
+    assert export_warnings("quiet.tflite") == []
+    quiet.set_verbose(True)
+    try:
+        shown = export_warnings("verbose.tflite")
+    finally:
+        quiet.set_verbose(False)
+    assert shown and "tf.lite.Interpreter is deprecated" in shown[0]
+
+
 def test_tflite_files_writes_what_tflite_writes_from_one_trace(tmp_path, monkeypatch):
     model = build_small("one_to_one_mlp")
     one_by_one = {mode: kzoo.export.tflite(model, tmp_path / f"{mode}.tflite", quantize=mode)
@@ -233,6 +262,36 @@ def test_bad_quantize_arguments(tmp_path):
     with pytest.raises(ValueError, match="representative_data"):
         kzoo.export.tflite(model, tmp_path / "m.tflite", quantize="int8")
     assert os.listdir(tmp_path) == []
+
+
+def test_real_valued_sequence_model_serves_its_keras_inputs_and_lengths_apart(tmp_path):
+    """serving_default takes exactly the Keras inputs (a LiteRT caller who sets only those gets
+    Keras' outputs, not ones computed from an unset ``lengths``); ``with_lengths`` masks each
+    row at its length, as the row alone cut to that length."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((None, 3), name="inputs")
+    x = kzoo.layers.LSTM(8, return_sequences=True)(inputs)
+    x = kzoo.layers.GRU(8, return_sequences=True)(x)
+    model = keras.Model(inputs, kzoo.layers.SimpleRNN(4)(x))
+    interpreter = Interpreter(model_path=kzoo.export.tflite(model, tmp_path / "stack.tflite"))
+    signatures = interpreter.get_signature_list()
+    assert signatures["serving_default"]["inputs"] == ["inputs"]
+    assert signatures["with_lengths"]["inputs"] == ["inputs", "lengths"]
+    default = interpreter.get_signature_runner("serving_default")
+    with_lengths = interpreter.get_signature_runner("with_lengths")
+    rng = np.random.default_rng(1)
+    for batch, time in ((1, 4), (3, 9)):
+        sequences = rng.normal(size=(batch, time, 3)).astype(np.float32)
+        np.testing.assert_allclose(default(inputs=sequences)["outputs"], model(sequences),
+                                   atol=1e-5)
+        lengths = np.arange(time - batch + 1, time + 1, dtype=np.int32)
+        padded = sequences.copy()
+        for row, length in enumerate(lengths):
+            padded[row, length:] = 99.0
+        alone = np.concatenate([model(sequences[row:row + 1, :length])
+                                for row, length in enumerate(lengths)])
+        np.testing.assert_allclose(with_lengths(inputs=padded, lengths=lengths)["outputs"],
+                                   alone, atol=1e-5)
 
 
 def test_flex_op_is_named_and_allow_flex_accepts_it(tmp_path):

@@ -43,6 +43,45 @@ def test_config_round_trip(name):
     assert clone.get_config() == layer.get_config()
 
 
+# Every kzoo layer that takes activity_regularizer (a Keras Layer argument), with an input for
+# those that regularize one output tensor; None: the configuration round trip alone.
+_SEQUENCE = np.linspace(-1, 1, 2 * 3 * 2, dtype="float32").reshape(2, 3, 2)
+_FRAMES = np.linspace(-1, 1, 2 * 3 * 4 * 4 * 2, dtype="float32").reshape(2, 3, 4, 4, 2)
+ACTIVITY_REGULARIZED = {
+    "SimpleRNN": (lambda **kw: L.SimpleRNN(4, **kw), _SEQUENCE),
+    "Jordan": (lambda **kw: L.Jordan(4, output_units=3, **kw), _SEQUENCE),
+    "LSTM": (lambda **kw: L.LSTM(4, return_sequences=True, **kw), _SEQUENCE),
+    "GRU": (lambda **kw: L.GRU(4, **kw), _SEQUENCE),
+    "ConvLSTM2D": (lambda **kw: L.ConvLSTM2D(2, 3, padding="same", **kw), _FRAMES),
+    "ConvGRU2D": (lambda **kw: L.ConvGRU2D(2, 3, padding="same", **kw), _FRAMES),
+    "Bidirectional": (lambda **kw: L.Bidirectional(L.GRU(3), **kw), _SEQUENCE),
+    "Dense": (lambda **kw: L.Dense(4, **kw), _SEQUENCE),
+    "TokenEmbedding": (lambda **kw: L.TokenEmbedding(10, 4, **kw), np.array([[1, 2, 0]])),
+    "LSTMCell": (lambda **kw: L.LSTMCell(4, **kw), None),
+    "BahdanauAttention": (lambda **kw: L.BahdanauAttention(4, **kw), None),
+    "LuongAttention": (lambda **kw: L.LuongAttention("general", **kw), None),
+    "AttentionWrapper": (lambda **kw: L.AttentionWrapper(L.GRUCell(4), L.LuongAttention("dot"),
+                                                          **kw), None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVITY_REGULARIZED))
+def test_activity_regularizer_survives_the_config_and_regularizes_the_output(name):
+    """As in Keras: the layer's (not the cell's) output is regularized, the loss divided by the
+    batch size, and the regularizer is part of the config."""
+    make, inputs = ACTIVITY_REGULARIZED[name]
+    layer = make(activity_regularizer=keras.regularizers.L2(0.25))
+    config = layer.get_config()
+    assert config["activity_regularizer"]["config"] == {"l2": 0.25}
+    clone = type(layer).from_config(config)
+    assert clone.get_config() == config
+    if inputs is None:
+        return
+    outputs = np.asarray(clone(inputs))
+    expected = 0.25 * np.sum(np.square(outputs)) / len(inputs)
+    np.testing.assert_allclose([float(loss) for loss in clone.losses], [expected], rtol=1e-5)
+
+
 @pytest.mark.parametrize("name,bidirectional", [(name, None) for name in sorted(LAYERS)] + [
     ("lstm", L.Bidirectional), ("jordan", L.Bidirectional), ("gru", keras.layers.Bidirectional)])
 def test_fit_then_keras_file_round_trip(name, bidirectional, rng, tmp_path):

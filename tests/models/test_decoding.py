@@ -187,3 +187,37 @@ def test_coverage_penalty_prefers_hypotheses_that_cover_the_source():
 def test_bad_beam_width():
     with pytest.raises(ValueError, match="beam_width"):
         run_beam(GARDEN_PATH, beam_width=0, max_length=3)
+
+
+# Step 0 keeps [3] (.5) in row 0 and [4] (.4) in row 1; step 1 keeps [3, 3] (.30) in row 0 and
+# [4, 5] (.28) in row 1; step 2 ends [4, 5] (.28) into row 0. The winner [4, 5, END] came from
+# rows 1, 1, 0.
+SWITCHING_ROWS = table_from({START: {3: 0.5, 4: 0.4, END: 0.1}, 3: {3: 0.6, 5: 0.3, END: 0.1},
+                             4: {5: 0.7, END: 0.2, 4: 0.1}, 5: {END: 1.0}})
+
+
+def test_beam_alignment_history_follows_the_best_hypothesis_back():
+    # The alignment reveals the token a step read (one-hot over VOCAB positions): only a trace
+    # through the winner's parents gives [START, 4, 5]; its final row's line gives [START, 3, 5].
+    log_table = tf.constant(np.log(SWITCHING_ROWS), tf.float32)
+
+    def step_fn(token_ids, states):
+        return tf.gather(log_table, token_ids), states, tf.one_hot(token_ids, VOCAB)
+
+    for batch in (1, 2):
+        out = decoding.beam_search(step_fn, [tf.zeros([batch * 2, 1])], batch_size=batch,
+                                   beam_width=2, start_id=START, end_id=END, max_length=5,
+                                   alignment_size=VOCAB, alignment_history=True)
+        np.testing.assert_array_equal(out["tokens"], [[4, 5, END, 0, 0]] * batch)
+        expected = np.zeros([batch, 5, VOCAB], "float32")
+        expected[:, 0, START] = expected[:, 1, 4] = expected[:, 2, 5] = 1.0  # 0 after the end
+        np.testing.assert_array_equal(out["attention"], expected)
+    # Beam width 1 is greedy search, attention included.
+    greedy = decoding.greedy_search(step_fn, [tf.zeros([2, 1])], batch_size=2, start_id=START,
+                                    end_id=END, max_length=4, alignment_size=VOCAB)
+    beam = decoding.beam_search(step_fn, [tf.zeros([2, 1])], batch_size=2, beam_width=1,
+                                start_id=START, end_id=END, max_length=4, alignment_size=VOCAB,
+                                alignment_history=True)
+    np.testing.assert_array_equal(beam["attention"], greedy["attention"])
+    with pytest.raises(ValueError, match="alignment_size"):
+        run_beam(GARDEN_PATH, max_length=3, alignment_history=True)

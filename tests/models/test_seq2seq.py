@@ -265,3 +265,134 @@ def test_seq2seq_attention_learns_to_reverse_digits_with_anti_diagonal_attention
     on_anti_diagonal = [attention[i, t].argmax() == length - 1 - t
                         for i, length in enumerate(lengths) for t in range(length)]
     assert np.mean(on_anti_diagonal) >= 0.9
+
+
+def fit_data(rng, rows=16, source_time=6, target_time=7, vocab=20):
+    return (rng.integers(3, vocab, (rows, source_time)).astype("int32"),
+            rng.integers(3, vocab, (rows, target_time)).astype("int32"),
+            rng.integers(3, vocab, (rows, target_time)).astype("int32"))
+
+
+def compiled_model(**compile_kwargs):
+    model = kzoo.build("seq2seq_attention", source_vocab_size=20, target_vocab_size=20, units=8,
+                       source_embedding_dim=4, target_embedding_dim=4)
+    model.compile(optimizer="adam", **{**kzoo.models.compile_args("seq2seq_attention"),
+                                       **compile_kwargs})
+    return model
+
+
+def test_fit_takes_both_keras_forms_of_numpy_arrays(rng):
+    # Source and target lengths differ (6 and 7): the nested tuple was once read as x alone.
+    source, target_in, target_out = fit_data(rng)
+    model = compiled_model()
+    nested = model.fit(((source, target_in), target_out), batch_size=8, epochs=1, verbose=0)
+    split = model.fit((source, target_in), target_out, batch_size=8, epochs=1, verbose=0,
+                      validation_data=((source, target_in), target_out))
+    assert len(nested.history["loss"]) == len(split.history["loss"]) == 1
+    assert np.isfinite(split.history["val_loss"][0])
+    assert set(model.evaluate(((source, target_in), target_out), verbose=0,
+                              return_dict=True)) == {"loss", "token_accuracy"}
+
+
+@pytest.mark.parametrize("args, match", [
+    (lambda s, ti, to: ((s, ti),), "takes x=\\(source_ids, target_in_ids\\) and y="),
+    (lambda s, ti, to: ((s, ti, to),), "takes x="),
+    (lambda s, ti, to: ((s, ti), to[:, :6]), "target_in_ids \\(16, 7\\) and target_out_ids "
+                                             "\\(16, 6\\) must have the same time length"),
+    (lambda s, ti, to: ((s[:8], ti), to), "one batch size"),
+    (lambda s, ti, to: ((s, ti.astype("float32")), to), "`target_in_ids` must be integer"),
+    (lambda s, ti, to: ((s[:, :, None], ti), to), "`source_ids` must be integer token ids of "
+                                                  "shape \\(batch, time\\)"),
+])
+def test_bad_fit_data_is_refused_and_the_model_still_fits(rng, args, match):
+    source, target_in, target_out = fit_data(rng)
+    model = compiled_model()
+    with pytest.raises(ValueError, match=match):
+        model.fit(*args(source, target_in, target_out), epochs=1, verbose=0)
+    model.fit((source, target_in), target_out, epochs=1, verbose=0)
+
+
+def test_a_fit_that_fails_while_tracing_leaves_the_model_ready_for_the_next(rng):
+    # Keras' cached train function, half traced, would refuse the next fit ("Creating variables
+    # on a non-first call to a function decorated with tf.function").
+    calls, loss = [], kzoo.models.compile_args("seq2seq_attention")["loss"]
+
+    def loss_failing_once(y_true, y_pred):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a loss that fails once")
+        return loss(y_true, y_pred)
+
+    source, target_in, target_out = fit_data(rng)
+    model = compiled_model(loss=loss_failing_once)
+    with pytest.raises(RuntimeError, match="fails once"):
+        model.fit((source, target_in), target_out, epochs=1, verbose=0)
+    history = model.fit((source, target_in), target_out, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+def word_to_char_model(**config):
+    from kzoo.layers.text import TokenVectorizer
+
+    vocabularies = {"source": TokenVectorizer(["one", "two", "twenty-three"]),
+                    "target": TokenVectorizer(list("abc"), level="char")}
+    return kzoo.build("seq2seq_attention", source_vocab_size=7, target_vocab_size=7, units=4,
+                      source_embedding_dim=4, target_embedding_dim=4,
+                      vocabularies={**vocabularies, **config})
+
+
+def test_the_default_decode_length_fits_the_levels_the_model_carries():
+    from kzoo.layers.text import TokenVectorizer
+
+    model = word_to_char_model()
+    assert model.levels == ("word", "char")
+    source_ids = model.text_to_ids(["twenty-three one", "two"])      # 2 words, 16 characters
+    assert int(model.source_units(source_ids)) == 16
+    for method in ("greedy", "beam"):
+        assert model.generate(source_ids, method=method)["tokens"].shape == (2, 2 * 16 + 2)
+    words = word_to_char_model(target=TokenVectorizer(["a", "b", "c"]))
+    assert words.levels == ("word", "word")
+    assert words.generate(source_ids)["tokens"].shape == (2, 2 * 2 + 2)
+    # An explicit max_length wins.
+    assert model.generate(source_ids, max_length=3)["tokens"].shape == (2, 3)
+
+
+def test_translate_warns_naming_the_unknown_tokens():
+    from kzoo.models.seq2seq import UnknownTokensWarning
+
+    model = word_to_char_model()
+    with pytest.warns(UnknownTokensWarning, match="'banana' in 'banana one'; 'x', 'y' in 'x y'"):
+        outputs = model.translate(["banana one", "two", "x y"])
+    assert len(outputs) == 3
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.translate(["twenty-three one", "two"])
+
+
+def test_an_overly_long_source_is_refused():
+    model = word_to_char_model()
+    # 1200 words of 12 characters: over the 4999 characters whose default decode length
+    # (2 L + 2) fills decoding.MAX_DECODE_LENGTH.
+    with pytest.raises(ValueError, match="too long: at most 4999 characters of source text "
+                                         "\\(this one has 15599\\)"):
+        model.translate(" ".join(["twenty-three"] * 1200))
+    long_ids = np.full([1, 5000], 4, "int32")
+    plain = kzoo.build("seq2seq_rnn", source_vocab_size=6, target_vocab_size=6, units=4,
+                       source_embedding_dim=4, target_embedding_dim=4)
+    with pytest.raises(ValueError, match="at most 4999 source tokens \\(this one has 5000\\)"):
+        plain.generate(long_ids, max_length=5)
+    assert plain.generate(long_ids[:, :4999], max_length=2)["tokens"].shape == (1, 2)
+
+
+def test_beam_generate_returns_the_best_hypothesis_attention(model):
+    greedy = model.generate(sources(), max_length=6)
+    beam = model.generate(sources(), max_length=6, method="beam", beam_width=1)
+    np.testing.assert_allclose(beam["attention"], greedy["attention"], atol=1e-6)
+    wide = model.generate(sources(), max_length=6, method="beam", beam_width=3)
+    assert wide["attention"].shape == (3, 6, 5)
+    # Each emitted token's alignment sums to 1 over the source; nothing after the end.
+    emitted = np.arange(6)[None] < wide["lengths"].numpy()[:, :1]
+    np.testing.assert_allclose(wide["attention"].numpy().sum(-1), emitted.astype("float32"),
+                               atol=1e-5)

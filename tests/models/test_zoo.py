@@ -2,8 +2,12 @@
 bidirectional and deep stacks are checked against hand-written references; bad configs fail
 at build time."""
 
+import configparser
 import io
 import contextlib
+import importlib
+import inspect
+import pathlib
 
 import keras
 import numpy as np
@@ -12,7 +16,7 @@ import tensorflow as tf
 
 import kzoo
 import kzoo.models as km
-from kzoo.models import many_to_many, one_to_many
+from kzoo.models import arguments, catalog, many_to_many, one_to_many, registry
 from kzoo.models.stack import recurrent_stack, validate_common
 
 # Class-name fragments that show a model is made of its registered cell.
@@ -36,7 +40,6 @@ def _as_tensors(inputs):
 @pytest.mark.parametrize("name", kzoo.list_models())
 def test_registered_model_trains_saves_and_matches_info(name, tmp_path):
     info = kzoo.model_info(name)
-    assert info.example is not None, f"{name} registered without example= (see registry.py)"
     model = kzoo.build(name)
 
     assert isinstance(model, keras.Model) and model.built and model.weights
@@ -47,7 +50,8 @@ def test_registered_model_trains_saves_and_matches_info(name, tmp_path):
     assert name in summary.getvalue()
     # model_info agrees with the model that was built.
     assert name.startswith(info.pattern) and info.pattern in km.PATTERNS
-    assert info.description and info.description == info.builder.__doc__.strip().splitlines()[0]
+    assert model.count_params() == catalog.default_parameters(name), \
+        f"{name}: kzoo/models/catalog.json is out of date: run `python -m kzoo.models.catalog`"
     layers = _all_layers(model)
     fragment = CELL_CLASS.get(info.cell, info.cell)
     assert any(fragment in type(layer).__name__.lower() for layer in layers), \
@@ -313,3 +317,62 @@ def test_list_models_filters_by_pattern_and_glob():
     assert all("_bi_" in n for n in bi)
     assert {f"{p}_bi_{c}" for p in ("many_to_many", "many_to_one")
             for c in ("gru", "lstm", "rnn")} <= set(bi)
+
+
+# -- metadata: descriptions, argument explanations, the static catalog ---------------------------
+def test_description_is_the_builders_whole_first_paragraph():
+    for name in kzoo.list_models():
+        info, builder = kzoo.model_info(name), getattr(_module_of(name), name)
+        first = inspect.getdoc(builder).split("\n\n")[0]
+        assert info.description == " ".join(first.split()), name
+        # `kzoo info` prints it: whole sentences, no reST markup.
+        assert info.description.endswith("."), (name, info.description)
+        assert "``" not in info.description and ":class:" not in info.description, name
+    assert kzoo.model_info("seq2seq_attention").description == (
+        "Seq2seq, LSTM encoder-decoder with Bahdanau (additive) attention and input feeding: "
+        "the headline model, for translation-shaped tasks.")
+
+
+def _module_of(name):
+    return importlib.import_module(f"kzoo.models.{kzoo.model_info(name).pattern}")
+
+
+def test_every_argument_is_explained_in_model_info_and_the_builders_args():
+    used = set()
+    for name in kzoo.list_models():
+        info = kzoo.model_info(name)
+        assert list(info.arguments) == list(info.default_config), name
+        for key, line in info.arguments.items():
+            assert line and "\n" not in line, (name, key)
+            used.update(k for k in (f"{name}.{key}", f"{info.pattern}.{key}", key)
+                        if k in arguments.ARGUMENTS)
+            doc = " ".join(getattr(_module_of(name), name).__doc__.split())
+            assert f" {key}: {line}" in doc.split("Args:")[1], (name, key)
+    assert kzoo.model_info("many_to_one_lstm").arguments["units"] == arguments.ARGUMENTS["units"]
+    assert kzoo.model_info("one_to_one_mlp").arguments["units"] == \
+        arguments.ARGUMENTS["one_to_one.units"]
+    # No explanation is left over from an argument no model takes any more.
+    assert sorted(set(arguments.ARGUMENTS) - used) == []
+
+
+def test_register_model_refuses_an_unexplained_argument():
+    def tiny_model(*, units=4, wobble=0.5):
+        """A model."""
+
+    with pytest.raises(TypeError, match=r"tiny_model.*\['wobble'\].*kzoo.models.arguments"):
+        km.register_model("one_to_one", "mlp")(tiny_model)
+    assert "tiny_model" not in kzoo.list_models()
+
+
+def test_catalog_equals_the_live_registry():
+    """The static table that answers without TensorFlow says what the registrations say."""
+    static, live = registry.catalog_infos(), registry.registered_infos()
+    stale = sorted(name for name in static.keys() | live.keys()
+                   if static.get(name) != live.get(name))
+    assert not stale, f"kzoo/models/catalog.json is out of date for {stale}: run " \
+                      f"`python -m kzoo.models.catalog`"
+    assert list(static) == list(live) == kzoo.list_models()
+    # ... and is installed with the package.
+    setup = configparser.ConfigParser()
+    setup.read(pathlib.Path(__file__).parents[2] / "setup.cfg")
+    assert catalog.CATALOG_PATH.name in setup["options.package_data"]["kzoo.models"]

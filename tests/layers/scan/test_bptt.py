@@ -188,3 +188,39 @@ def test_xla_mode_trains_a_graph_of_unknown_batch_and_time(cell, batch, time, rn
     _, tf_grads = gradients(layer, inputs, initial, None, False, "unknown shapes")
     for a, b in zip(xla_grads, tf_grads):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6 * max(1.0, np.abs(b).max()))
+
+
+@pytest.mark.parametrize("cell", ["simple_rnn", "lstm", "gru"])
+def test_a_training_step_on_one_feature_with_an_unknown_batch(cell, rng):
+    """One input feature makes the kernel's gradient (1, k·units). Summed in the TensorFlow
+    backward loop of a graph whose inputs' batch is unknown but whose states' is not (a stateful
+    model fed by tf.data) and applied to the weights, it was taken by TensorFlow's graph
+    optimizer (with oneDNN) for a bias add, whose kernel then refused the (1, k·units) "bias"
+    ("bias must be 1-dimensional"). The engine's step equals the one with TensorFlow's
+    gradient."""
+    layer = CELLS[cell](return_sequences=True)
+    inputs = rng.normal(size=(4, 6, 1)).astype("float32")
+    layer.build((None, None, 1))
+    start = [w.numpy() for w in layer.trainable_weights]
+    initial = [rng.normal(size=(4, 5)).astype("float32") for _ in layer.cell.state_size]
+
+    def sgd_step(inputs, initial):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.sin(layer(inputs, initial_state=initial)))
+        for weight, grad in zip(layer.trainable_weights,
+                                tape.gradient(loss, layer.trainable_weights)):
+            weight.assign_sub(0.1 * grad)
+
+    def trained(use_bptt):
+        for weight, value in zip(layer.trainable_weights, start):
+            weight.assign(value)
+        step = tf.function(sgd_step, input_signature=[
+            tf.TensorSpec((None, *inputs.shape[1:])), [tf.TensorSpec(s.shape) for s in initial]])
+        patch = contextlib.nullcontext() if use_bptt else mock.patch.object(
+            type(layer.cell), "engine_step", lambda self, recurrent_mask=None: None)
+        with patch:
+            step(tf.constant(inputs), [tf.constant(s) for s in initial])
+        return [w.numpy() for w in layer.trainable_weights]
+
+    for a, b in zip(trained(True), trained(False)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

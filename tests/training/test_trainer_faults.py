@@ -1,6 +1,6 @@
 """Training killed with SIGKILL in the middle of an epoch, then rerun with the same command, loses
 at most that epoch: it resumes after the last completed epoch and ends with the weights and
-history of an uninterrupted run (tests/test_training.py covers a kill between epochs).
+history of an uninterrupted run (tests/training/test_trainer.py covers a kill between epochs).
 
 The killed run kills itself (a callback sends SIGKILL half-way through its second epoch), so the
 kill point does not depend on timing.
@@ -8,7 +8,6 @@ kill point does not depend on timing.
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +18,8 @@ import numpy as np
 import pytest
 
 import kzoo  # noqa: F401  (registers the kzoo layers for load_model)
+
+from ..conftest import kzoo_command
 
 # 2 epochs of 16 steps; the kill comes after step 8 of epoch 2.
 RUN = ["train", "many_to_one_gru", "--dataset", "example", "--option", "size=128",
@@ -56,9 +57,7 @@ def environment():
 
 
 def kzoo_train(out):
-    command = shutil.which("kzoo")
-    assert command, "the `kzoo` entry point is not installed: run `pip install -e .`"
-    return subprocess.Popen([command, *RUN, "--out", str(out)], stdout=subprocess.PIPE,
+    return subprocess.Popen([kzoo_command(), *RUN, "--out", str(out)], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env=environment())
 
 

@@ -1,29 +1,31 @@
-"""The trainer: resume after a kill equals an uninterrupted run, two workers equal one, the data
-order of an epoch depends on (seed, epoch) only, truncated BPTT cuts and resets correctly,
-clipping is on by default for recurrent models."""
+"""The trainer: resume after a kill equals an uninterrupted run, two workers equal one, truncated
+BPTT trains a stateful model and resets its state per sequence, clipping is on by default for
+recurrent models, rerunning a finished run changes nothing, an older run's history resumes."""
 
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
+import warnings
 
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import kzoo
-from kzoo import cli, training
+from kzoo import training
 
-from .conftest import kzoo_command
+from ..conftest import file_snapshot as files
+from ..conftest import free_port, kzoo_command
+from .conftest import TINY_GRU, TINY_SEQ2SEQ
 
 
 def environment():
     env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     return env
+
 
 # One tiny run shared by the resume and the multi-worker checks: 256 examples in batches of 8,
 # so an epoch (32 steps) lasts long enough to be killed after it.
@@ -32,19 +34,16 @@ TINY_RUN = ["train", "many_to_one_gru", "--dataset", "example", "--option", "siz
             "--config", "vocab_size=20", "--config", "embedding_dim=4", "--quiet"]
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def start(args, env=None, log=None):
     return subprocess.Popen([kzoo_command(), *map(str, args)], env=env or environment(),
                             stdout=log or subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+
 def weights(run_dir):
     return keras.saving.load_model(run_dir / "model.keras").get_weights()
+
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +82,7 @@ def runs(tmp_path_factory):
                 killed_output=killed_output, killed_history=killed_history)
 
 
+
 def test_killed_training_resumes_to_the_uninterrupted_result(runs):
     tmp = runs["tmp"]
     assert runs["killed_code"] == -signal.SIGKILL, runs["killed_output"]
@@ -96,6 +96,7 @@ def test_killed_training_resumes_to_the_uninterrupted_result(runs):
     assert resumed["metrics"] == reference["metrics"]
     for expected, actual in zip(weights(tmp / "reference"), weights(tmp / "resumed")):
         np.testing.assert_array_equal(actual, expected)
+
 
 
 def test_two_workers_end_equal_and_equal_one_worker_with_the_global_batch(runs):
@@ -117,43 +118,6 @@ def test_two_workers_end_equal_and_equal_one_worker_with_the_global_batch(runs):
     np.testing.assert_allclose(history["metrics"]["loss"], reference["metrics"]["loss"],
                                rtol=1e-4)
 
-
-# -- in process -----------------------------------------------------------------------------------
-def _batches(count=5):
-    return tf.data.Dataset.range(count).map(lambda i: (tf.fill([2], i), tf.fill([2], -i)))
-
-
-def _firsts(stream):
-    return [int(x[0]) for x, _ in stream]
-
-
-def test_epoch_order_depends_only_on_seed_and_epoch():
-    full, steps = training.epoch_stream(_batches(), 0, 4, seed=3)
-    tail, _ = training.epoch_stream(_batches(), 2, 4, seed=3)
-    order = _firsts(full)
-    assert steps == 5 and len(order) == 20
-    assert _firsts(tail) == order[10:]                      # what a resumed run sees
-    epochs = [order[i:i + 5] for i in range(0, 20, 5)]
-    assert all(sorted(e) == [0, 1, 2, 3, 4] for e in epochs)  # each epoch: every batch once
-    assert len({tuple(e) for e in epochs}) > 1                 # and in a new order
-    other, _ = training.epoch_stream(_batches(), 0, 4, seed=4)
-    assert _firsts(other) != order
-    capped, steps = training.epoch_stream(_batches(), 0, 2, seed=3, steps_per_epoch=2)
-    assert steps == 2 and _firsts(capped) == order[:2] + order[5:7]
-
-
-def test_tbptt_chunks_are_consecutive_windows():
-    x = np.arange(2 * 7 * 1, dtype="float32").reshape(2, 7, 1)
-    y = -np.arange(2 * 7, dtype="int32").reshape(2, 7)
-    data = tf.data.Dataset.from_tensors((x, y))
-    chunks, per_batch = training.tbptt_chunks(data, 3)
-    chunks = list(chunks)
-    assert per_batch == 2 and len(chunks) == 2             # the last 7 % 3 steps are dropped
-    np.testing.assert_array_equal(chunks[0][0], x[:, 0:3])
-    np.testing.assert_array_equal(chunks[1][0], x[:, 3:6])
-    np.testing.assert_array_equal(chunks[1][1], y[:, 3:6])
-    with pytest.raises(ValueError, match="longer than the sequences"):
-        training.tbptt_chunks(data, 8)
 
 
 def test_tbptt_trains_a_stateful_model_whose_state_resets_per_sequence(tmp_path):
@@ -179,10 +143,35 @@ def test_tbptt_trains_a_stateful_model_whose_state_resets_per_sequence(tmp_path)
     assert resets == [True, False, True, False]
 
 
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("kzoo_data"))
+
+
+
+@pytest.mark.parametrize("cell,window", [(cell, window) for cell in ("lstm", "gru", "rnn")
+                                         for window in (4, 12, 24)] + [("gru", 5)])
+def test_tbptt_trains_on_a_forecasting_dataset(cell, window, data_dir, tmp_path):
+    """temperature: 24-hour windows of one feature, a (batch, 1) target per window (a stride of
+    24 hours keeps the split small). K = 24 is one chunk, 5 leaves a last chunk of 4 steps. A
+    stateful model on one feature, and the per-window targets, both failed in the first epoch."""
+    run = training.train(f"many_to_many_{cell}", "temperature", out=tmp_path / "run", epochs=1,
+                         batch_size=8, steps_per_epoch=2, tbptt=window, data_dir=data_dir,
+                         dataset_options={"stride": 24}, model_config={"units": 4},
+                         verbose=0, plots=False, deterministic=False)
+    assert run.config["model_config"]["stateful"] is True
+    assert run.config["model_config"]["input_dim"] == 1
+    assert len(run.history["metrics"]["loss"]) == 1
+    assert np.isfinite(run.history["metrics"]["loss"][0])
+
+
+
 def test_clipping_is_on_for_recurrent_models_and_off_for_the_mlp():
     assert training.default_clipnorm("many_to_one_lstm") == 1.0
     assert training.default_clipnorm("seq2seq_attention") == 1.0
     assert training.default_clipnorm("one_to_one_mlp") is None
+
 
 
 def test_a_different_run_in_the_same_directory_is_refused(tmp_path):
@@ -195,22 +184,65 @@ def test_a_different_run_in_the_same_directory_is_refused(tmp_path):
         training.train("one_to_one_mlp", "example", learning_rate=0.5, **common)
 
 
-def test_text_round_trips_through_a_vocabulary():
-    words = ["", "[UNK]", "[START]", "[END]", "twenty", "three", "-"]
-    assert training.encode_text("twenty three", words) == [4, 5]
-    assert training.encode_text("twenty nine", words) == [4, 1]      # unknown word
-    chars = ["", "[UNK]", "[START]", "[END]", "d", "r", "e", "i"]
-    assert training.encode_text("drei", chars) == [4, 5, 6, 7]
-    assert training.decode_ids([4, 5, 6, 7, 3, 4], chars, end_id=3) == "drei"
-    assert training.decode_ids([4, 5, 3], words, end_id=3) == "twenty three"
-    assert training.encode_text("5 9", None) == [5, 9]
-    with pytest.raises(ValueError, match="token ids"):
-        training.encode_text("drei", None)
+
+# -- rerunning ------------------------------------------------------------------------------------
+def load_warnings(path):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = keras.saving.load_model(path)
+    return model, [str(w.message) for w in caught]
 
 
-def test_cli_checks_config_keys_before_training(tmp_path, capsys):
-    code = cli.main(["train", "many_to_one_gru", "--dataset", "example", "--config", "unit=8",
-                     "--out", str(tmp_path / "run")])
-    assert code == 2
-    assert "unknown --config key(s) ['unit']" in capsys.readouterr().err
-    assert not (tmp_path / "run").exists()
+
+def test_rerunning_a_finished_run_changes_nothing(tmp_path, capsys):
+    first = training.train("many_to_one_gru", "example", out=tmp_path, epochs=1, **TINY_GRU)
+    before = files(tmp_path)
+    capsys.readouterr()
+    again = training.train("many_to_one_gru", "example", out=tmp_path, epochs=1, **TINY_GRU)
+    assert "has trained 1 epoch(s) already (--epochs 1); nothing to do" in capsys.readouterr().out
+    assert files(tmp_path) == before
+    assert again.history == first.history and again.config == first.config
+    assert [w.tolist() for w in again.model.get_weights()] == \
+        [w.tolist() for w in first.model.get_weights()]
+
+
+
+def test_a_model_saved_after_the_backup_keeps_the_optimizer(tmp_path):
+    """Killed between the last epoch's backup and the save of model.keras, a rerun restores the
+    backup (optimizer state included) and saves: later loads find every optimizer variable."""
+    training.train("many_to_one_gru", "example", out=tmp_path, epochs=1, **TINY_GRU)
+    trained, messages = load_warnings(tmp_path / "model.keras")
+    assert messages == []
+    os.remove(tmp_path / "model.keras")
+    training.train("many_to_one_gru", "example", out=tmp_path, epochs=1, **TINY_GRU)
+    restored, messages = load_warnings(tmp_path / "model.keras")
+    assert not [m for m in messages if "Skipping variable loading" in m], messages
+    assert len(restored.optimizer.variables) == len(trained.optimizer.variables) > 2
+    for expected, actual in zip(trained.optimizer.variables, restored.optimizer.variables):
+        assert actual.numpy().tolist() == expected.numpy().tolist(), actual.path
+
+
+
+def test_an_older_runs_history_resumes_as_token_accuracy(tmp_path):
+    run = training.train("seq2seq_attention", "example", out=tmp_path, epochs=1, **TINY_SEQ2SEQ)
+    assert set(run.history["metrics"]) == {"loss", "token_accuracy", "val_loss",
+                                           "val_token_accuracy"}
+    # A run trained when the metric was named sequence_accuracy.
+    path = tmp_path / "history.json"
+    older = json.loads(path.read_text())
+    older["metrics"] = {key.replace("token_accuracy", "sequence_accuracy"): values
+                        for key, values in older["metrics"].items()}
+    path.write_text(json.dumps(older))
+    done = training.train("seq2seq_attention", "example", out=tmp_path, epochs=1,
+                          **TINY_SEQ2SEQ)
+    assert "token_accuracy" in training.final_metrics_line(done.history)
+    resumed = training.train("seq2seq_attention", "example", out=tmp_path, epochs=2,
+                             **TINY_SEQ2SEQ)
+    history = json.loads(path.read_text())
+    assert history == resumed.history and history["epochs"] == [0, 1]
+    assert sorted(history["metrics"]) == ["loss", "token_accuracy", "val_loss",
+                                          "val_token_accuracy"]
+    assert history["metrics"]["token_accuracy"][0] == \
+        older["metrics"]["sequence_accuracy"][0]
+    assert len(history["metrics"]["token_accuracy"]) == 2
+

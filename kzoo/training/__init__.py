@@ -1,0 +1,41 @@
+"""The trainer behind ``kzoo train`` and what the other commands run on its run directories.
+
+    run = kzoo.training.train("seq2seq_attention", "number_words", out="runs/translator")
+    run.history["metrics"]["loss"], run.model, run.directory
+    kzoo.training.evaluate(run.directory)
+    kzoo.training.export_run(run.directory, quantize="dynamic")
+    kzoo.training.predict(run.directory, ["twenty-three"])
+
+Modules: :mod:`~kzoo.training.trainer` (``train``), :mod:`~kzoo.training.data` (datasets by
+name, epochs, batches, truncated BPTT chunks), :mod:`~kzoo.training.run_dir` (the run
+directory's files), :mod:`~kzoo.training.strategies` (``tf.distribute`` strategies and the
+multi-worker loop), :mod:`~kzoo.training.callbacks`, :mod:`~kzoo.training.plots`, and one
+module per command: :mod:`~kzoo.training.evaluation`, :mod:`~kzoo.training.exporting`,
+:mod:`~kzoo.training.prediction`, :mod:`~kzoo.training.benchmark`.
+
+Importing this package imports no TensorFlow (the ``kzoo`` command checks its arguments with it
+first); each function imports what it needs.
+"""
+
+from kzoo.training.benchmark import bench
+from kzoo.training.callbacks import ResetStatesEvery
+from kzoo.training.data import EXAMPLE_DATASET, count_batches, epoch_stream, even_batches, \
+    full_batches, list_datasets, load_data, tbptt_chunks
+from kzoo.training.evaluation import evaluate, seq2seq_exact_match
+from kzoo.training.exporting import EXPORT_RECORD, ExportRun, export_run
+from kzoo.training.plots import seq2seq_tokens
+from kzoo.training.prediction import decode_ids, encode_text, predict
+from kzoo.training.run_dir import RENAMED_METRICS, RUN_FILES, backup_epoch, load_run_model, \
+    read_history, read_json, read_run, read_vocabularies, trained_epochs, write_json
+from kzoo.training.strategies import STRATEGIES, make_strategy
+from kzoo.training.trainer import DEFAULT_CLIPNORM, Run, default_clipnorm, final_metrics_line, \
+    train
+
+__all__ = ["train", "Run", "evaluate", "export_run", "ExportRun", "predict", "bench",
+           "list_datasets", "load_data", "load_run_model", "read_run", "read_vocabularies",
+           "read_history", "read_json", "write_json", "backup_epoch", "trained_epochs",
+           "final_metrics_line", "default_clipnorm", "make_strategy", "epoch_stream",
+           "count_batches", "even_batches", "full_batches", "tbptt_chunks", "ResetStatesEvery",
+           "seq2seq_exact_match", "seq2seq_tokens", "encode_text", "decode_ids",
+           "STRATEGIES", "EXAMPLE_DATASET", "DEFAULT_CLIPNORM", "RENAMED_METRICS", "RUN_FILES",
+           "EXPORT_RECORD"]
