@@ -205,8 +205,8 @@ class GRU(Recurrent):
     Example:
 
     ```python
-    layer = kzoo.layers.GRU(8, return_sequences=True)
-    layer(tf.zeros((2, 5, 4))).shape      # (2, 5, 8)
+    backward = kzoo.layers.GRU(8, reset_after=False, go_backwards=True)
+    backward(tf.zeros((2, 5, 4))).shape     # (2, 8): the state after reading t = 5 ... 1
     ```
     """
 

@@ -98,8 +98,9 @@ class SimpleRNN(Recurrent):
     Example:
 
     ```python
-    layer = kzoo.layers.SimpleRNN(3, return_sequences=True)
-    layer(tf.zeros((2, 5, 4))).shape      # (2, 5, 3)
+    mask = tf.sequence_mask([5, 2], 5)             # the second sequence has 2 steps
+    outputs, h = kzoo.layers.SimpleRNN(3, return_sequences=True, return_state=True)(
+        tf.zeros((2, 5, 4)), mask=mask)            # outputs (2, 5, 3), h (2, 3)
     ```
     """
 
