@@ -23,8 +23,7 @@ from kzoo.training.data import EXAMPLE_DATASET, count_batches, epoch_stream, eve
     full_batches, list_datasets, load_data, tbptt_chunks
 from kzoo.training.evaluation import evaluate, seq2seq_exact_match
 from kzoo.training.exporting import EXPORT_RECORD, ExportRun, export_run
-from kzoo.training.plots import seq2seq_tokens
-from kzoo.training.prediction import decode_ids, encode_text, predict
+from kzoo.training.prediction import predict
 from kzoo.training.run_dir import RENAMED_METRICS, RUN_FILES, backup_epoch, load_run_model, \
     read_history, read_json, read_run, read_vocabularies, trained_epochs, write_json
 from kzoo.training.strategies import STRATEGIES, make_strategy
@@ -36,6 +35,6 @@ __all__ = ["train", "Run", "evaluate", "export_run", "ExportRun", "predict", "be
            "read_history", "read_json", "write_json", "backup_epoch", "trained_epochs",
            "final_metrics_line", "default_clipnorm", "make_strategy", "epoch_stream",
            "count_batches", "even_batches", "full_batches", "tbptt_chunks", "ResetStatesEvery",
-           "seq2seq_exact_match", "seq2seq_tokens", "encode_text", "decode_ids",
+           "seq2seq_exact_match",
            "STRATEGIES", "EXAMPLE_DATASET", "DEFAULT_CLIPNORM", "RENAMED_METRICS", "RUN_FILES",
            "EXPORT_RECORD"]
