@@ -66,10 +66,23 @@ class ResetStatesEvery:
         return _ResetStatesEvery()
 
 
-def history_callback(path, start_epoch):
-    """Write history.json at each epoch's end; entries from ``start_epoch`` on are (re)written."""
+def history_callback(run_dir, start_epoch):
+    """A Keras callback that writes a run's history.json at each epoch's end.
+
+    The entries of epochs before ``start_epoch`` are kept from the file; those from
+    ``start_epoch`` on are (re)written.
+
+    Args:
+        run_dir: the run directory (a ``pathlib.Path``).
+        start_epoch: the epoch training starts from.
+
+    Returns:
+        A ``keras.callbacks.Callback`` whose ``history`` attribute is the history it writes
+        (``{"epochs": [...], "metrics": {name: [...]}}``).
+    """
     base = _callback_base()
-    history = read_history(path)
+    path = run_dir / "history.json"
+    history = read_history(run_dir)
     keep = [i for i, e in enumerate(history["epochs"]) if e < start_epoch]
     history = {"epochs": [history["epochs"][i] for i in keep],
                "metrics": {k: [v[i] for i in keep] for k, v in history["metrics"].items()}}

@@ -10,8 +10,6 @@ and writes token ids ("5 9 12").
 from kzoo.training.plots import attention_labels, carried_vocabularies
 from kzoo.training.run_dir import load_run_model, read_run, read_vocabularies
 
-VOCABULARY_SIDES = ("source", "target")
-
 
 def predict(run_dir, texts, method="greedy", beam_width=None, max_length=None,
             attention_plot=None):
@@ -93,6 +91,8 @@ def _with_run_vocabularies(model, run_dir, config):
     lists; else the same model (its weights) rebuilt carrying ``TokenVectorizer`` s of those
     lists, each at the level the dataset tokenized that side at (its ``source_level`` /
     ``target_level`` option; word level without one)."""
+    from kzoo.models.seq2seq import VOCABULARY_SIDES
+
     if model.vocabularies is not None:
         return model
     lists = read_vocabularies(run_dir)
