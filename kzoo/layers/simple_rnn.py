@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 
 from kzoo.layers.bptt import SimpleRNNStepGradient, standard_activations
-from kzoo.layers.cell import RecurrentCell, dense
+from kzoo.layers.cell import RecurrentCell, dense, in_compute_dtype
 from kzoo.layers.recurrent import Recurrent
 
 
@@ -24,9 +24,11 @@ class SimpleRNNCell(RecurrentCell):
                                                 "recurrent")
         self.bias = self.add_kernel("bias", (self.units,), "bias") if self.use_bias else None
 
+    @in_compute_dtype
     def project_inputs(self, inputs):
         return dense(inputs, self.kernel, self.bias)
 
+    @in_compute_dtype
     def step(self, projected, states, recurrent_mask=None):
         h = states[0]
         if recurrent_mask is not None:
