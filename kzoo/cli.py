@@ -29,17 +29,18 @@ import textwrap
 
 from kzoo import quiet
 from kzoo.checks import close_matches
+from kzoo.choices import QUANTIZE_MODES, STRATEGIES
 from kzoo.quiet import silenced_stderr
 from kzoo.training.exporting import EXPORT_FORMATS
 from kzoo.training.run_dir import check_finished_run
 
-STRATEGIES = ("default", "mirrored", "multiworker")  # == kzoo.training.STRATEGIES, TF-free
 # The names kzoo.datasets registers, so that --dataset is checked before TensorFlow is imported
 # (importing any module of kzoo.datasets imports it); tests/test_cli.py holds this equal to
 # kzoo.datasets.list_datasets().
 DATASETS = ("adding", "copy", "digits", "imdb_reviews", "number_words", "reverse",
             "ted_hrlr_translate", "temperature", "weather")
-QUANTIZE = ("none", "dynamic", "float16", "int8")
+# --quantize none: no quantized file (None in the library).
+QUANTIZE = ("none", *(mode for mode in QUANTIZE_MODES if mode is not None))
 DEFAULT_EPOCHS = 10
 INFO_WIDTH = 100      # `kzoo info` wraps to the terminal's width, at most this
 INFO_KEY_WIDTH = 30   # a wider KEY=VALUE gets a line of its own above its explanation
@@ -262,7 +263,7 @@ def cmd_predict(args):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UnknownTokensWarning)
         results = training.predict(run_dir, args.text, method="beam" if args.beam else "greedy",
-                                   beam_width=args.beam or 4, max_length=args.max_length,
+                                   beam_width=args.beam, max_length=args.max_length,
                                    attention_plot=args.plot)
     for warning in caught:
         if issubclass(warning.category, UnknownTokensWarning):
