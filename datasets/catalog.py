@@ -18,6 +18,7 @@ Options of ``kzoo.datasets.load("ted_hrlr_translate", **options)``:
 
 import tensorflow as tf
 
+from kzoo.checks import check_choice, check_positive_int
 from kzoo.datasets import core
 from kzoo.datasets.text import TokenVectorizer, build_vocabulary
 
@@ -54,8 +55,9 @@ IMDB_OPTIONS = {"vocab_size": 20000, "max_length": 256}
     description="IMDB movie reviews -> positive/negative (TFDS catalog; must be prepared)")
 def load_imdb_reviews(*, split, batch_size, data_dir, shuffle, seed, vocab_size, max_length):
     name = "imdb_reviews"
-    core.check_positive_int(name, "vocab_size", vocab_size, minimum=5)
-    core.check_positive_int(name, "max_length", max_length)
+    where = f"dataset {name!r}"
+    check_positive_int(where, "vocab_size", vocab_size, minimum=5)
+    check_positive_int(where, "max_length", max_length)
     read = _load_prepared(name, split)
     examples, tfds_info = read(data_dir)
     train = examples if split == "train" else _load_prepared(name, "train")(data_dir)[0]
@@ -91,10 +93,11 @@ TED_OPTIONS = {"language_pair": "pt_to_en", "source_vocab_size": 8000,
 def load_ted_hrlr_translate(*, split, batch_size, data_dir, shuffle, seed, language_pair,
                             source_vocab_size, target_vocab_size, max_length):
     name = "ted_hrlr_translate"
-    core.check_choice(name, "language_pair", language_pair, TED_PAIRS)
-    core.check_positive_int(name, "source_vocab_size", source_vocab_size, minimum=5)
-    core.check_positive_int(name, "target_vocab_size", target_vocab_size, minimum=5)
-    core.check_positive_int(name, "max_length", max_length)
+    where = f"dataset {name!r}"
+    check_choice(where, "language_pair", language_pair, TED_PAIRS)
+    check_positive_int(where, "source_vocab_size", source_vocab_size, minimum=5)
+    check_positive_int(where, "target_vocab_size", target_vocab_size, minimum=5)
+    check_positive_int(where, "max_length", max_length)
     source_language, target_language = language_pair.split("_to_")
     tfds_name = f"{name}/{language_pair}"
     examples, tfds_info = _load_prepared(tfds_name, split)(data_dir)

@@ -19,7 +19,7 @@ import dataclasses
 import tensorflow as tf
 
 from kzoo import quiet
-from kzoo.checks import close_matches
+from kzoo.checks import check_positive_int, close_matches
 
 SPLITS = ("train", "validation", "test")
 
@@ -231,26 +231,11 @@ def load(name, split="train", *, batch_size=32, data_dir=None, shuffle=None, see
         valid = ", ".join(f"{k}={v!r}" for k, v in spec.options.items()) or "none"
         raise ValueError(f"dataset {name!r}: unknown option(s) {unknown}; options (with "
                          f"defaults): {valid}")
-    check_positive_int(name, "batch_size", batch_size)
+    check_positive_int(f"dataset {name!r}", "batch_size", batch_size)
     if shuffle is None:
         shuffle = split == "train"
     return spec.loader(split=split, batch_size=batch_size, data_dir=data_dir,
                        shuffle=bool(shuffle), seed=int(seed), **{**spec.options, **options})
-
-
-# -- option checks --------------------------------------------------------------------------------
-def check_choice(dataset, option, value, choices):
-    if value not in choices:
-        raise ValueError(f"dataset {dataset!r}: option `{option}` must be one of "
-                         f"{tuple(choices)}, got {value!r}")
-    return value
-
-
-def check_positive_int(dataset, option, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"dataset {dataset!r}: `{option}` must be an integer >= {minimum}, got "
-                         f"{value!r}")
-    return value
 
 
 # -- preparing a TFDS builder offline -------------------------------------------------------------

@@ -7,6 +7,7 @@ import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 from kzoo import quiet
+from kzoo.choices import QUANTIZE_MODES
 from kzoo.export import compact
 from kzoo.layers.target import trace_target
 
@@ -70,7 +71,6 @@ def weight_bytes(model_content):
 
 
 # -- several named signatures in one file, post-training quantization ----------------------------
-QUANTIZE_MODES = (None, "dynamic", "float16", "int8")
 
 
 class FlexOpsNeeded(ValueError):

@@ -167,7 +167,7 @@ def models_config(base_dir):
 def sample_inputs(signature, batch_size=2, time=5, seed=0):
     """Valid example inputs ``{name: array}`` for ``signature``: its own ``example`` (a seq2seq
     model's real token ids and decode length) where it has one, else token ids 1, 2, zero states,
-    normal floats."""
+    the default decode length, normal floats."""
     rng = np.random.default_rng(seed)
     values = dict(signature.example(batch_size, time)) if signature.example else {}
     for spec in signature.specs:
@@ -177,8 +177,8 @@ def sample_inputs(signature, batch_size=2, time=5, seed=0):
         if spec.name == "lengths":
             values[spec.name] = np.full([batch_size], time, dtype)
             continue
-        if spec.name == "max_length":
-            values[spec.name] = np.array(2 * time, dtype)
+        if spec.name == "max_length":  # <= 0: the model's default decode length
+            values[spec.name] = np.array(0, dtype)
             continue
         shape = [batch_size if k == 0 else (time if d is None else d)
                  for k, d in enumerate(spec.shape)]

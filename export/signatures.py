@@ -33,8 +33,9 @@ Seq2seq models (:class:`kzoo.models.seq2seq.Seq2Seq`):
   max_length, time): the alignment of every emitted token. A source longer than
   ``kzoo.models.seq2seq.MAX_SOURCE_UNITS`` fails with InvalidArgumentError.
 * ``beam_search``: the same inputs -> ``tokens``/``scores`` of the best hypothesis,
-  ``beam_tokens`` (batch, BEAM_WIDTH, max_length), ``beam_scores``, ``lengths`` (beam width
-  :data:`BEAM_WIDTH`, no length or coverage penalty: ``model.generate(method="beam")``'s defaults).
+  ``beam_tokens`` (batch, beam width, max_length), ``beam_scores``, ``lengths`` (beam width
+  ``kzoo.models.seq2seq.DEFAULT_BEAM_WIDTH``, no length or coverage penalty:
+  ``model.generate(method="beam")``'s defaults).
 * ``encode``: ``source_ids`` -> ``memory``, ``keys``, ``memory_mask``, ``state_{i}``;
   ``decode_step``: ``token_ids`` (batch,), ``memory``, ``keys``, ``memory_mask``, ``state_{i}`` ->
   ``logits``, ``alignment`` (zeros without attention), ``state_{i}``: for apps running their own
@@ -53,16 +54,17 @@ Seq2seq models (:class:`kzoo.models.seq2seq.Seq2Seq`):
   string ops are not TFLite builtins.
 """
 
+import contextlib
 import dataclasses
+import functools
 import inspect
 
 import keras
 import tensorflow as tf
 
 from kzoo.layers.recurrent import Recurrent
+from kzoo.layers.text import START_ID
 
-BEAM_WIDTH = 4
-PAD_ID = 0
 SEQ2SEQ_SIGNATURES = ("serving_default", "beam_search", "encode", "decode_step")
 TEXT_SIGNATURE = "translate"
 LENGTHS_SIGNATURE = "with_lengths"
@@ -77,7 +79,7 @@ class Signature:
     fn: object
     specs: list
     jit_compile: bool = False
-    start_id: int = 1
+    start_id: int = START_ID
     # ``example(batch_size, time)`` -> ``{input name: array}``: inputs a served model makes
     # sense of (real token ids, a fitting max_length), for sample requests; None: made up.
     example: object = None
@@ -133,18 +135,55 @@ def is_seq2seq(model):
 
 def signatures(model, *, jit_compile=False, text=True):
     """The :class:`Signature` s ``model`` exports, ``serving_default`` first; ``text=False``
-    leaves out the string signature (``translate``), which TFLite cannot hold."""
+    leaves out the string signature (``translate``), which TFLite cannot hold. Each function
+    traces the model in float32 (see :func:`float32_compute`)."""
     if is_seq2seq(model):
         exported = _seq2seq_signatures(model, jit_compile)
         if text and getattr(model, "vocabularies", None):
             exported.append(_translate_signature(model, jit_compile))
-        return exported
-    model = served_model(model)
-    result = [_functional_default(model), _functional_lengths(model), _functional_stream(model)]
-    for signature in result:
-        if signature is not None:
+    else:
+        model = served_model(model)
+        exported = [signature for signature in (_functional_default(model),
+                                                _functional_lengths(model),
+                                                _functional_stream(model))
+                    if signature is not None]
+        for signature in exported:
             signature.jit_compile = jit_compile
-    return [signature for signature in result if signature is not None]
+    for signature in exported:
+        signature.fn = _traced_in_float32(model, signature.fn)
+    return exported
+
+
+@contextlib.contextmanager
+def float32_compute(model):
+    """Inside the block, the layers of ``model`` built under a mixed precision policy
+    (``mixed_float16``, ``mixed_bfloat16``: float32 variables, 16-bit compute) compute in
+    float32, their variables' dtype; their policies are restored after it.
+
+    Exports trace the model so: LiteRT has no float16 or bfloat16 kernels (a 16-bit graph would
+    need Flex ops; its float16 file is ``quantize="float16"``, float16 weights), and a served
+    model's signatures keep float32 tensors whatever policy the model was trained under. The
+    export then computes what the float32 model with the same weights computes.
+    """
+    mixed = [layer for layer in model._flatten_layers(include_self=True, recursive=True)
+             if layer.dtype_policy.compute_dtype != layer.dtype_policy.variable_dtype]
+    policies = [layer.dtype_policy for layer in mixed]
+    try:
+        for layer in mixed:
+            layer.dtype_policy = layer.dtype_policy.variable_dtype
+        yield
+    finally:
+        for layer, policy in zip(mixed, policies):
+            layer.dtype_policy = policy
+
+
+def _traced_in_float32(model, fn):
+    @functools.wraps(fn)
+    def traced(*args):
+        with float32_compute(model):
+            return fn(*args)
+
+    return traced
 
 
 # -- functional models ------------------------------------------------------------------------
@@ -335,23 +374,22 @@ def _has_layer(model, name):
 
 # -- seq2seq ----------------------------------------------------------------------------------
 def _seq2seq_signatures(model, jit_compile):
-    """See the module docstring. With ``jit_compile`` the encoder and the decoder step are
-    XLA-compiled (``model.xla_functions()``); the searches are the model's own
-    (``Seq2Seq._search``)."""
+    """See the module docstring: each signature is one of the model's serving functions
+    (``search``, ``encode``, ``decode_step``), its outputs named. With ``jit_compile`` the
+    encoder and the decoder step are XLA-compiled (``model.xla_functions()``)."""
+    from kzoo.models.seq2seq import DEFAULT_BEAM_WIDTH
+
     compiled = model.xla_functions() if jit_compile else None
-    if compiled is None:
-        encode_fn = lambda source_ids: model._encode(source_ids, training=False)  # noqa: E731
-        step_fn = model._decode_step
-    else:
-        encode_fn, step_fn = compiled
+    encode_fn, step_fn = compiled or (model.encode, model.decode_step)
     source = tf.TensorSpec([None, None], tf.int32, name="source_ids")
     max_length = tf.TensorSpec([], tf.int32, name="max_length")
 
     def greedy(source_ids, length):
-        return model._search(source_ids, length, compiled=compiled)
+        return model.search(source_ids, length, compiled=compiled)
 
     def beam(source_ids, length):
-        result = model._search(source_ids, length, beam_width=BEAM_WIDTH, compiled=compiled)
+        result = model.search(source_ids, length, beam_width=DEFAULT_BEAM_WIDTH,
+                              compiled=compiled)
         keep = ("tokens", "scores", "beam_tokens", "beam_scores", "lengths")
         return {key: result[key] for key in keep}
 
@@ -360,8 +398,10 @@ def _seq2seq_signatures(model, jit_compile):
         return {"memory": memory, "keys": keys, "memory_mask": memory_mask,
                 **{f"state_{i}": s for i, s in enumerate(states)}}
 
-    encoded = tf.function(encode, autograph=False).get_concrete_function(source)
-    out = encoded.structured_outputs
+    # The decoder step's inputs are the encoder's outputs, as the export traces them.
+    with float32_compute(model):
+        out = tf.function(encode, autograph=False).get_concrete_function(
+            source).structured_outputs
     n_states = sum(1 for key in out if key.startswith("state_"))
     state_specs = [tf.TensorSpec(_free_batch(out[f"state_{i}"].shape), out[f"state_{i}"].dtype,
                                  name=f"state_{i}") for i in range(n_states)]
@@ -373,8 +413,6 @@ def _seq2seq_signatures(model, jit_compile):
     def decode_step(token_ids, memory, keys, memory_mask, *states):
         logits, new_states, alignment = step_fn(token_ids, list(states), memory, keys,
                                                 memory_mask)
-        if alignment is None:
-            alignment = tf.zeros_like(memory[:, :, 0])
         return {"logits": logits, "alignment": alignment,
                 **{f"state_{i}": s for i, s in enumerate(new_states)}}
 

@@ -22,7 +22,6 @@ given, before or after the command name.
 import argparse
 import json
 import os
-import pathlib
 import shutil
 import signal
 import sys
@@ -30,16 +29,18 @@ import textwrap
 
 from kzoo import quiet
 from kzoo.checks import close_matches
+from kzoo.choices import QUANTIZE_MODES, STRATEGIES
 from kzoo.quiet import silenced_stderr
+from kzoo.training.exporting import EXPORT_FORMATS
+from kzoo.training.run_dir import check_finished_run
 
-STRATEGIES = ("default", "mirrored", "multiworker")  # == kzoo.training.STRATEGIES, TF-free
 # The names kzoo.datasets registers, so that --dataset is checked before TensorFlow is imported
 # (importing any module of kzoo.datasets imports it); tests/test_cli.py holds this equal to
 # kzoo.datasets.list_datasets().
 DATASETS = ("adding", "copy", "digits", "imdb_reviews", "number_words", "reverse",
             "ted_hrlr_translate", "temperature", "weather")
-EXPORT_FORMATS = ("saved_model", "tflite")
-QUANTIZE = ("none", "dynamic", "float16", "int8")
+# --quantize none: no quantized file (None in the library).
+QUANTIZE = ("none", *(mode for mode in QUANTIZE_MODES if mode is not None))
 DEFAULT_EPOCHS = 10
 INFO_WIDTH = 100      # `kzoo info` wraps to the terminal's width, at most this
 INFO_KEY_WIDTH = 30   # a wider KEY=VALUE gets a line of its own above its explanation
@@ -122,18 +123,6 @@ def _formats(text):
         raise argparse.ArgumentTypeError(f"formats are a comma-separated subset of "
                                          f"{','.join(EXPORT_FORMATS)}, got {text!r}")
     return formats
-
-
-def _run_dir(path):
-    """A finished run directory (config.json and model.keras in it)."""
-    run = pathlib.Path(path)
-    if not run.is_dir():
-        raise UsageError(f"no run directory {path!r}")
-    for name in ("config.json", "model.keras"):
-        if not (run / name).is_file():
-            raise UsageError(f"{path!r} is not a finished run (no {name}); train into it with "
-                             f"`kzoo train NAME --dataset D --out {path}`")
-    return run
 
 
 def _check_model_name(name):
@@ -237,7 +226,7 @@ def cmd_train(args):
 def cmd_evaluate(args):
     from kzoo import training
 
-    run_dir = _run_dir(args.run_dir)
+    run_dir = check_finished_run(args.run_dir)
     config = training.read_run(run_dir)
     metrics = training.evaluate(run_dir, split=args.split, batch_size=args.batch_size,
                                 data_dir=args.data_dir, max_examples=args.max_examples)
@@ -249,7 +238,7 @@ def cmd_evaluate(args):
 def cmd_export(args):
     from kzoo import training
 
-    run_dir = _run_dir(args.run_dir)
+    run_dir = check_finished_run(args.run_dir)
     quantize = None if args.quantize == "none" else args.quantize
     result = training.export_run(run_dir, formats=args.format, quantize=quantize, out=args.out,
                                  samples=args.samples, data_dir=args.data_dir,
@@ -270,11 +259,11 @@ def cmd_predict(args):
     from kzoo import training
     from kzoo.models.seq2seq import UnknownTokensWarning
 
-    run_dir = _run_dir(args.run_dir)
+    run_dir = check_finished_run(args.run_dir)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UnknownTokensWarning)
         results = training.predict(run_dir, args.text, method="beam" if args.beam else "greedy",
-                                   beam_width=args.beam or 4, max_length=args.max_length,
+                                   beam_width=args.beam, max_length=args.max_length,
                                    attention_plot=args.plot)
     for warning in caught:
         if issubclass(warning.category, UnknownTokensWarning):
@@ -399,7 +388,7 @@ def main(argv=None):
     quiet.set_verbose(args.verbose)
     try:
         if getattr(args, "run_dir", None) is not None:
-            _run_dir(args.run_dir)  # before TensorFlow: a typo fails at once
+            check_finished_run(args.run_dir)  # before TensorFlow: a typo fails at once
         for name in _model_names(args):
             _check_model_name(name)  # likewise: the registry's metadata needs no TensorFlow
         if getattr(args, "dataset", None) is not None:

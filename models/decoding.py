@@ -33,6 +33,7 @@ Finished hypotheses stay in the beam with their score frozen.
 import tensorflow as tf
 
 from kzoo.layers.target import tracing_for_tflite
+from kzoo.layers.text import PAD_ID
 
 # Finite stand-in for log(0): -inf would turn into NaN in -inf - -inf or 0 * -inf.
 NEG_INF = -1e9
@@ -192,7 +193,7 @@ def greedy_search(step_fn, initial_states, *, batch_size, start_id, end_id, max_
     steps, _, _, written, _ = tf.while_loop(cond, _keeping_shapes(body), loop_vars)
     ids, step_scores, *attention = [h.read(w, steps) for h, w in zip(histories, written)]
     emitted = _emitted(ids, steps, end_id)
-    output = {"tokens": tf.where(emitted, ids, 0),
+    output = {"tokens": tf.where(emitted, ids, PAD_ID),
               "scores": tf.reduce_sum(tf.where(emitted, step_scores, 0.0), 1),
               "lengths": tf.reduce_sum(tf.cast(emitted, tf.int32), 1)}
     if with_attention:
@@ -253,11 +254,13 @@ def beam_search(step_fn, initial_states, *, batch_size, beam_width, start_id, en
         vocab = step_log_probs.shape[-1]
         if vocab is None:
             vocab = tf.shape(step_log_probs)[-1]
-            frozen = tf.expand_dims(tf.where(tf.equal(tf.range(vocab), 0), 0.0, NEG_INF), 0)
+            frozen = tf.expand_dims(tf.where(tf.equal(tf.range(vocab), PAD_ID), 0.0, NEG_INF),
+                                    0)
         else:  # a constant in the graph, not three ops at every step
-            frozen = tf.constant([[0.0] + [NEG_INF] * (vocab - 1)], tf.float32)
+            frozen = tf.constant([[0.0 if i == PAD_ID else NEG_INF for i in range(vocab)]],
+                                 tf.float32)
         finished = hypotheses["finished"]                                          # (N, 1)
-        # A finished hypothesis has one continuation (token 0, pad) at no cost: it stays as it is.
+        # A finished hypothesis has one continuation (PAD_ID) at no cost: it stays as it is.
         step_log_probs = tf.where(finished, frozen, step_log_probs)
         total = hypotheses["log_probs"] + step_log_probs                            # (N, V)
         scores = total
@@ -275,7 +278,7 @@ def beam_search(step_fn, initial_states, *, batch_size, beam_width, start_id, en
         parents = tf.reshape(top_index // vocab + first_rows, [-1])
         next_ids = tf.reshape(top_index % vocab, [-1, 1])
         parent_finished = tf.gather(finished, parents)
-        next_ids = tf.where(parent_finished, 0, next_ids)                           # (N, 1)
+        next_ids = tf.where(parent_finished, PAD_ID, next_ids)                      # (N, 1)
         tokens = tf.where(tf.equal(positions, t), next_ids,
                           tf.gather(hypotheses["tokens"], parents))
         updated = {"tokens": tokens, "finished": tf.logical_or(parent_finished,

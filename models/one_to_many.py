@@ -19,11 +19,9 @@ import numpy as np
 import tensorflow as tf
 
 import kzoo.layers
-from kzoo.models import variants
-from kzoo.models.decoding import MAX_DECODE_LENGTH
+from kzoo.layers.text import END_ID, PAD_ID, START_ID
+from kzoo.models import decoding, variants
 from kzoo.models.stack import recurrent_stack, validate_common
-
-PAD_ID, START_ID, END_ID = 0, 1, 2
 
 # No bidirectional variant: a decoder generates left to right, and a backward pass under teacher
 # forcing would read the very tokens it must predict.
@@ -74,15 +72,15 @@ def generate(model, features, *, max_length=20):
     """Greedy decode of ``features`` (batch, feature_dim) -> token ids (batch, max_length), int32.
 
     Each row stops at ``END_ID`` (kept) and is padded with 0 after it. One ``tf.function`` graph:
-    a ``tf.while_loop`` that, at step t, runs ``model`` on the tokens so far (later positions
-    are padding, masked, and a recurrent model is causal) and appends the most likely token
-    other than padding and start. Re-running the prefix costs O(max_length²) steps, which is
-    nothing at caption lengths and needs nothing of the model but its call.
+    ``kzoo.models.decoding.greedy_search`` whose step runs ``model`` on the tokens so far (later
+    positions are padding, masked, and a recurrent model is causal) and scores every token but
+    padding and start. Re-running the prefix costs O(max_length²) steps, which is nothing at
+    caption lengths and needs nothing of the model but its call.
     """
     if isinstance(max_length, bool) or not isinstance(max_length, int) or \
-            not 0 < max_length <= MAX_DECODE_LENGTH:
+            not 0 < max_length <= decoding.MAX_DECODE_LENGTH:
         raise ValueError(f"generate: `max_length` must be an integer in [1, "
-                         f"{MAX_DECODE_LENGTH}], got {max_length!r}")
+                         f"{decoding.MAX_DECODE_LENGTH}], got {max_length!r}")
     decode = _GENERATORS.get(model)
     if decode is None:
         decode = _GENERATORS[model] = tf.function(lambda f, n: _greedy(model, f, n))
@@ -92,26 +90,22 @@ def generate(model, features, *, max_length=20):
 
 def _greedy(model, features, max_length):
     batch = tf.shape(features)[0]
-    tokens = tf.concat([tf.fill([batch, 1], START_ID),
-                        tf.zeros([batch, max_length], tf.int32)], axis=1)
-    finished = tf.zeros([batch], tf.bool)
     vocab_size = model.output_shape[-1]
-    forbidden = tf.one_hot(PAD_ID, vocab_size) + tf.one_hot(START_ID, vocab_size)
+    allowed = tf.logical_not(tf.cast(tf.one_hot(PAD_ID, vocab_size) +
+                                     tf.one_hot(START_ID, vocab_size), tf.bool))
 
-    def body(t, tokens, finished):
-        probs = model((features, tokens[:, :-1]), training=False)
-        step_probs = tf.gather(probs, t, axis=1) - 2.0 * forbidden
-        next_token = tf.argmax(step_probs, axis=-1, output_type=tf.int32)
-        next_token = tf.where(finished, PAD_ID, next_token)
-        position = tf.one_hot(t + 1, max_length + 1, dtype=tf.int32)
-        tokens = tokens + next_token[:, None] * position[None, :]
-        return t + 1, tokens, finished | tf.equal(next_token, END_ID)
+    def step(token_ids, states):
+        # The states: the tokens so far (B, max_length), the step t. Token t is written, then
+        # the model's distribution at position t scores the next.
+        tokens, t = states
+        tokens = tokens + token_ids[:, None] * tf.one_hot(t, max_length, dtype=tf.int32)[None]
+        probs = tf.gather(model((features, tokens), training=False), t, axis=1)
+        logits = tf.where(allowed, tf.math.log(tf.cast(probs, tf.float32)), decoding.NEG_INF)
+        return logits, [tokens, t + 1], None
 
-    def not_done(t, tokens, finished):
-        return tf.logical_and(t < max_length, tf.logical_not(tf.reduce_all(finished)))
-
-    _, tokens, _ = tf.while_loop(not_done, body, (tf.constant(0), tokens, finished))
-    return tokens[:, 1:]
+    initial = [tf.zeros([batch, max_length], tf.int32), tf.constant(0)]
+    return decoding.greedy_search(step, initial, batch_size=batch, start_id=START_ID,
+                                  end_id=END_ID, max_length=max_length)["tokens"]
 
 
 def _example(config, batch_size, rng):

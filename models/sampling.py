@@ -15,6 +15,7 @@ import keras
 import tensorflow as tf
 
 from kzoo.layers.cell import check_choice
+from kzoo.layers.text import PAD_ID
 
 SAMPLING_MODES = ("argmax", "sample")
 
@@ -23,7 +24,7 @@ def _token_mask(labels, pad_id, dtype):
     return tf.cast(tf.not_equal(labels, pad_id), dtype)
 
 
-def sequence_loss(labels, logits, weights=None, *, pad_id=0, from_logits=True):
+def sequence_loss(labels, logits, weights=None, *, pad_id=PAD_ID, from_logits=True):
     """Cross-entropy of ``logits`` (B, T, V) against ``labels`` (B, T), averaged over the tokens
     that are not ``pad_id`` (and weighted by ``weights`` (B, T) if given): a scalar.
 
@@ -55,7 +56,7 @@ class SequenceLoss(keras.losses.Loss):
     N, as Keras divides its own mean reductions: the replicas' gradients are summed.
     """
 
-    def __init__(self, pad_id=0, from_logits=True, name="sequence_loss", **kwargs):
+    def __init__(self, pad_id=PAD_ID, from_logits=True, name="sequence_loss", **kwargs):
         kwargs.setdefault("reduction", "sum")
         super().__init__(name=name, **kwargs)
         self.pad_id = int(pad_id)
@@ -82,7 +83,7 @@ class SequenceLoss(keras.losses.Loss):
 class SequenceAccuracy(keras.metrics.Mean):
     """Token accuracy over the non-pad labels (argmax of the logits == label)."""
 
-    def __init__(self, pad_id=0, name="token_accuracy", **kwargs):
+    def __init__(self, pad_id=PAD_ID, name="token_accuracy", **kwargs):
         super().__init__(name=name, **kwargs)
         self.pad_id = int(pad_id)
 

@@ -33,10 +33,22 @@ initializes the decoder. The decoder cell has the memory's width; with attention
 :class:`kzoo.layers.AttentionWrapper` (attention on the cell output, attention vector
 a_t = tanh(W_a [o_t; c_t]) fed back into the next input when ``input_feeding``), and
 logits_t = W_o a_t + b (without attention: W_o o_t + b). Training runs the decoder step through the
-scan engine; ``encode``/``decode_step`` are the same step as ``tf.function`` s, and ``generate``
-runs greedy or beam search (``kzoo.models.decoding``) over them in one ``tf.while_loop``.
+scan engine.
+
+Serving functions: :meth:`Seq2Seq.encode`, :meth:`Seq2Seq.decode_step` (the same step, one token
+at a time), :meth:`Seq2Seq.search` (greedy or beam search, ``kzoo.models.decoding``, in one
+``tf.while_loop``) and :meth:`Seq2Seq.translate_graph` (strings in, strings out). Called eagerly
+each runs as one graph; called inside a ``tf.function`` each traces into it, which is how
+``kzoo.export`` builds its signatures from them. ``generate`` and ``translate`` are ``search``
+and ``translate_graph`` with their arguments checked in Python.
+
+Mixed precision: a model built under ``keras.mixed_precision.set_global_policy("mixed_float16")``
+(or ``"mixed_bfloat16"``) trains and decodes in that precision; its variables, and so its
+exports, stay float32.
 """
 
+import functools
+import inspect
 import warnings
 
 import keras
@@ -44,21 +56,25 @@ import numpy as np
 import tensorflow as tf
 
 import kzoo.layers
+from kzoo.layers.attention import LUONG_SCORES
 from kzoo.layers.attention_wrapper import AttentionWrapper
+from kzoo.layers.cell import in_compute_dtype
 from kzoo.layers.scan import scan
 from kzoo.layers.target import tracing_for_tflite
-from kzoo.layers.text import RESERVED_TOKENS, UNKNOWN_ID, TokenVectorizer, tokenize
+from kzoo.layers.text import END_ID, PAD_ID, RESERVED_TOKENS, START_ID, UNKNOWN_ID, \
+    TokenVectorizer, tokenize
 from kzoo.models import decoding
 from kzoo.models.registry import register_model
 from kzoo.models.sampling import ScheduledSampler, SequenceAccuracy, SequenceLoss, \
     TeacherForcingSampler, SAMPLING_MODES
 from kzoo.models.stack import check_choice, check_positive_int, check_rate, \
     recurrent_stack, validate_common
+from kzoo.models.variants import make_builder
 
 ATTENTIONS = ("bahdanau", "luong", "bahdanau_monotonic", "luong_monotonic")
-LUONG_SCORES = ("dot", "general", "concat")
 GENERATE_METHODS = ("greedy", "beam")
-PAD_ID = 0
+# The beam search of generate and translate, and the exported ``beam_search`` signature.
+DEFAULT_BEAM_WIDTH = 4
 VOCABULARY_SIDES = ("source", "target")
 VOCABULARY_KEYS = ("tokens", "level", "standardize")
 
@@ -168,6 +184,31 @@ def _vocabulary_spec(where, side, value, size):
             "standardize": standardize}, vectorizer
 
 
+class _graph_method:
+    """A method that, called eagerly, runs as one ``tf.function`` (one graph per input
+    signature, ``reduce_retracing``) and, called while a graph is traced, traces its code
+    into that graph. So an export, an XLA compilation or a ``trace_target("tflite")`` trace
+    traces the method afresh with its own settings, never a graph traced earlier under other
+    ones (``tf.function`` would reuse that)."""
+
+    def __init__(self, method):
+        functools.update_wrapper(self, method)
+        self._method = method
+        self._function = tf.function(method, reduce_retracing=True, autograph=False)
+
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            return self
+        method = self._method.__get__(instance, owner)
+        function = self._function.__get__(instance, owner)
+
+        @functools.wraps(method)
+        def run(*args, **kwargs):
+            return method(*args, **kwargs) if tf.inside_function() else function(*args, **kwargs)
+
+        return run
+
+
 @keras.saving.register_keras_serializable(package="kzoo")
 class Seq2Seq(keras.Model):
     """Encoder-decoder over token ids; see the module docstring.
@@ -191,7 +232,7 @@ class Seq2Seq(keras.Model):
                  attention="bahdanau", attention_units=None, luong_score="general",
                  attention_normalize=False, attention_scale=False, attention_layer_size=None,
                  input_feeding=True, scheduled_sampling=0.0, scheduled_sampling_mode="argmax",
-                 start_id=1, end_id=2, seed=None, vocabularies=None, **kwargs):
+                 start_id=START_ID, end_id=END_ID, seed=None, vocabularies=None, **kwargs):
         where = kwargs.get("name") or "Seq2Seq"
         validate_common(where, cell=cell, units=units, num_layers=num_layers,
                         merge_mode=merge_mode, dropout=dropout,
@@ -341,8 +382,9 @@ class Seq2Seq(keras.Model):
         output, new_states, alignments = self._step(embedded, states, memory, keys, memory_mask)
         return self.output_layer(output), new_states, alignments
 
+    @in_compute_dtype
     def search_step(self, memory, keys, memory_mask):
-        """The decoder step the search loops of :meth:`generate` and the exported signatures run:
+        """The decoder step the search loops of :meth:`search` run:
         ``step_fn(token_ids, states) -> (logits, new_states, alignments)``, equal to
         :meth:`decode_step` up to float rounding.
 
@@ -391,21 +433,97 @@ class Seq2Seq(keras.Model):
 
         return step_fn
 
-    @tf.function(reduce_retracing=True, autograph=False)
+    # -- the serving functions: what generate, translate and kzoo.export run -------------------
+    @_graph_method
     def encode(self, source_ids):
-        """``(memory (B, Ts, d), keys, memory_mask (B, Ts), decoder_states)`` for ``source_ids``
-        (B, Ts); ``decoder_states`` is the list :meth:`decode_step` takes."""
+        """Encode a source for a decoding loop of one's own (the exported ``encode`` signature).
+
+        Args:
+            source_ids: int token ids (batch, time), 0-padded.
+
+        Returns:
+            ``(memory, keys, memory_mask, states)``: the encoder outputs (batch, time, d), their
+            projection for the attention (the memory itself without attention), ``source_ids
+            != 0`` and the decoder's initial states, the list :meth:`decode_step` takes.
+        """
         return self._encode(source_ids, training=False)
 
-    @tf.function(reduce_retracing=True, autograph=False)
+    @_graph_method
     def decode_step(self, token_ids, states, memory, keys, memory_mask):
-        """One decoder step from token ids (B,): ``(logits (B, V), new_states, alignments)``;
-        ``alignments`` is (B, Ts), zeros for a model without attention."""
+        """One decoder step (the exported ``decode_step`` signature).
+
+        Args:
+            token_ids: int (batch,), the previous tokens (``start_id`` at the first step).
+            states: the decoder states, from :meth:`encode` or the previous step.
+            memory, keys, memory_mask: from :meth:`encode`.
+
+        Returns:
+            ``(logits (batch, target_vocab_size), new_states, alignments (batch, time))``; the
+            alignments are zeros for a model without attention.
+        """
         logits, new_states, alignments = self._decode_step(token_ids, states, memory, keys,
                                                             memory_mask)
         if alignments is None:
             alignments = tf.zeros_like(memory[:, :, 0])
         return logits, new_states, alignments
+
+    @_graph_method
+    def search(self, source_ids, max_length, beam_width=None, length_penalty=0.0,
+               coverage_penalty=0.0, alignment_history=False, compiled=None):
+        """Greedy or beam search of ``source_ids``: the one search behind :meth:`generate`,
+        :meth:`translate_graph` and the exported ``serving_default`` and ``beam_search``
+        signatures (``kzoo.models.decoding`` over :meth:`search_step`).
+
+        :meth:`generate` checks its arguments and calls this; call it directly inside a
+        ``tf.function`` of your own (a serving signature).
+
+        Args:
+            source_ids: int32 token ids (batch, time), 0-padded.
+            max_length: int32 scalar, the most tokens to decode; <= 0 is
+                :func:`default_decode_length` of the source. A source over
+                :data:`MAX_SOURCE_UNITS` fails (InvalidArgumentError).
+            beam_width: None for greedy search, else the beam width (a Python int).
+            length_penalty, coverage_penalty: beam search's GNMT alpha and beta; a Python 0
+                leaves the penalty out of the graph.
+            alignment_history: beam search only: also return the best hypothesis' ``attention``.
+            compiled: None, or :meth:`xla_functions`, to run the encoder and the decoder step
+                XLA-compiled (the search loops are not: their buffers have a data-dependent
+                size).
+
+        Returns:
+            The dict :meth:`generate` describes.
+        """
+        if compiled is None:
+            memory, keys, memory_mask, states = self._encode(source_ids, training=False)
+        else:
+            memory, keys, memory_mask, states = compiled[0](source_ids)
+        max_length = self._decode_length(source_ids, max_length)
+        alignment_size = None if self.attention is None else tf.shape(memory)[1]
+        batch_size = tf.shape(source_ids)[0]
+        if beam_width is not None:
+            memory, keys, memory_mask = (decoding.tile_batch(x, beam_width)
+                                         for x in (memory, keys, memory_mask))
+            states = [decoding.tile_batch(s, beam_width) for s in states]
+        if compiled is None:
+            step = self.search_step(memory, keys, memory_mask)
+        else:
+            def step(ids, step_states):
+                return compiled[1](ids, step_states, memory, keys, memory_mask)
+        if beam_width is None:
+            return decoding.greedy_search(step, states, batch_size=batch_size,
+                                          start_id=self.start_id, end_id=self.end_id,
+                                          max_length=max_length, alignment_size=alignment_size)
+        return decoding.beam_search(
+            step, states, batch_size=batch_size, beam_width=beam_width, start_id=self.start_id,
+            end_id=self.end_id, max_length=max_length, length_penalty_weight=length_penalty,
+            coverage_penalty_weight=coverage_penalty, alignment_size=alignment_size,
+            alignment_history=alignment_history)
+
+    def xla_functions(self):
+        """``(encode, decode_step)``: :meth:`encode` and :meth:`decode_step` as XLA-compiled
+        ``tf.function`` s, for :meth:`search`'s ``compiled`` (the exports' ``target="gpu"``)."""
+        return (tf.function(self.encode, autograph=False, jit_compile=True),
+                tf.function(self.decode_step, autograph=False, jit_compile=True))
 
     # -- training ---------------------------------------------------------------------------------
     def call(self, inputs, training=None):
@@ -610,9 +728,10 @@ class Seq2Seq(keras.Model):
                 units = tf.identity(units)
         return tf.where(max_length > 0, max_length, default_decode_length(units))
 
-    def generate(self, source_ids, max_length=None, method="greedy", beam_width=4,
+    def generate(self, source_ids, max_length=None, method="greedy", beam_width=DEFAULT_BEAM_WIDTH,
                  length_penalty=0.0, coverage_penalty=0.0):
-        """Decode ``source_ids`` in one graph (greedy or beam search).
+        """Decode ``source_ids`` in one graph (greedy or beam search): :meth:`search` with its
+        arguments checked.
 
         Args:
             source_ids: integer token ids (batch, time), 0-padded.
@@ -659,7 +778,7 @@ class Seq2Seq(keras.Model):
         self._check_source_length(source_ids)
         max_length = tf.constant(max_length, tf.int32)
         if method == "greedy":
-            return self.greedy_graph(source_ids, max_length)
+            return self.search(source_ids, max_length)
         check_positive_int(f"{name}.generate", "beam_width", beam_width)
         if self.attention is None and coverage_penalty:
             raise ValueError(f"{name}.generate: `coverage_penalty` needs attention; this model "
@@ -673,8 +792,8 @@ class Seq2Seq(keras.Model):
                 raise ValueError(f"{name}.generate: `{key}` must be a number, got "
                                  f"{value!r}") from None
         # Python floats: a zero penalty is left out of the graph (one trace per value).
-        return self.beam_graph(source_ids, max_length, beam_width, *penalties,
-                               alignment_history=self.attention is not None)
+        return self.search(source_ids, max_length, beam_width, *penalties,
+                           alignment_history=self.attention is not None)
 
     def _require_vocabularies(self, where):
         if self.vocabularies is None:
@@ -733,7 +852,7 @@ class Seq2Seq(keras.Model):
         strings = self.target_vectorizer.detokenize(token_ids, end_id=self.end_id)
         return [s.decode("utf-8") for s in strings.numpy().tolist()]
 
-    def translate(self, texts, max_length=None, method="greedy", beam_width=4,
+    def translate(self, texts, max_length=None, method="greedy", beam_width=DEFAULT_BEAM_WIDTH,
                   length_penalty=0.0, coverage_penalty=0.0):
         """Translate strings with the model's vocabularies: :meth:`text_to_ids`, then
         :meth:`generate` (same arguments; ``max_length`` default :func:`default_decode_length`),
@@ -767,12 +886,23 @@ class Seq2Seq(keras.Model):
         outputs = self.ids_to_text(result["tokens"])
         return outputs[0] if single else outputs
 
+    @_graph_method
     def translate_graph(self, texts, max_length, compiled=None):
-        """The exported ``translate`` signature's body: strings (B,) -> a dict of
-        ``translation`` (B,) strings, ``unknown_tokens`` (B,) int32 (tokens of each text outside
-        the source vocabulary) and greedy decoding's outputs (see :meth:`generate`)."""
+        """Strings in, strings out, in one graph (the exported ``translate`` signature):
+        :meth:`translate` without the checks and warnings that need Python.
+
+        Args:
+            texts: tf.string (batch,), tokenized by ``source_vectorizer`` in the graph.
+            max_length: int32 scalar; <= 0 is the default decode length.
+            compiled: as :meth:`search`'s.
+
+        Returns:
+            A dict: ``translation`` (batch,) tf.string, ``unknown_tokens`` (batch,) int32 (the
+            tokens of each text outside the source vocabulary) and the greedy :meth:`search`'s
+            outputs.
+        """
         source_ids = self._text_ids(texts)
-        result = self._search(source_ids, max_length, compiled=compiled)
+        result = self.search(source_ids, max_length, compiled=compiled)
         unknown = tf.reduce_sum(tf.cast(tf.equal(source_ids, UNKNOWN_ID), tf.int32), 1)
         return {"translation": self.target_vectorizer.detokenize(result["tokens"],
                                                                  end_id=self.end_id),
@@ -802,62 +932,6 @@ class Seq2Seq(keras.Model):
                 source_ids[-1, max(time // 2, 1):] = self.pad_id
         length = default_decode_length(int(self.source_units(source_ids)))
         return {"source_ids": source_ids, "max_length": np.array(length, "int32")}
-
-    def xla_functions(self):
-        """``(encode, decode_step)`` as XLA-compiled functions (the exports' ``target="gpu"``):
-        ``encode(source_ids)`` and ``decode_step(token_ids, states, memory, keys,
-        memory_mask)``, for :meth:`_search`'s ``compiled``."""
-        encode = tf.function(lambda source_ids: self._encode(source_ids, training=False),
-                             autograph=False, jit_compile=True)
-        return encode, tf.function(self._decode_step, autograph=False, jit_compile=True)
-
-    def _search(self, source_ids, max_length, beam_width=None, length_penalty=0.0,
-                coverage_penalty=0.0, alignment_history=False, compiled=None):
-        """Greedy search (``beam_width`` None) or beam search of ``source_ids``, the body of
-        :meth:`greedy_graph`, :meth:`beam_graph` and the exported signatures. ``max_length``
-        <= 0 is the default length. ``compiled``: None, or :meth:`xla_functions` to run the
-        encoder and the decoder step XLA-compiled (the search loops are not: their buffers have
-        a data-dependent size)."""
-        if compiled is None:
-            memory, keys, memory_mask, states = self._encode(source_ids, training=False)
-        else:
-            memory, keys, memory_mask, states = compiled[0](source_ids)
-        max_length = self._decode_length(source_ids, max_length)
-        alignment_size = None if self.attention is None else tf.shape(memory)[1]
-        batch_size = tf.shape(source_ids)[0]
-        if beam_width is not None:
-            memory, keys, memory_mask = (decoding.tile_batch(x, beam_width)
-                                         for x in (memory, keys, memory_mask))
-            states = [decoding.tile_batch(s, beam_width) for s in states]
-        if compiled is None:
-            step = self.search_step(memory, keys, memory_mask)
-        else:
-            def step(ids, step_states):
-                return compiled[1](ids, step_states, memory, keys, memory_mask)
-        if beam_width is None:
-            return decoding.greedy_search(step, states, batch_size=batch_size,
-                                          start_id=self.start_id, end_id=self.end_id,
-                                          max_length=max_length, alignment_size=alignment_size)
-        return decoding.beam_search(
-            step, states, batch_size=batch_size, beam_width=beam_width, start_id=self.start_id,
-            end_id=self.end_id, max_length=max_length, length_penalty_weight=length_penalty,
-            coverage_penalty_weight=coverage_penalty, alignment_size=alignment_size,
-            alignment_history=alignment_history)
-
-    @tf.function(reduce_retracing=True, autograph=False)
-    def greedy_graph(self, source_ids, max_length):
-        """Greedy decoding as one graph (see :meth:`generate`); ``max_length`` <= 0 is the
-        default length."""
-        return self._search(source_ids, max_length)
-
-    @tf.function(reduce_retracing=True, autograph=False)
-    def beam_graph(self, source_ids, max_length, beam_width, length_penalty, coverage_penalty,
-                   alignment_history=False):
-        """Beam search as one graph (see :meth:`generate`); ``beam_width`` is a Python int, the
-        penalties Python floats or tensors (a Python 0 leaves its penalty out of the graph);
-        ``alignment_history=True`` adds the best hypothesis' ``attention``."""
-        return self._search(source_ids, max_length, beam_width, length_penalty,
-                            coverage_penalty, alignment_history)
 
     def get_config(self):
         config = {key: getattr(self, key) for key in (
@@ -892,10 +966,10 @@ def example_batch(config, batch_size, rng):
     target_in = np.concatenate([np.full((batch_size, 1), config["start_id"], "int32"), body], 1)
     target_out = np.concatenate([body, np.full((batch_size, 1), config["end_id"], "int32")], 1)
     if batch_size > 1:
-        source[-1, 3:] = 0
-        target_in[-1, 3:] = 0
+        source[-1, 3:] = PAD_ID
+        target_in[-1, 3:] = PAD_ID
         target_out[-1, 2] = config["end_id"]
-        target_out[-1, 3:] = 0
+        target_out[-1, 3:] = PAD_ID
     return (source, target_in), target_out
 
 
@@ -908,88 +982,70 @@ def sequence_metrics(config):
 _CONTRACT = dict(example=example_batch, loss=SequenceLoss(), metrics=sequence_metrics)
 
 
-def _monotonic(name, config):
+# The builders' arguments, in the order ``model_info`` lists them; their defaults are
+# Seq2Seq's, and ``monotonic`` (False) turns the attention into its monotonic form.
+_BUILDER_ARGUMENTS = (
+    "source_vocab_size", "target_vocab_size", "source_embedding_dim", "target_embedding_dim",
+    "units", "num_layers", "bidirectional", "merge_mode", "dropout", "residual", "luong_score",
+    "attention_scale", "attention_units", "attention_normalize", "attention_layer_size",
+    "input_feeding", "monotonic", "scheduled_sampling", "scheduled_sampling_mode", "start_id",
+    "end_id", "vocabularies")
+_ATTENTION_ARGUMENTS = ("luong_score", "attention_scale", "attention_units",
+                        "attention_normalize", "attention_layer_size", "input_feeding",
+                        "monotonic")
+
+
+def _build(*, name, cell, attention, **config):
+    """Builds a :class:`Seq2Seq` (the architecture is in its docstring)."""
     monotonic = config.pop("monotonic")
     if not isinstance(monotonic, bool):
         raise ValueError(f"{name}: `monotonic` must be True or False, got {monotonic!r}")
-    return monotonic
+    if monotonic:
+        attention = f"{attention}_monotonic"
+    return Seq2Seq(name=name, cell=cell, attention=attention, **config)
 
 
-def _seq2seq(name, **config):
-    return Seq2Seq(name=name, **config)
+def _build_signature():
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    defaults = {key: p.default for key, p in inspect.signature(Seq2Seq).parameters.items()}
+    defaults["monotonic"] = False
+    return inspect.Signature(
+        [inspect.Parameter(key, keyword) for key in ("name", "cell", "attention")] +
+        [inspect.Parameter(key, keyword, default=defaults[key]) for key in _BUILDER_ARGUMENTS])
 
 
-@register_model("seq2seq", "rnn", **_CONTRACT)
-def seq2seq_rnn(*, source_vocab_size=8000, target_vocab_size=8000, source_embedding_dim=64,
-                target_embedding_dim=64, units=64, num_layers=1, bidirectional=False,
-                merge_mode="concat", dropout=0.0, residual=False, scheduled_sampling=0.0,
-                scheduled_sampling_mode="argmax", start_id=1, end_id=2,
-                vocabularies=None):
-    """Seq2seq, Elman RNN encoder-decoder without attention: the decoder starts from the encoder's
-    final state.
+_build.__signature__ = _build_signature()
 
-    Builds a :class:`Seq2Seq` (the architecture is in its docstring)."""
-    return _seq2seq("seq2seq_rnn", cell="rnn", attention=None, **dict(locals()))
-
-
-@register_model("seq2seq", "lstm", **_CONTRACT)
-def seq2seq_lstm(*, source_vocab_size=8000, target_vocab_size=8000, source_embedding_dim=64,
-                 target_embedding_dim=64, units=64, num_layers=1, bidirectional=False,
-                 merge_mode="concat", dropout=0.0, residual=False, scheduled_sampling=0.0,
-                 scheduled_sampling_mode="argmax", start_id=1, end_id=2,
-                 vocabularies=None):
-    """Seq2seq, LSTM encoder-decoder without attention (Sutskever et al. 2014): the decoder
-    starts from the encoder's final state.
-
-    Builds a :class:`Seq2Seq` (the architecture is in its docstring)."""
-    return _seq2seq("seq2seq_lstm", cell="lstm", attention=None, **dict(locals()))
-
-
-@register_model("seq2seq", "gru", **_CONTRACT)
-def seq2seq_gru(*, source_vocab_size=8000, target_vocab_size=8000, source_embedding_dim=64,
-                target_embedding_dim=64, units=64, num_layers=1, bidirectional=False,
-                merge_mode="concat", dropout=0.0, residual=False, scheduled_sampling=0.0,
-                scheduled_sampling_mode="argmax", start_id=1, end_id=2,
-                vocabularies=None):
-    """Seq2seq, GRU encoder-decoder without attention (Cho et al. 2014): the decoder starts from
-    the encoder's final state.
-
-    Builds a :class:`Seq2Seq` (the architecture is in its docstring)."""
-    return _seq2seq("seq2seq_gru", cell="gru", attention=None, **dict(locals()))
+_MONOTONIC = "``monotonic=True`` makes the attention monotonic."
+# name: (cell, attention, arguments the model does not take, summary)
+_MODELS = {
+    "seq2seq_rnn": ("rnn", None, _ATTENTION_ARGUMENTS,
+                    "Seq2seq, Elman RNN encoder-decoder without attention: the decoder starts "
+                    "from the encoder's final state."),
+    "seq2seq_lstm": ("lstm", None, _ATTENTION_ARGUMENTS,
+                     "Seq2seq, LSTM encoder-decoder without attention (Sutskever et al. 2014): "
+                     "the decoder starts from the encoder's final state."),
+    "seq2seq_gru": ("gru", None, _ATTENTION_ARGUMENTS,
+                    "Seq2seq, GRU encoder-decoder without attention (Cho et al. 2014): the "
+                    "decoder starts from the encoder's final state."),
+    "seq2seq_attention": ("lstm", "bahdanau", ("luong_score", "attention_scale"),
+                          "Seq2seq, LSTM encoder-decoder with Bahdanau (additive) attention and "
+                          "input feeding: the headline model, for translation-shaped tasks."
+                          f"\n\n{_MONOTONIC}"),
+    "seq2seq_luong": ("lstm", "luong", ("attention_normalize",),
+                      "Seq2seq, LSTM encoder-decoder with Luong (multiplicative) attention, "
+                      "scored by dot product, a bilinear form or concatenation, and input "
+                      f"feeding.\n\n{_MONOTONIC}"),
+}
 
 
-@register_model("seq2seq", "lstm", **_CONTRACT)
-def seq2seq_attention(*, source_vocab_size=8000, target_vocab_size=8000,
-                      source_embedding_dim=64, target_embedding_dim=64, units=64, num_layers=1,
-                      bidirectional=False, merge_mode="concat", dropout=0.0, residual=False,
-                      attention_units=None, attention_normalize=False, attention_layer_size=None,
-                      input_feeding=True, monotonic=False, scheduled_sampling=0.0,
-                      scheduled_sampling_mode="argmax", start_id=1, end_id=2,
-                      vocabularies=None):
-    """Seq2seq, LSTM encoder-decoder with Bahdanau (additive) attention and input feeding: the
-    headline model, for translation-shaped tasks.
 
-    ``monotonic=True`` makes the attention monotonic. Builds a :class:`Seq2Seq` (the
-    architecture is in its docstring)."""
-    config = dict(locals())
-    attention = "bahdanau_monotonic" if _monotonic("seq2seq_attention", config) else "bahdanau"
-    return _seq2seq("seq2seq_attention", cell="lstm", attention=attention, **config)
+def _register_models(namespace):
+    """Register every model of ``_MODELS``; put them in ``namespace`` (the module's globals)."""
+    for name, (cell, attention, omit, summary) in _MODELS.items():
+        builder = make_builder(_build, name, {"name": name, "cell": cell, "attention": attention},
+                               {}, summary, omit=omit)
+        namespace[name] = register_model("seq2seq", cell, **_CONTRACT)(builder)
 
 
-@register_model("seq2seq", "lstm", **_CONTRACT)
-def seq2seq_luong(*, source_vocab_size=8000, target_vocab_size=8000, source_embedding_dim=64,
-                  target_embedding_dim=64, units=64, num_layers=1, bidirectional=False,
-                  merge_mode="concat", dropout=0.0, residual=False, luong_score="general",
-                  attention_scale=False, attention_units=None, attention_layer_size=None,
-                  input_feeding=True, monotonic=False, scheduled_sampling=0.0,
-                  scheduled_sampling_mode="argmax", start_id=1, end_id=2,
-                  vocabularies=None):
-    """Seq2seq, LSTM encoder-decoder with Luong (multiplicative) attention, scored by dot
-    product, a bilinear form or concatenation, and input feeding.
-
-    ``monotonic=True`` makes the attention monotonic. Builds a :class:`Seq2Seq` (the
-    architecture is in its docstring)."""
-    config = dict(locals())
-    attention = "luong_monotonic" if _monotonic("seq2seq_luong", config) else "luong"
-    return _seq2seq("seq2seq_luong", cell="lstm", attention=attention, **config)
-
+_register_models(globals())

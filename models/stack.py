@@ -12,6 +12,7 @@ import keras
 
 import kzoo.layers
 from kzoo.checks import check_choice, check_positive_int, check_rate, fail as _fail
+from kzoo.layers.bidirectional import MERGE_MODES
 
 CELLS = ("rnn", "lstm", "gru")
 # Convolutional cells over frames (batch, time, rows, cols, channels); `units` is their `filters`.
@@ -19,7 +20,6 @@ CONV_CELLS = ("convlstm", "convgru")
 # Jordan recurs on its own *outputs*, so it is the output layer, not a hidden layer of a stack:
 # patterns that use it build it themselves (see many_to_many_jordan).
 ALL_CELLS = CELLS + CONV_CELLS + ("jordan",)
-MERGE_MODES = ("concat", "sum", "mul", "ave")
 
 _LAYER_CLASS_NAMES = {"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU", "jordan": "Jordan",
                       "convlstm": "ConvLSTM2D", "convgru": "ConvGRU2D"}

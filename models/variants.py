@@ -26,14 +26,18 @@ def describe_defaults(signature):
     return ", ".join(f"{p.name}={p.default!r}" for p in signature.parameters.values())
 
 
-def make_builder(base, name, fixed, defaults, summary):
+def make_builder(base, name, fixed, defaults, summary, omit=()):
     """A registered-style builder: ``base`` with ``fixed`` arguments bound and new ``defaults``.
 
     Its signature (keyword-only, every argument defaulted) is what ``model_info`` reports, and
-    its docstring is ``summary``, the defaults, then ``base``'s docstring.
+    its docstring is ``summary``, the defaults, then ``base``'s docstring. The arguments named
+    in ``omit`` are left out of it: ``base`` gets their own defaults (a model without attention
+    takes no attention arguments).
     """
+    base_parameters = inspect.signature(base).parameters
+    fixed = {**{key: base_parameters[key].default for key in omit}, **fixed}
     parameters = [p.replace(default=defaults.get(p.name, p.default))
-                  for p in inspect.signature(base).parameters.values() if p.name not in fixed]
+                  for p in base_parameters.values() if p.name not in fixed]
     signature = inspect.Signature(parameters)
 
     def builder(**config):

@@ -169,7 +169,7 @@ CASES = [
     ("datasets: unknown option", lambda w: kzoo.datasets.load("adding", colour=1),
      ValueError, r"dataset 'adding': unknown option\(s\) \['colour'\]; options \(with "),
     ("datasets: batch of 0", lambda w: kzoo.datasets.load("adding", batch_size=0),
-     ValueError, r"`batch_size` must be an integer >= 1, got 0"),
+     ValueError, r"dataset 'adding': `batch_size` must be a positive integer, got 0"),
     ("datasets: catalog dataset not prepared",
      lambda w: kzoo.datasets.load("imdb_reviews", data_dir=str(w.tmp / "no_tfds")), ValueError,
      r"'imdb_reviews' is not prepared in data_dir=.* and kzoo never downloads"),

@@ -192,17 +192,21 @@ def test_public_names_are_documented(face):
 
 
 # -- the examples run -------------------------------------------------------------------------------
-def _examples():
+def example_params(callables):
+    """A ``pytest.param`` of the ```python blocks of each docstring of ``{qualified name:
+    object}`` that has any."""
     cases = []
-    for face in FACES:
-        if face in INCOMPLETE:
-            continue
-        for qualified, obj in owned_callables(face).items():
-            blocks = [b for b in blocks_in(inspect.cleandoc(obj.__doc__ or ""),
-                                           f"{qualified} docstring") if b.language == "python"]
-            if blocks:
-                cases.append(pytest.param(blocks, id=qualified))
+    for qualified, obj in callables.items():
+        blocks = [b for b in blocks_in(inspect.cleandoc(obj.__doc__ or ""),
+                                       f"{qualified} docstring") if b.language == "python"]
+        if blocks:
+            cases.append(pytest.param(blocks, id=qualified))
     return cases
+
+
+def _examples():
+    return [case for face in FACES if face not in INCOMPLETE
+            for case in example_params(owned_callables(face))]
 
 
 @pytest.mark.parametrize("blocks", _examples())

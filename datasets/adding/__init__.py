@@ -15,6 +15,7 @@ Options (``kzoo.datasets.load("adding", **options)``):
     num_test: examples in the test split (default 1000).
 """
 
+from kzoo.checks import check_choice, check_positive_int
 from kzoo.datasets import core
 from kzoo.datasets.adding.adding_dataset_builder import (
     MINIMUM_LENGTH, PLACEMENTS, AddingConfig, Builder)
@@ -31,11 +32,12 @@ LATER_VALUE_ONLY_MSE = 1.0 / 12.0
 def load_adding(*, split, batch_size, data_dir, shuffle, seed, length, placement, num_train,
                 num_validation, num_test):
     name = "adding"
-    core.check_choice(name, "placement", placement, PLACEMENTS)
-    core.check_positive_int(name, "length", length, minimum=MINIMUM_LENGTH[placement])
+    where = f"dataset {name!r}"
+    check_choice(where, "placement", placement, PLACEMENTS)
+    check_positive_int(where, "length", length, minimum=MINIMUM_LENGTH[placement])
     for option, value in (("num_train", num_train), ("num_validation", num_validation),
                           ("num_test", num_test)):
-        core.check_positive_int(name, option, value)
+        check_positive_int(where, option, value)
     config = AddingConfig(length=length, sizes=(num_train, num_validation, num_test),
                           placement=placement)
     builder = core.prepare(Builder, config, data_dir)

@@ -19,6 +19,7 @@ import string
 import numpy as np
 import tensorflow as tf
 
+from kzoo.checks import check_choice, check_positive_int
 from kzoo.datasets import core
 from kzoo.datasets.copy_reverse.copy_reverse_dataset_builder import Builder, CopyConfig
 from kzoo.datasets.text import RESERVED_TOKENS
@@ -37,12 +38,13 @@ def _symbol_names(num_symbols):
 
 def _load(name, reverse, *, split, batch_size, data_dir, shuffle, seed, length, num_symbols,
           task, num_train, num_validation, num_test):
-    core.check_positive_int(name, "length", length)
-    core.check_positive_int(name, "num_symbols", num_symbols, minimum=2)
-    core.check_choice(name, "task", task, TASKS)
+    where = f"dataset {name!r}"
+    check_positive_int(where, "length", length)
+    check_positive_int(where, "num_symbols", num_symbols, minimum=2)
+    check_choice(where, "task", task, TASKS)
     for option, value in (("num_train", num_train), ("num_validation", num_validation),
                           ("num_test", num_test)):
-        core.check_positive_int(name, option, value)
+        check_positive_int(where, option, value)
     config = CopyConfig(length=length, num_symbols=num_symbols,
                         sizes=(num_train, num_validation, num_test))
     builder = core.prepare(Builder, config, data_dir)

@@ -11,6 +11,7 @@ Options (``kzoo.datasets.load("digits", **options)``):
 
 import tensorflow as tf
 
+from kzoo.checks import check_choice
 from kzoo.datasets import core
 from kzoo.datasets.digits.digits_dataset_builder import Builder, DIGIT_NAMES
 from kzoo.datasets.text import TokenVectorizer, build_vocabulary
@@ -25,7 +26,8 @@ OPTIONS = {"task": "rows"}
                 "(one-to-many), pixels -> label (one-to-one)")
 def load_digits(*, split, batch_size, data_dir, shuffle, seed, task):
     name = "digits"
-    core.check_choice(name, "task", task, TASKS)
+    where = f"dataset {name!r}"
+    check_choice(where, "task", task, TASKS)
     builder = core.prepare(Builder, None, data_dir)
     names = TokenVectorizer(build_vocabulary(DIGIT_NAMES, level="char"), level="char",
                             name="digit_name_vectorizer")

@@ -17,6 +17,7 @@ Options (``kzoo.datasets.load("number_words", **options)``):
 
 import tensorflow as tf
 
+from kzoo.checks import check_choice, check_positive_int
 from kzoo.datasets import core
 from kzoo.datasets.number_words.number_words_dataset_builder import Builder, \
     NumberWordsConfig, LANGUAGES
@@ -33,13 +34,14 @@ OPTIONS = {"source_language": "en", "target_language": "de", "max_number": 10000
 def load_number_words(*, split, batch_size, data_dir, shuffle, seed, source_language,
                       target_language, max_number, level, source_level, target_level):
     name = "number_words"
-    core.check_choice(name, "source_language", source_language, LANGUAGES)
-    core.check_choice(name, "target_language", target_language, LANGUAGES)
-    core.check_positive_int(name, "max_number", max_number, minimum=30)
+    where = f"dataset {name!r}"
+    check_choice(where, "source_language", source_language, LANGUAGES)
+    check_choice(where, "target_language", target_language, LANGUAGES)
+    check_positive_int(where, "max_number", max_number, minimum=30)
     if level is not None:
-        source_level = target_level = core.check_choice(name, "level", level, LEVELS)
-    core.check_choice(name, "source_level", source_level, LEVELS)
-    core.check_choice(name, "target_level", target_level, LEVELS)
+        source_level = target_level = check_choice(where, "level", level, LEVELS)
+    check_choice(where, "source_level", source_level, LEVELS)
+    check_choice(where, "target_level", target_level, LEVELS)
     config = NumberWordsConfig(source_language=source_language,
                                target_language=target_language, max_number=max_number)
     builder = core.prepare(Builder, config, data_dir)

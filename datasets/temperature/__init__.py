@@ -15,6 +15,7 @@ Options (``kzoo.datasets.load("temperature", **options)``):
 import numpy as np
 import tensorflow as tf
 
+from kzoo.checks import check_positive_int
 from kzoo.datasets import core
 from kzoo.datasets.temperature.temperature_dataset_builder import BLOCK_HOURS, Builder
 from kzoo.datasets.windows import sliding_window
@@ -27,8 +28,9 @@ OPTIONS = {"window": 24, "horizon": 1, "stride": 1}
     description="Seattle hourly temperatures 2010: a window of hours -> the next hour(s)")
 def load_temperature(*, split, batch_size, data_dir, shuffle, seed, window, horizon, stride):
     name = "temperature"
+    where = f"dataset {name!r}"
     for option, value in (("window", window), ("horizon", horizon), ("stride", stride)):
-        core.check_positive_int(name, option, value)
+        check_positive_int(where, option, value)
     if window + horizon > BLOCK_HOURS:
         raise ValueError(f"dataset 'temperature': `window` + `horizon` must fit in a week "
                          f"({BLOCK_HOURS} hours), got {window} + {horizon}")

@@ -20,6 +20,7 @@ Options (``kzoo.datasets.load("weather", **options)``):
 import numpy as np
 import tensorflow as tf
 
+from kzoo.checks import check_choice, check_positive_int
 from kzoo.datasets import core
 from kzoo.datasets.weather.weather_dataset_builder import Builder, MAX_HISTORY, MEASUREMENTS, \
     SEATTLE_CLASSES, TOY_CLASSES, toy_bayes_accuracy
@@ -48,11 +49,12 @@ def _train_statistics(builder):
                 "the toy S,C,R,T sequences")
 def load_weather(*, split, batch_size, data_dir, shuffle, seed, task, window):
     name = "weather"
-    core.check_choice(name, "task", task, TASKS)
+    where = f"dataset {name!r}"
+    check_choice(where, "task", task, TASKS)
     if task == "toy":
         return _load_toy(split=split, batch_size=batch_size, data_dir=data_dir,
                          shuffle=shuffle, seed=seed)
-    core.check_positive_int(name, "window", window)
+    check_positive_int(where, "window", window)
     if window > MAX_HISTORY:
         raise ValueError(f"dataset 'weather': `window` must be at most {MAX_HISTORY}, got "
                          f"{window}")

@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 from keras.src.backend import get_keras_mask
 
-from kzoo.layers.cell import check_choice, check_positive_int, dense
+from kzoo.layers.cell import check_choice, check_positive_int, dense, in_compute_dtype
 from kzoo.layers.scan import scan
 
 LUONG_SCORES = ("dot", "general", "concat")
@@ -267,6 +267,7 @@ class BahdanauAttention(BaseAttention):
                 initializer=keras.initializers.Constant(math.sqrt(1.0 / self.units)))
             self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
 
+    @in_compute_dtype
     def project_keys(self, values):
         self._require_built("project_keys")
         return dense(tf.cast(values, self.compute_dtype), self.key_kernel)
@@ -335,6 +336,7 @@ class LuongAttention(BaseAttention):
         if self.scale:
             self.g = self.add_weight(name="g", shape=(), initializer="ones")
 
+    @in_compute_dtype
     def project_keys(self, values):
         self._require_built("project_keys")
         values = tf.cast(values, self.compute_dtype)
@@ -486,6 +488,11 @@ class MonotonicAttention(BaseAttention):
         p_choose, log_not_chosen = self._choose_probabilities(self._score(query, keys), mask,
                                                               training)
         previous_alignment = self._previous_alignment(previous_alignment, values)
+        # The alignments are chained in float32 whatever the compute dtype: in float16 the
+        # gradient of monotonic_alignment's α_{i-1} / c, -α_{i-1} / c², overflows where c nears
+        # its floor, and the gradients turn into NaN.
+        p_choose, log_not_chosen, previous_alignment = (
+            tf.cast(x, tf.float32) for x in (p_choose, log_not_chosen, previous_alignment))
         if single_step:
             weights = tf.expand_dims(monotonic_alignment(
                 tf.squeeze(p_choose, 1), tf.squeeze(log_not_chosen, 1), previous_alignment,
@@ -501,6 +508,7 @@ class MonotonicAttention(BaseAttention):
 
             _, weights, _ = scan(step, tf.stack([p_choose, log_not_chosen], -1),
                                  [previous_alignment])
+        weights = tf.cast(weights, values.dtype)
         if mask is not None:
             weights = tf.where(tf.expand_dims(mask, 1), weights, tf.zeros_like(weights))
         return self._finish(weights, values, single_step)

@@ -19,7 +19,8 @@ import keras
 import tensorflow as tf
 
 from kzoo.layers.attention import BaseAttention, MonotonicAttention
-from kzoo.layers.cell import RecurrentCell, check_positive_int, get_activation
+from kzoo.layers.cell import RecurrentCell, check_positive_int, get_activation, \
+    in_compute_dtype
 from kzoo.layers.dense import Dense
 from kzoo.layers.scan import scan
 
@@ -106,10 +107,12 @@ class AttentionWrapper(keras.layers.Layer):
         self.built = True
 
     # -- memory ---------------------------------------------------------------------------------
+    @in_compute_dtype
     def project_memory(self, memory):
         """``attention.project_keys(memory)``: computed once per source, reused every step."""
         return self.attention.project_keys(memory)
 
+    @in_compute_dtype
     def setup_memory(self, memory, memory_mask=None):
         """Store the memory (and its mask) that :meth:`call` attends to (tfa's
         ``attention_mechanism.setup_memory``). Needed only for ``keras.layers.RNN``-style use."""
@@ -132,6 +135,7 @@ class AttentionWrapper(keras.layers.Layer):
             return zeros + tf.one_hot(0, tf.shape(memory)[1], dtype=zeros.dtype)
         return zeros
 
+    @in_compute_dtype
     def get_initial_state(self, batch_size=None, cell_state=None, memory=None):
         """``[*cell_state, a_0 = 0, α_0]``; ``cell_state`` defaults to the cell's zeros (an
         encoder's final state is the usual choice), ``memory`` to the one of ``setup_memory``."""
@@ -146,6 +150,7 @@ class AttentionWrapper(keras.layers.Layer):
         return [*cell_state, attention, self.initial_alignments(memory)]
 
     # -- one step -------------------------------------------------------------------------------
+    @in_compute_dtype
     def step(self, inputs, states, memory, keys=None, memory_mask=None, training=None):
         """One decoder step: ``(output, new_states, alignments)`` (see the module docstring)."""
         if not self.built:
@@ -158,6 +163,7 @@ class AttentionWrapper(keras.layers.Layer):
         return self.step_projected(self.cell.project_inputs(x), states, memory, keys,
                                    memory_mask, training)
 
+    @in_compute_dtype
     def step_projected(self, projected, states, memory, keys, memory_mask=None, training=None):
         """:meth:`step` from the cell's already projected input (``keys`` projected too), for
         decoders that look the projection up in a table."""
@@ -183,6 +189,7 @@ class AttentionWrapper(keras.layers.Layer):
                                           self._memory_mask, training=training)
         return output, new_states
 
+    @in_compute_dtype
     def unroll(self, inputs, memory, memory_mask=None, initial_state=None, mask=None,
                training=None):
         """Run the wrapper over ``inputs`` (B, T, F) with teacher forcing.

@@ -10,7 +10,8 @@ import keras
 from kzoo.layers.cell import check_choice
 from kzoo.layers.scan import concurrent_loops
 
-MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+# How the two directions merge (None: a list of both).
+MERGE_MODES = ("concat", "sum", "mul", "ave")
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
@@ -18,7 +19,7 @@ class Bidirectional(keras.layers.Bidirectional):
     """``keras.layers.Bidirectional`` for kzoo layers, with arguments checked up front."""
 
     def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None, **kwargs):
-        check_choice("Bidirectional", "merge_mode", merge_mode, MERGE_MODES)
+        check_choice("Bidirectional", "merge_mode", merge_mode, (*MERGE_MODES, None))
         if not isinstance(layer, keras.layers.Layer) or not hasattr(layer, "go_backwards"):
             raise ValueError("Bidirectional: `layer` must be a recurrent layer with "
                              f"`go_backwards` (e.g. kzoo.layers.LSTM), got {layer!r}")

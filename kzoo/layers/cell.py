@@ -6,8 +6,12 @@ lets the same cell also be stepped by ``keras.layers.RNN`` through the usual
 ``call(inputs, states, training)``.
 """
 
+import functools
+
 import keras
+import numpy as np
 import tensorflow as tf
+from keras.src.backend import AutocastScope, get_autocast_scope
 
 # Keras' RNN layer pre-creates and resets per-sequence dropout masks only for cells that are
 # instances of this mixin (keras/src/layers/rnn/rnn.py), so ours inherit it to behave the same
@@ -164,6 +168,37 @@ def get_activation(layer_name, name, identifier):
         return keras.activations.get(identifier)
     except (ValueError, TypeError) as error:
         raise ValueError(f"{layer_name}: unknown `{name}` {identifier!r} ({error})") from None
+
+
+def in_compute_dtype(method):
+    """Run a layer method as the layer's ``call`` runs under a mixed precision policy
+    (``keras.mixed_precision.set_global_policy("mixed_float16")``): float tensors among its
+    arguments are cast to the layer's compute dtype and its float32 variables are read in that
+    dtype (Keras' autocast). Keras does both only inside ``__call__``; the public methods a
+    caller runs outside it (a decoder stepping a cell, ``AttentionWrapper.unroll``...) need this
+    to be called at all. Under a float32 policy the method runs unchanged."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        dtype = self.compute_dtype
+        if dtype == self.variable_dtype:
+            return method(self, *args, **kwargs)
+
+        def cast(value):
+            if isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating):
+                value = tf.convert_to_tensor(value)
+            if tf.is_tensor(value) and value.dtype.is_floating and value.dtype != dtype:
+                return tf.cast(value, dtype)
+            return value
+
+        args, kwargs = tf.nest.map_structure(cast, (args, kwargs))
+        scope = get_autocast_scope()
+        if scope is not None and scope.dtype == dtype:  # inside a call already
+            return method(self, *args, **kwargs)
+        with AutocastScope(dtype):
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 def dense(inputs, kernel, bias=None):

@@ -17,7 +17,7 @@ import dataclasses
 import keras
 import tensorflow as tf
 
-from kzoo.layers.cell import RecurrentCell, dense, get_activation
+from kzoo.layers.cell import RecurrentCell, dense, get_activation, in_compute_dtype
 from kzoo.layers.cudnn import keras_rnn_module
 from kzoo.layers.recurrent import Recurrent
 from kzoo.layers.step_gradient import (EngineStep, StepGradient, bias_gradient, kernel_gradient,
@@ -86,11 +86,13 @@ class GRUCell(RecurrentCell):
     def _recurrent_transform(self, h, kernel):
         return tf.matmul(h, kernel)
 
+    @in_compute_dtype
     def project_inputs(self, inputs):
         if not self.use_bias:
             return self._input_transform(inputs)
         return self._input_transform(inputs, self.bias[0] if self.reset_after else self.bias)
 
+    @in_compute_dtype
     def step(self, projected, states, recurrent_mask=None):
         h = states[0]
         h_in = h if recurrent_mask is None else h * recurrent_mask

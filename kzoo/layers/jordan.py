@@ -10,7 +10,8 @@ inference the layer feeds its own prediction back through the scan engine.
 import keras
 import tensorflow as tf
 
-from kzoo.layers.cell import RecurrentCell, check_positive_int, dense, get_activation
+from kzoo.layers.cell import RecurrentCell, check_positive_int, dense, get_activation, \
+    in_compute_dtype
 from kzoo.layers.recurrent import Recurrent
 
 
@@ -41,6 +42,7 @@ class JordanCell(RecurrentCell):
         self.output_bias = self.add_kernel("output_bias", (self.output_units,), "bias") \
             if self.use_bias else None
 
+    @in_compute_dtype
     def project_inputs(self, inputs):
         z = dense(inputs, self.kernel)
         return z + self.bias if self.use_bias else z
@@ -51,6 +53,7 @@ class JordanCell(RecurrentCell):
         y = dense(h, self.output_kernel)
         return self.output_activation(y + self.output_bias if self.use_bias else y)
 
+    @in_compute_dtype
     def step(self, projected, states, recurrent_mask=None):
         previous = states[0]
         if recurrent_mask is not None:

@@ -19,7 +19,8 @@ import dataclasses
 import keras
 import tensorflow as tf
 
-from kzoo.layers.cell import RecurrentCell, check_positive_int, dense, get_activation
+from kzoo.layers.cell import RecurrentCell, check_positive_int, dense, get_activation, \
+    in_compute_dtype
 from kzoo.layers.cudnn import keras_rnn_module
 from kzoo.layers.recurrent import Recurrent
 from kzoo.layers.step_gradient import (EngineStep, StepGradient, kernel_gradient, sigmoid_grad,
@@ -136,12 +137,14 @@ class LSTMCell(RecurrentCell):
     def _recurrent_transform(self, h):
         return tf.matmul(h, self.recurrent_kernel)
 
+    @in_compute_dtype
     def project_inputs(self, inputs):
         if not self.layer_norm:
             return self._input_transform(inputs, self.bias)
         z = self.kernel_norm(self._input_transform(inputs))
         return tf.nn.bias_add(z, self.bias) if self.use_bias else z
 
+    @in_compute_dtype
     def step(self, projected, states, recurrent_mask=None):
         h, c = states
         if recurrent_mask is not None:

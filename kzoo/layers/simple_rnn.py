@@ -9,7 +9,7 @@ import dataclasses
 import keras
 import tensorflow as tf
 
-from kzoo.layers.cell import RecurrentCell, dense
+from kzoo.layers.cell import RecurrentCell, dense, in_compute_dtype
 from kzoo.layers.recurrent import Recurrent
 from kzoo.layers.step_gradient import (EngineStep, StepGradient, kernel_gradient,
                                        standard_activations, tanh_grad)
@@ -51,9 +51,11 @@ class SimpleRNNCell(RecurrentCell):
                                                 "recurrent")
         self.bias = self.add_kernel("bias", (self.units,), "bias") if self.use_bias else None
 
+    @in_compute_dtype
     def project_inputs(self, inputs):
         return dense(inputs, self.kernel, self.bias)
 
+    @in_compute_dtype
     def step(self, projected, states, recurrent_mask=None):
         h = states[0]
         if recurrent_mask is not None:

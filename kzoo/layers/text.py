@@ -132,7 +132,7 @@ class TokenVectorizer(keras.layers.Layer):
         """Strings (B,) of token ids (B, T): the tokens before the first ``end_id`` or padding
         id of each row, joined by a space (word level) or nothing (char level). Every other id
         is its vocabulary entry (``<start>``, ``[UNK]``); an id past the vocabulary is
-        ``[UNK]``. The same rule as ``kzoo predict`` (``kzoo.training.decode_ids``)."""
+        ``[UNK]``. (``kzoo predict`` writes its outputs with it.)"""
         ids = tf.convert_to_tensor(ids)
         if ids.shape.rank != 2 or not ids.dtype.is_integer:
             raise ValueError(f"TokenVectorizer.detokenize: expects integer ids of shape (batch, "

@@ -19,23 +19,18 @@ first); each function imports what it needs.
 
 from kzoo.training.benchmark import bench
 from kzoo.training.callbacks import ResetStatesEvery
-from kzoo.training.data import EXAMPLE_DATASET, count_batches, epoch_stream, even_batches, \
-    full_batches, list_datasets, load_data, tbptt_chunks
-from kzoo.training.evaluation import evaluate, seq2seq_exact_match
-from kzoo.training.exporting import EXPORT_RECORD, ExportRun, export_run
-from kzoo.training.plots import seq2seq_tokens
-from kzoo.training.prediction import decode_ids, encode_text, predict
-from kzoo.training.run_dir import RENAMED_METRICS, RUN_FILES, backup_epoch, load_run_model, \
-    read_history, read_json, read_run, read_vocabularies, trained_epochs, write_json
+from kzoo.training.data import EXAMPLE_DATASET, list_datasets, tbptt_chunks
+from kzoo.training.evaluation import evaluate
+from kzoo.training.exporting import EXPORT_FORMATS, ExportRun, export_run
+from kzoo.training.prediction import predict
+from kzoo.training.run_dir import check_finished_run, load_run_model, read_history, read_run, \
+    read_vocabularies
 from kzoo.training.strategies import STRATEGIES, make_strategy
 from kzoo.training.trainer import DEFAULT_CLIPNORM, Run, default_clipnorm, final_metrics_line, \
     train
 
 __all__ = ["train", "Run", "evaluate", "export_run", "ExportRun", "predict", "bench",
-           "list_datasets", "load_data", "load_run_model", "read_run", "read_vocabularies",
-           "read_history", "read_json", "write_json", "backup_epoch", "trained_epochs",
-           "final_metrics_line", "default_clipnorm", "make_strategy", "epoch_stream",
-           "count_batches", "even_batches", "full_batches", "tbptt_chunks", "ResetStatesEvery",
-           "seq2seq_exact_match", "seq2seq_tokens", "encode_text", "decode_ids",
-           "STRATEGIES", "EXAMPLE_DATASET", "DEFAULT_CLIPNORM", "RENAMED_METRICS", "RUN_FILES",
-           "EXPORT_RECORD"]
+           "list_datasets", "check_finished_run", "read_run", "load_run_model",
+           "read_vocabularies", "read_history", "final_metrics_line", "default_clipnorm",
+           "make_strategy", "tbptt_chunks", "ResetStatesEvery", "STRATEGIES", "EXAMPLE_DATASET",
+           "DEFAULT_CLIPNORM", "EXPORT_FORMATS"]

@@ -5,8 +5,25 @@ from kzoo.training.trainer import default_clipnorm
 
 
 def bench(names, batch_size=32, steps=10, model_config=None):
-    """Median milliseconds of one ``predict_on_batch`` and one ``train_on_batch`` on an example
-    batch, per model (after one warm-up call of each)."""
+    """Times a predict step and a train step of models (what ``kzoo bench`` runs).
+
+    Each model is built, compiled as ``train`` compiles it, and timed on its own example batch
+    (``kzoo.models.example_batch``): the median of ``steps`` calls of ``predict_on_batch`` and
+    of ``train_on_batch``, each after one warm-up call.
+
+    Args:
+        names: registered model names.
+        batch_size: the rows of the example batch.
+        steps: the timed calls of each.
+        model_config: ``kzoo.build`` keyword arguments for every model; a key a model does not
+            take is left out for it.
+
+    Returns:
+        One dict per model: ``{"model", "parameters", "predict_ms", "train_ms"}``.
+
+    Raises:
+        ValueError: an unknown model name or a bad config value.
+    """
     import time
 
     import keras

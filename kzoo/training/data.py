@@ -14,24 +14,40 @@ EXAMPLE_DATASET = "example"
 
 
 def list_datasets():
-    """Dataset names ``train`` accepts: ``example`` (random data from the model's own example
-    contract, for smoke tests) and whatever ``kzoo.datasets`` provides."""
-    names = [EXAMPLE_DATASET]
-    try:
-        import kzoo.datasets as datasets
-        names += list(datasets.list_datasets())
-    except (ImportError, AttributeError):
-        pass
-    return names
+    """The dataset names :func:`load_data` (and so ``train``) accepts.
+
+    Returns:
+        ``"example"`` (random data of a model's own example shapes, for smoke tests), then
+        ``kzoo.datasets.list_datasets()``.
+    """
+    import kzoo.datasets
+
+    return [EXAMPLE_DATASET, *kzoo.datasets.list_datasets()]
 
 
 def load_data(dataset, split, *, batch_size, model_name, model_config=None, seed=0,
               data_dir=None, options=None):
-    """``(tf.data.Dataset of (inputs, targets) batches, info)`` for a dataset name.
+    """The batches of a dataset's split, and what a model needs to fit them.
 
-    ``info.model_config`` is what the model needs to fit the data, ``info.vocabularies`` a dict
-    of token lists (possibly empty). ``example`` draws ``options["size"]`` (default 64) random
-    examples from ``kzoo.models.example_batch(model_name, model_config)``.
+    Args:
+        dataset: a name of :func:`list_datasets`.
+        split: ``"train"``, ``"validation"`` or ``"test"``.
+        batch_size: the rows per batch.
+        model_name: the model the data is for (``"example"`` draws that model's example
+            batches; ``kzoo.datasets`` ignores it).
+        model_config: ``kzoo.build`` keyword arguments of that model (``"example"`` only).
+        seed: the seed of the shuffle (and of ``"example"``'s random data).
+        data_dir: where ``kzoo.datasets`` prepares datasets (None: TFDS' default).
+        options: the dataset's options; ``"example"`` takes ``size`` (examples per split,
+            default 64).
+
+    Returns:
+        ``(batches, info)``: a ``tf.data.Dataset`` of ``(inputs, targets)`` batches, and the
+        dataset's info (``info.model_config``: the ``kzoo.build`` arguments the data needs;
+        ``info.vocabularies``: ``{name: token list}``, possibly empty).
+
+    Raises:
+        ValueError: an unknown dataset, split or option.
     """
     options = dict(options or {})
     if dataset == EXAMPLE_DATASET:
@@ -43,19 +59,18 @@ def load_data(dataset, split, *, batch_size, model_name, model_config=None, seed
                          seed=seed, **options)
 
 
-_SPLIT_SEEDS = {"train": 0, "validation": 1, "test": 2}
-
-
 def _example_data(split, *, batch_size, model_name, model_config, seed, size=64):
+    """``size`` random examples of ``kzoo.models.example_batch``, another draw per split."""
     import tensorflow as tf
 
     import kzoo.models as km
+    from kzoo.datasets.core import SPLITS
 
-    if split not in _SPLIT_SEEDS:
-        raise ValueError(f"dataset 'example': unknown split {split!r}; splits: "
-                         f"{sorted(_SPLIT_SEEDS)}")
+    if split not in SPLITS:
+        raise ValueError(f"dataset {EXAMPLE_DATASET!r}: unknown split {split!r}; splits: "
+                         f"{', '.join(SPLITS)}")
     inputs, targets = km.example_batch(model_name, model_config, batch_size=int(size),
-                                       seed=1000 * seed + _SPLIT_SEEDS[split])
+                                       seed=1000 * seed + SPLITS.index(split))
     if isinstance(inputs, list):
         inputs = tuple(inputs)
     data = tf.data.Dataset.from_tensor_slices((inputs, targets)).batch(batch_size)
@@ -64,12 +79,59 @@ def _example_data(split, *, batch_size, model_name, model_config, seed, size=64)
     return data, info
 
 
-def epoch_stream(batches, start_epoch, epochs, seed, steps_per_epoch=None):
-    """Batches of epochs ``start_epoch..epochs-1`` in one dataset, epoch e in the order of a
-    shuffle seeded by ``(seed, e)`` alone, so a resumed run sees what an uninterrupted one saw.
+def load_run_split(config, split, batch_size, data_dir=None):
+    """The batches of a split of a run's dataset, as the run was trained on it.
 
-    The batches are cached (their first pass fixes their composition) and shuffled as whole
-    batches, which keeps the loader's padding and bucketing.
+    A dataset without ``split`` falls back to its validation split, then its train split (and
+    says so on stdout).
+
+    Args:
+        config: the run's config (``read_run``).
+        split: the split wanted.
+        batch_size: the rows per batch.
+        data_dir: where datasets are prepared.
+
+    Returns:
+        ``(batches, the split used)``.
+
+    Raises:
+        ValueError: the dataset cannot be loaded.
+    """
+    for candidate in dict.fromkeys([split, "validation", "train"]):
+        try:
+            data, _ = load_data(config["dataset"], candidate, batch_size=batch_size,
+                                model_name=config["model"],
+                                model_config=config["model_config"], seed=config["seed"],
+                                data_dir=data_dir, options=config.get("dataset_options"))
+        except (ValueError, KeyError):
+            if candidate == "train":
+                raise
+            continue
+        if candidate != split:
+            print(f"dataset {config['dataset']!r} has no {split!r} split; using {candidate!r}")
+        return data, candidate
+
+
+# -- epochs ----------------------------------------------------------------------------------------
+def epoch_stream(batches, start_epoch, epochs, seed, steps_per_epoch=None):
+    """The batches of epochs ``start_epoch`` to ``epochs - 1`` as one dataset.
+
+    Epoch e is the batches in the order of a shuffle seeded by ``(seed, e)`` alone, so a
+    resumed run sees what an uninterrupted one saw. The batches are cached (their first pass
+    fixes their composition) and shuffled whole, which keeps the loader's padding and bucketing.
+
+    Args:
+        batches: a ``tf.data.Dataset`` of batches.
+        start_epoch: the first epoch.
+        epochs: the epoch to stop before.
+        seed: the run's seed.
+        steps_per_epoch: the most batches per epoch (None: all).
+
+    Returns:
+        ``(stream, steps)``: the dataset, and the batches of each epoch.
+
+    Raises:
+        ValueError: ``batches`` is empty.
     """
     batches = batches.cache()
     count = count_batches(batches)
@@ -88,41 +150,37 @@ def epoch_stream(batches, start_epoch, epochs, seed, steps_per_epoch=None):
 
 
 def count_batches(batches):
+    """The number of elements of a ``tf.data.Dataset`` (counted by a pass when its
+    cardinality is unknown).
+
+    Args:
+        batches: a finite ``tf.data.Dataset``.
+
+    Returns:
+        An int.
+    """
     cardinality = int(batches.cardinality())
     if cardinality >= 0:
         return cardinality
     return int(batches.reduce(0, lambda count, _: count + 1))
 
 
-
-def load_run_split(config, split, batch_size, data_dir=None):
-    """The batches of ``split`` for a run; a dataset without that split falls back to
-    validation, then train (said on stdout)."""
-    for candidate in dict.fromkeys([split, "validation", "train"]):
-        try:
-            data, _ = load_data(config["dataset"], candidate, batch_size=batch_size,
-                                model_name=config["model"],
-                                model_config=config["model_config"], seed=config["seed"],
-                                data_dir=data_dir, options=config.get("dataset_options"))
-        except (ValueError, KeyError):
-            if candidate == "train":
-                raise
-            continue
-        if candidate != split:
-            print(f"dataset {config['dataset']!r} has no {split!r} split; using {candidate!r}")
-        return data, candidate
-
-
-# -- batches for strategies and truncated backpropagation through time -------------------------
+# -- batches for strategies and truncated backpropagation through time -----------------------------
 def even_batches(batches, replicas):
-    """Every batch cut to a multiple of ``replicas`` rows (its last ``rows % replicas`` rows
-    dropped; a batch of fewer rows is dropped whole), so that each replica gets an equal share
-    of it.
+    """Cuts every batch to a multiple of ``replicas`` rows, so each replica gets an equal share.
 
-    A strategy splits each batch over its replicas: a share of another size breaks Keras'
-    first-batch build (it averages the replicas' shares), and a replica whose share is empty
-    gets a (0, 0) batch, whose sequences have no step. A loader's last partial batch, or a
-    bucket's (text batched by length), can be any size.
+    A batch loses its last ``rows % replicas`` rows; a batch of fewer rows than ``replicas`` is
+    dropped whole. A strategy splits each batch over its replicas: a share of another size
+    breaks Keras' first-batch build (it averages the replicas' shares), and a replica whose
+    share is empty gets a (0, 0) batch, whose sequences have no step. A loader's last partial
+    batch, or a bucket's (text batched by length), can be any size.
+
+    Args:
+        batches: a ``tf.data.Dataset`` of ``(inputs, targets)`` batches.
+        replicas: the strategy's replica count.
+
+    Returns:
+        The dataset of cut batches.
     """
     import tensorflow as tf
 
@@ -136,16 +194,16 @@ def even_batches(batches, replicas):
     return batches.filter(lambda *batch: rows(*batch) > 0).map(cut)
 
 
-
 def tbptt_chunks(batches, window):
-    """Cut every batch of ``(inputs (B, T, ...), targets)`` into ``ceil(T / window)``
-    consecutive chunks of ``window`` steps; when ``window`` does not divide T the last chunk
-    holds the remaining ``T % window`` steps.
+    """Cuts every batch into consecutive chunks of ``window`` steps, for truncated BPTT.
+
+    A batch of ``(inputs (B, T, ...), targets)`` gives ``ceil(T / window)`` chunks; when
+    ``window`` does not divide T the last chunk holds the remaining ``T % window`` steps.
 
     Trained on a stateful model (row i of a chunk continues row i of the previous chunk) whose
-    state :class:`ResetStatesEvery` zeroes at the first chunk of each batch, this is truncated
-    BPTT: the forward pass carries the state over the whole sequence, gradients flow back at
-    most ``window`` steps. Sequences must have one static length T.
+    state ``kzoo.training.ResetStatesEvery`` zeroes at the first chunk of each batch, this is
+    truncated BPTT: the forward pass carries the state over the whole sequence, gradients flow
+    back at most ``window`` steps. Sequences must have one static length T.
 
     Targets with the inputs' time axis (per-step targets ``(B, T, ...)``: a synced dataset) are
     cut like the inputs. A target without it (one per sequence, as a forecast of the hours after
@@ -153,18 +211,28 @@ def tbptt_chunks(batches, window):
     chunk's steps as it broadcasts it over all T steps without truncation.
 
     Args:
-      batches: a ``tf.data.Dataset`` of ``(inputs, targets)`` batches.
-      window: the chunk length K, from 1 to T.
+        batches: a ``tf.data.Dataset`` of ``(inputs, targets)`` batches.
+        window: the chunk length K, from 1 to T.
 
     Returns:
-      ``(chunks, chunks_per_batch)``: the dataset of chunks, batch after batch, and how many
-      chunks each batch gives.
+        ``(chunks, chunks_per_batch)``: the dataset of chunks, batch after batch, and how many
+        chunks each batch gives.
 
     Raises:
-      ValueError: sequences without one static length, or ``window`` not in 1..T.
+        ValueError: sequences without one static length, or ``window`` not in 1..T.
 
     Example:
-      >>> chunks, n = tbptt_chunks(batches_of_24_steps, 10)   # chunks of 10, 10 and 4 steps
+
+    ```python
+    import numpy as np
+    import tensorflow as tf
+    import kzoo.training
+
+    steps = np.arange(2 * 24, dtype="float32").reshape(2, 24, 1)   # 2 sequences of 24 steps
+    batches = tf.data.Dataset.from_tensors((steps, steps[..., 0]))
+    chunks, per_batch = kzoo.training.tbptt_chunks(batches, 10)
+    print(per_batch, [tuple(x.shape) for x, _ in chunks])   # 3 [(2, 10, 1), (2, 10, 1), (2, 4, 1)]
+    ```
     """
     import tensorflow as tf
 
@@ -207,9 +275,18 @@ def tbptt_chunks(batches, window):
 
 
 def full_batches(batches, batch_size):
-    """Only the batches of exactly ``batch_size`` rows (a last partial batch is dropped), their
-    batch axis static: a stateful model is built for one batch size, since row i of every batch
-    continues row i of the batch before."""
+    """Keeps the batches of exactly ``batch_size`` rows, their batch axis static.
+
+    A stateful model is built for one batch size, since row i of every batch continues row i
+    of the batch before: a last partial batch is dropped.
+
+    Args:
+        batches: a ``tf.data.Dataset`` of ``(inputs, targets)`` batches.
+        batch_size: the rows a batch must have.
+
+    Returns:
+        The dataset of full batches.
+    """
     import tensorflow as tf
 
     def is_full(inputs, targets):

@@ -7,17 +7,48 @@ from kzoo.training.run_dir import load_run_model, read_run, write_json
 
 
 def evaluate(run_dir, split="test", batch_size=64, data_dir=None, max_examples=500):
-    """The compiled loss and metrics of a run's model on ``split``, and for seq2seq the exact
-    match of greedy decoding on up to ``max_examples`` examples. Writes ``eval.json``."""
+    """Evaluates a run's model on a split of its dataset (what ``kzoo evaluate`` runs).
+
+    The model's compiled loss and metrics, and for a seq2seq model the exact match of greedy
+    decoding (:func:`seq2seq_exact_match`); written to ``run_dir/eval.json`` too. A dataset
+    without ``split`` is evaluated on its validation split, then its train split (said on
+    stdout).
+
+    Args:
+        run_dir: a finished run directory.
+        split: the split to evaluate on.
+        batch_size: the rows per batch.
+        data_dir: where datasets are prepared (None: TFDS' default).
+        max_examples: the most examples decoded for the exact match.
+
+    Returns:
+        ``{metric name: value}``, e.g. ``{"loss": 0.41, "accuracy": 0.87}``.
+
+    Raises:
+        FileNotFoundError: ``run_dir`` is not a finished run.
+        ValueError: a run trained with truncated BPTT (its stateful model needs chunks), or a
+            dataset that cannot be loaded.
+
+    Example:
+
+    ```python
+    import kzoo.training
+
+    run = kzoo.training.train("many_to_one_gru", "example", out="runs/gru", epochs=1,
+                              batch_size=8, dataset_options={"size": 16},
+                              model_config={"units": 8, "vocab_size": 20}, verbose=0)
+    print(kzoo.training.evaluate(run.directory))   # {'loss': ..., 'accuracy': ...}
+    ```
+    """
     import kzoo.models as km
 
     config = read_run(run_dir)
-    model = load_run_model(run_dir)
-    model.compile(**km.compile_args(config["model"], **config["model_config"]))
-    data, used = load_run_split(config, split, batch_size, data_dir)
     if config.get("tbptt"):
         raise ValueError("evaluate: a run trained with --tbptt has a stateful model; evaluate it "
                          "on chunks in Python (kzoo.training.tbptt_chunks)")
+    model = load_run_model(run_dir)
+    model.compile(**km.compile_args(config["model"], **config["model_config"]))
+    data, used = load_run_split(config, split, batch_size, data_dir)
     results = model.evaluate(data, verbose=0, return_dict=True)
     metrics = {key: float(value) for key, value in results.items()}
     if hasattr(model, "generate"):
@@ -27,10 +58,19 @@ def evaluate(run_dir, split="test", batch_size=64, data_dir=None, max_examples=5
 
 
 def seq2seq_exact_match(model, data, max_examples=500):
-    """Fraction of examples whose greedy decode equals the target up to and including the end
-    token."""
-    import numpy as np
+    """The fraction of examples a seq2seq model decodes exactly.
 
+    An example counts when its greedy decode equals its target up to and including the end
+    token.
+
+    Args:
+        model: a seq2seq model (``generate``).
+        data: a ``tf.data.Dataset`` of ``((source_ids, target_in), target_out)`` batches.
+        max_examples: the most examples decoded.
+
+    Returns:
+        A float in [0, 1]; NaN when ``data`` holds no example.
+    """
     correct = total = 0
     for (source, _), target_out in data:
         # Room for the whole target (characters may outnumber the source's words) and more.
@@ -43,4 +83,4 @@ def seq2seq_exact_match(model, data, max_examples=500):
             total += 1
             if total >= max_examples:
                 return correct / total
-    return correct / max(total, 1) if total else float(np.nan)
+    return correct / total if total else float("nan")

@@ -4,37 +4,91 @@ import dataclasses
 import os
 import pathlib
 
+from kzoo.checks import check_choice
 from kzoo.training.data import load_run_split
 from kzoo.training.run_dir import file_sha256, load_run_model, read_json, read_run, write_json
 
+# The artifacts a run is exported as: ``kzoo.export.saved_model`` and ``kzoo.export.tflite``.
+EXPORT_FORMATS = ("saved_model", "tflite")
+# In the export directory: the verification, and the model.keras each artifact came from.
 EXPORT_RECORD = "report.json"
 
 
 @dataclasses.dataclass
 class ExportRun:
-    """What :func:`export_run` returns."""
+    """A run's export, as :func:`export_run` returns it.
+
+    Attributes:
+        directory: the export directory.
+        paths: every artifact asked for: the SavedModel's version directory, TFLite files.
+        written: those this call exported; empty when all were up to date with the model.
+        report: this call's ``kzoo.export`` verification report, or, when nothing was
+            written, the text of the last one.
+    """
 
     directory: pathlib.Path
-    paths: list      # every artifact asked for (a SavedModel version directory, TFLite files)
-    written: list    # those this call exported: [] when all were up to date with the model
-    report: object   # this call's kzoo.export.ExportReport, or the last one's text if no write
+    paths: list
+    written: list
+    report: object
 
 
-def export_run(run_dir, formats=("saved_model", "tflite"), quantize=None, out=None,
-               samples=32, data_dir=None, overwrite=False):
-    """Export a run's model with ``kzoo.export`` into ``out`` (default ``RUN_DIR/export``):
-    ``saved_model/<version>/`` and ``model.tflite`` (+ ``model.<quantize>.tflite``), then verify
-    every artifact on ``samples`` held-out examples. Returns an :class:`ExportRun`.
+def export_run(run_dir, formats=EXPORT_FORMATS, quantize=None, out=None, samples=32,
+               data_dir=None, overwrite=False):
+    """Exports a run's model and verifies the artifacts (what ``kzoo export`` runs).
+
+    Into ``out``: ``saved_model/<version>/`` (``kzoo.export.saved_model``, TF Serving's layout)
+    and ``model.tflite`` (``kzoo.export.tflite``), plus ``model.<quantize>.tflite``; then every
+    artifact is checked against the Keras model on ``samples`` held-out examples
+    (``kzoo.export.verify``).
 
     Safe to rerun: ``out/report.json`` records the SHA-256 of the model.keras each artifact was
     exported from. An artifact exported from the current model.keras is kept as it is (when all
     are, nothing is exported: ``written`` is empty); the others are exported again, each
     atomically: a SavedModel as the next version (TF Serving moves to it), a TFLite file in
-    place of the earlier one. ``overwrite=True`` exports everything again (SavedModel version 1,
-    TFLite files replaced). A TFLite file at ``out`` that no export of this run wrote is an
-    error unless ``overwrite``.
+    place of the earlier one.
+
+    Args:
+        run_dir: a finished run directory.
+        formats: the formats of :data:`EXPORT_FORMATS` to export: ``"saved_model"``,
+            ``"tflite"``, or both.
+        quantize: None, or a quantization of ``kzoo.export.tflite`` (``"dynamic"``,
+            ``"float16"``, ``"int8"``) for an extra quantized TFLite file.
+        out: the export directory (default ``run_dir/export``).
+        samples: the held-out examples the verification runs on.
+        data_dir: where datasets are prepared (None: TFDS' default).
+        overwrite: export everything again (SavedModel version 1, TFLite files replaced); a
+            TFLite file at ``out`` that no export of this run wrote is an error without it.
+
+    Returns:
+        An :class:`ExportRun`.
+
+    Raises:
+        FileNotFoundError: ``run_dir`` is not a finished run.
+        ValueError: an unknown format or quantization, or a TFLite file in the way.
+        FlexOpsNeeded: the model needs TensorFlow ops that builtin TFLite lacks.
+
+    Example:
+
+    ```python
+    import kzoo.training
+
+    run = kzoo.training.train("many_to_one_gru", "example", out="runs/gru", epochs=1,
+                              batch_size=8, dataset_options={"size": 16},
+                              model_config={"units": 8, "vocab_size": 20}, verbose=0)
+    export = kzoo.training.export_run(run.directory, formats=["tflite"], samples=4)
+    print(export.written)      # ['/.../runs/gru/export/model.tflite']
+    print(export.report)
+    ```
     """
+    formats = [formats] if isinstance(formats, str) else list(formats)
+    if not formats:
+        raise ValueError(f"export_run: `formats` must name at least one of {EXPORT_FORMATS}")
+    for name in formats:
+        check_choice("export_run", "formats", name, EXPORT_FORMATS)
     import kzoo.export
+    from kzoo.export.lite import QUANTIZE_MODES
+
+    check_choice("export_run", "quantize", quantize, QUANTIZE_MODES)
 
     config = read_run(run_dir)
     out = pathlib.Path(out) if out else pathlib.Path(run_dir) / "export"
@@ -96,9 +150,9 @@ def export_run(run_dir, formats=("saved_model", "tflite"), quantize=None, out=No
 
 
 def _sample_batch(config, count, data_dir=None):
-    data, _ = load_run_split(config, "test", count, data_dir)
-    inputs, targets = next(iter(data.take(1)))
-    to_numpy = (lambda x: x.numpy())
+    """``(inputs, targets)`` of up to ``count`` held-out examples, as NumPy arrays."""
     import tensorflow as tf
 
-    return tf.nest.map_structure(to_numpy, (inputs, targets))
+    data, _ = load_run_split(config, "test", count, data_dir)
+    inputs, targets = next(iter(data.take(1)))
+    return tf.nest.map_structure(lambda x: x.numpy(), (inputs, targets))

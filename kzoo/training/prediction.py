@@ -1,84 +1,58 @@
-"""``predict``: text decoded by a run's seq2seq model (what ``kzoo predict`` runs)."""
+"""``predict``: text decoded by a run's seq2seq model (what ``kzoo predict`` runs).
 
-from kzoo.training.plots import seq2seq_tokens, source_target_vocabularies
+Text is read and written by the model's own vectorizers (``text_to_ids``, ``ids_to_text``, as
+``model.translate`` does). A run whose model does not carry vocabularies but whose ``vocab/``
+holds source and target token lists (a dataset without vectorizers) gets them the same way: its
+model is rebuilt carrying ``TokenVectorizer`` s of those lists. A run without vocabularies reads
+and writes token ids ("5 9 12").
+"""
+
+from kzoo.training.plots import attention_labels, carried_vocabularies
 from kzoo.training.run_dir import load_run_model, read_run, read_vocabularies
 
 
-def _is_word_level(vocab):
-    return any(len(token) > 1 and not (token.startswith("[") or token.startswith("<"))
-               for token in vocab[4:50])
+def predict(run_dir, texts, method="greedy", beam_width=None, max_length=None,
+            attention_plot=None):
+    """Decodes texts with a run's seq2seq model (what ``kzoo predict`` runs).
 
+    The texts are tokenized and the outputs joined by the model's vocabularies (see the module
+    docstring); a run without any takes and gives token ids.
 
-def encode_text(text, vocab, level=None):
-    """Token ids of ``text`` for a vocabulary (a token list, index = id), ``level`` "word" or
-    "char" (None: word level when the vocabulary holds words). Without a vocabulary ``text`` is
-    token ids ("5 9 12"). Tokens outside the vocabulary become its unknown token, with an
-    ``UnknownTokensWarning`` naming them (a ValueError if it has none)."""
-    from kzoo.models.seq2seq import warn_unknown_tokens
-
-    if not vocab:
-        try:
-            return [int(t) for t in text.split()]
-        except ValueError:
-            raise ValueError(f"this run has no vocabulary; give token ids ('5 9 12'), got "
-                             f"{text!r}")
-    index = {token: i for i, token in enumerate(vocab)}
-    if level is None:
-        level = "word" if _is_word_level(vocab) else "char"
-    pieces = text.split() if level == "word" else list(text)
-    unknown = next((i for t, i in index.items() if t.lower() in ("[unk]", "<unk>")), None)
-    ids, unknown_pieces = [], []
-    for piece in pieces:
-        if piece in index:
-            ids.append(index[piece])
-        elif piece.lower() in index:
-            ids.append(index[piece.lower()])
-        elif unknown is not None:
-            ids.append(unknown)
-            unknown_pieces.append(piece)
-        else:
-            raise ValueError(f"{piece!r} is not in the run's source vocabulary")
-    warn_unknown_tokens("encode_text", [(text, unknown_pieces)])
-    return ids
-
-
-def decode_ids(ids, vocab, end_id, level=None):
-    """The text of token ids up to ``end_id``: words joined by spaces, characters by nothing."""
-    tokens = []
-    for i in ids:
-        i = int(i)
-        if i in (end_id, 0):
-            break
-        tokens.append(vocab[i] if vocab and i < len(vocab) else str(i))
-    if level is None:
-        level = "word" if not vocab or _is_word_level(vocab) else "char"
-    joiner = " " if level == "word" else ""
-    return joiner.join(tokens)
-
-
-def predict(run_dir, texts, method="greedy", beam_width=4, max_length=None, attention_plot=None):
-    """Decode each of ``texts`` with a run's seq2seq model (what ``kzoo predict`` runs).
-
-    A model that carries its vocabularies (a run trained on text) reads and writes text as
-    ``model.translate`` does (``text_to_ids``, ``generate``, ``ids_to_text``); otherwise the
-    run's ``vocab/`` token lists are used (:func:`encode_text`), or, without any, the texts are
-    token ids ("5 9 12"). ``max_length`` None is the model's default decode length
-    (``kzoo.models.seq2seq.default_decode_length``). ``attention_plot``: a PNG of the first
-    text's attention, the best hypothesis' under beam search.
+    Args:
+        run_dir: a finished run directory of a seq2seq model.
+        texts: a string or a list of strings: text, or token ids ("5 9 12") for a run
+            without vocabularies.
+        method: ``"greedy"`` or ``"beam"``.
+        beam_width: hypotheses kept by beam search; None: the model's default.
+        max_length: the most tokens decoded per text; None: the model's default decode length
+            (``kzoo.models.seq2seq.default_decode_length``).
+        attention_plot: None, or the path of a PNG to draw the attention of the first text's
+            output into (the best hypothesis' under beam search).
 
     Returns:
         The output strings, one per text.
 
     Raises:
-        ValueError: not a seq2seq run, an empty text, a text longer than the model takes
-            (``kzoo.models.seq2seq.MAX_SOURCE_UNITS``), or ``attention_plot`` for a model
-            without attention.
+        FileNotFoundError: ``run_dir`` is not a finished run.
+        ValueError: not a seq2seq run, no text, a text without a token, a text longer than the model
+            takes (``kzoo.models.seq2seq.MAX_SOURCE_UNITS``), ``attention_plot`` for a model
+            without attention, text that is not token ids for a run without vocabularies, or
+            a run whose ``vocab/`` does not fit its model.
 
     Warns:
         UnknownTokensWarning: naming the tokens outside the source vocabulary.
-    """
-    import numpy as np
 
+    Example:
+
+    ```python
+    import kzoo.training
+
+    run = kzoo.training.train("seq2seq_gru", "number_words", out="runs/translator",
+                              epochs=1, dataset_options={"max_number": 100},
+                              model_config={"units": 8}, verbose=0)
+    print(kzoo.training.predict(run.directory, ["twenty-three", "seven"]))
+    ```
+    """
     config = read_run(run_dir)
     model = load_run_model(run_dir)
     if not hasattr(model, "generate"):
@@ -86,31 +60,78 @@ def predict(run_dir, texts, method="greedy", beam_width=4, max_length=None, atte
                          f"(use model.predict in Python)")
     if attention_plot and model.attention is None:
         raise ValueError(f"predict: --plot draws the attention, and {config['model']} has none")
-    if getattr(model, "vocabularies", None):
-        vocabularies = {side: list(spec["tokens"]) for side, spec in model.vocabularies.items()}
-        source = model.text_to_ids(list(texts)).numpy()
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    if not texts or not all(isinstance(text, str) for text in texts):
+        raise ValueError("predict: `texts` must be a string or a non-empty list of strings")
+    model = _with_run_vocabularies(model, run_dir, config)
+    if model.vocabularies is not None:
+        source = model.text_to_ids(texts).numpy()
     else:
-        vocabularies = read_vocabularies(run_dir)
-        options = config.get("data_options") or {}
-        rows = [encode_text(text, source_target_vocabularies(vocabularies)[0],
-                            options.get("source_level")) for text in texts]
-        source = np.zeros((len(rows), max(1, *map(len, rows))), "int32")
-        for i, row in enumerate(rows):
-            source[i, :len(row)] = row
+        source = _token_ids(texts)
     empty = [text for text, row in zip(texts, source) if not row.any()]
     if empty:
         raise ValueError(f"predict: an input has no token: {empty[0]!r}")
-    result = model.generate(source, max_length=max_length, method=method,
-                            beam_width=beam_width)
+    options = {} if beam_width is None else {"beam_width": beam_width}
+    result = model.generate(source, max_length=max_length, method=method, **options)
     tokens = result["tokens"].numpy()
     if attention_plot:
         from kzoo import diagnostics
 
-        source_tokens, target_tokens = seq2seq_tokens(model, source[0], tokens[0], vocabularies)
+        source_tokens, target_tokens = attention_labels(source[0], tokens[0], model.end_id,
+                                                        carried_vocabularies(model))
         diagnostics.plot_attention(result["attention"][0].numpy(), source_tokens,
                                    target_tokens, attention_plot, title=texts[0])
-    if getattr(model, "vocabularies", None):
+    if model.vocabularies is not None:
         return model.ids_to_text(tokens)
-    target_vocab = source_target_vocabularies(vocabularies)[1]
-    level = (config.get("data_options") or {}).get("target_level")
-    return [decode_ids(row, target_vocab, model.end_id, level) for row in tokens]
+    return [" ".join(str(i) for i in _up_to_end(row, model.end_id)) for row in tokens]
+
+
+def _with_run_vocabularies(model, run_dir, config):
+    """``model`` itself when it carries vocabularies or the run has no source and target token
+    lists; else the same model (its weights) rebuilt carrying ``TokenVectorizer`` s of those
+    lists, each at the level the dataset tokenized that side at (its ``source_level`` /
+    ``target_level`` option; word level without one)."""
+    from kzoo.models.seq2seq import VOCABULARY_SIDES
+
+    if model.vocabularies is not None:
+        return model
+    lists = read_vocabularies(run_dir)
+    if not set(VOCABULARY_SIDES) <= set(lists):
+        return model
+    options = config.get("data_options") or {}
+    vocabularies = {side: {"tokens": lists[side], "level": options.get(f"{side}_level", "word")}
+                    for side in VOCABULARY_SIDES}
+    try:
+        rebuilt = type(model).from_config({**model.get_config(), "vocabularies": vocabularies})
+    except ValueError as error:
+        raise ValueError(f"predict: the token lists of {str(run_dir)!r}/vocab do not fit its "
+                         f"model: {error}") from None
+    rebuilt.set_weights(model.get_weights())
+    return rebuilt
+
+
+def _token_ids(texts):
+    """(batch, time) int32 ids of texts of token ids ("5 9 12"), 0-padded."""
+    import numpy as np
+
+    rows = []
+    for text in texts:
+        try:
+            rows.append([int(t) for t in text.split()])
+        except ValueError:
+            raise ValueError(f"this run has no vocabulary; give token ids ('5 9 12'), got "
+                             f"{text!r}") from None
+    source = np.zeros((len(rows), max([1, *map(len, rows)])), "int32")
+    for i, row in enumerate(rows):
+        source[i, :len(row)] = row
+    return source
+
+
+def _up_to_end(ids, end_id):
+    """The ids of a decoded row before its first end or padding id."""
+    kept = []
+    for i in ids:
+        if int(i) in (end_id, 0):
+            break
+        kept.append(int(i))
+    return kept

@@ -13,7 +13,7 @@ A run directory holds::
     export/            ``kzoo export``'s artifacts, and report.json: the verification and the
                        SHA-256 of the model.keras each artifact was exported from
 
-Every file is written atomically (a kill never leaves half a file).
+The files this module writes are written atomically (a kill never leaves half a file).
 """
 
 import json
@@ -21,52 +21,74 @@ import os
 import pathlib
 import zipfile
 
-RUN_FILES = ("config.json", "model.keras", "history.json")
+# What makes a run directory a finished run: the `kzoo` command checks for them before it
+# imports TensorFlow.
+FINISHED_RUN_FILES = ("config.json", "model.keras")
 
 # The settings that define a run: a rerun into the same directory with other values is refused,
 # since resuming would mix two runs (``epochs`` may grow: training continues).
 IDENTITY_KEYS = ("model", "model_config", "dataset", "dataset_options", "batch_size",
                  "learning_rate", "clipnorm", "seed", "strategy", "tbptt", "steps_per_epoch")
 
-
-def write_json(path, value):
-    """Write ``value`` as JSON atomically (a kill never leaves half a file)."""
-    path = pathlib.Path(path)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(value, indent=2, default=json_default) + "\n")
-    os.replace(temporary, path)
+# Metrics renamed since a run was trained: history.json of an older run reads with the new names.
+RENAMED_METRICS = {"sequence_accuracy": "token_accuracy"}
 
 
-def json_default(value):
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return str(value)
+def check_finished_run(run_dir):
+    """Checks that ``run_dir`` is a finished run directory: config.json and model.keras in it.
 
+    Args:
+        run_dir: a path.
 
-def read_json(path, default=None):
-    path = pathlib.Path(path)
-    if not path.exists():
-        return default
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{str(path)!r} is not valid JSON ({error}); was it truncated?") \
-            from error
+    Returns:
+        ``run_dir`` as a ``pathlib.Path``.
 
-
-def read_run(run_dir):
-    """The config of a finished run directory; FileNotFoundError names what is missing."""
+    Raises:
+        FileNotFoundError: no such directory, or one without config.json or model.keras (the
+            message says how to train into it).
+    """
     run_dir = pathlib.Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"no run directory {str(run_dir)!r}")
-    for name in ("config.json", "model.keras"):
-        if not (run_dir / name).exists():
-            raise FileNotFoundError(f"{str(run_dir)!r} is not a finished run: no {name} "
-                                    f"(train into it with `kzoo train ... --out {run_dir}`)")
-    return read_json(run_dir / "config.json")
+    for name in FINISHED_RUN_FILES:
+        if not (run_dir / name).is_file():
+            raise FileNotFoundError(f"{str(run_dir)!r} is not a finished run (no {name}); train "
+                                    f"into it with `kzoo train NAME --dataset D --out {run_dir}`")
+    return run_dir
+
+
+def read_run(run_dir):
+    """Reads the settings of a finished run (its config.json).
+
+    Args:
+        run_dir: a finished run directory.
+
+    Returns:
+        The dict ``train`` wrote: ``model``, ``model_config``, ``dataset``,
+        ``dataset_options``, ``epochs``, ``batch_size``, ``learning_rate``, ``clipnorm``,
+        ``seed``, ``strategy``, ``tbptt``, ``steps_per_epoch``, ``kzoo_version`` and
+        ``data_options`` (every option the data was made with).
+
+    Raises:
+        FileNotFoundError: ``run_dir`` is not a finished run.
+        ValueError: config.json is not valid JSON.
+    """
+    return read_json(check_finished_run(run_dir) / "config.json")
 
 
 def load_run_model(run_dir):
+    """Loads a run's trained model (its model.keras).
+
+    Args:
+        run_dir: a run directory.
+
+    Returns:
+        The ``keras.Model``, compiled as it was trained.
+
+    Raises:
+        FileNotFoundError: there is no model.keras.
+        ValueError: model.keras is not a readable .keras file (truncated or corrupted).
+    """
     import keras
 
     import kzoo.layers  # noqa: F401  (registers the layers for deserialization)
@@ -84,13 +106,28 @@ def load_run_model(run_dir):
 
 
 def read_vocabularies(run_dir):
+    """Reads a run's vocabularies (its vocab/*.json).
+
+    Args:
+        run_dir: a run directory.
+
+    Returns:
+        ``{name: token list}`` (index = id; ``"source"``, ``"target"``, ``"inputs"``...), the
+        vocabularies of the dataset the run was trained on; ``{}`` when it had none.
+    """
     directory = pathlib.Path(run_dir) / "vocab"
     if not directory.is_dir():
         return {}
-    return {path.stem: json.loads(path.read_text()) for path in sorted(directory.glob("*.json"))}
+    return {path.stem: read_json(path) for path in sorted(directory.glob("*.json"))}
 
 
 def write_vocabularies(run_dir, vocabularies):
+    """Writes a dataset's vocabularies into ``run_dir/vocab``, one JSON token list each.
+
+    Args:
+        run_dir: a run directory.
+        vocabularies: ``{name: token list or TokenVectorizer}``, or None (nothing written).
+    """
     if not vocabularies:
         return
     directory = pathlib.Path(run_dir) / "vocab"
@@ -101,15 +138,55 @@ def write_vocabularies(run_dir, vocabularies):
         write_json(directory / f"{name}.json", [str(t) for t in list(tokens)])
 
 
+def previous_config(run_dir, config):
+    """The config.json of an earlier run of the same settings in ``run_dir``, to resume.
+
+    Args:
+        run_dir: a run directory.
+        config: the settings of the run about to start (what config.json will hold).
+
+    Returns:
+        The earlier config (a dict), or None when ``run_dir`` holds none.
+
+    Raises:
+        ValueError: ``run_dir`` holds a run whose settings (:data:`IDENTITY_KEYS`) differ.
+    """
+    previous = read_json(pathlib.Path(run_dir) / "config.json")
+    if previous is None:
+        return None
+    comparable = json.loads(json.dumps(config, default=_json_default))
+    changed = [key for key in IDENTITY_KEYS if previous.get(key) != comparable.get(key)]
+    if changed:
+        raise ValueError(f"{str(run_dir)!r} holds a different run ({', '.join(changed)} "
+                         f"differ); pick a new --out or delete it")
+    return previous
+
+
 def backup_epoch(run_dir):
-    """The number of epochs BackupAndRestore has saved in ``run_dir/backup`` (0 if none)."""
+    """The number of epochs ``keras.callbacks.BackupAndRestore`` has saved in run_dir/backup.
+
+    Args:
+        run_dir: a run directory.
+
+    Returns:
+        An int, 0 without a backup.
+    """
     metadata = read_json(pathlib.Path(run_dir) / "backup" / "training_metadata.json", {})
     return int(metadata.get("epoch", 0))
 
 
 def trained_epochs(run_dir):
-    """The epochs ``run_dir/model.keras`` holds: those of the backup when model.keras was
-    saved after it (as training does once its last epoch is backed up), else 0."""
+    """The epochs a run's model.keras holds.
+
+    Training saves model.keras once its last epoch is backed up; a model.keras older than the
+    backup (or none) holds no finished training.
+
+    Args:
+        run_dir: a run directory.
+
+    Returns:
+        The backup's epochs when model.keras was saved after it, else 0.
+    """
     run_dir = pathlib.Path(run_dir)
     model, weights = run_dir / "model.keras", run_dir / "backup" / "latest.weights.h5"
     if not model.is_file() or not weights.is_file() or \
@@ -118,14 +195,21 @@ def trained_epochs(run_dir):
     return backup_epoch(run_dir)
 
 
-# Metrics renamed since a run was trained: history.json of an older run reads with the new names.
-RENAMED_METRICS = {"sequence_accuracy": "token_accuracy"}
+def read_history(run_dir):
+    """Reads a run's history.json, with metric names as they are now.
 
+    Args:
+        run_dir: a run directory.
 
-def read_history(path):
-    """A run's history.json (``{"epochs": [...], "metrics": {name: [...]}}``, empty if there is
-    none yet), metric names as they are now (:data:`RENAMED_METRICS`)."""
-    history = read_json(path, {"epochs": [], "metrics": {}})
+    Returns:
+        ``{"epochs": [...], "metrics": {name: [one value per epoch]}}`` (empty lists before
+        the first epoch ends); a metric renamed since (:data:`RENAMED_METRICS`) under its new
+        name.
+
+    Raises:
+        ValueError: history.json is not valid JSON.
+    """
+    history = read_json(pathlib.Path(run_dir) / "history.json", {"epochs": [], "metrics": {}})
     metrics = {}
     for key, values in history.get("metrics", {}).items():
         prefix = "val_" if key.startswith("val_") else ""
@@ -135,13 +219,70 @@ def read_history(path):
     return history
 
 
+def write_json(path, value):
+    """Writes ``value`` as JSON atomically: a kill never leaves half a file.
+
+    Args:
+        path: the file.
+        value: anything ``json`` writes; arrays become lists, other objects their ``str``.
+    """
+    path = pathlib.Path(path)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(value, indent=2, default=_json_default) + "\n")
+    os.replace(temporary, path)
+
+
+def _json_default(value):
+    """``json``'s ``default``: an array's list, else the value's ``str``."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def read_json(path, default=None):
+    """Reads a JSON file.
+
+    Args:
+        path: the file.
+        default: what a missing file reads as.
+
+    Returns:
+        The value, or ``default`` when there is no file.
+
+    Raises:
+        ValueError: the file is not valid JSON (a truncated file names itself).
+    """
+    path = pathlib.Path(path)
+    if not path.exists():
+        return default
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{str(path)!r} is not valid JSON ({error}); was it truncated?") \
+            from error
+
+
 def save_model(model, path):
+    """Saves ``model`` as a .keras file atomically (written beside ``path``, then moved).
+
+    Args:
+        model: a ``keras.Model``.
+        path: the .keras file (a ``pathlib.Path``).
+    """
     temporary = path.with_name("model.tmp.keras")
     model.save(temporary)
     os.replace(temporary, path)
 
 
 def file_sha256(path):
+    """The SHA-256 of a file's bytes, as hex.
+
+    Args:
+        path: the file.
+
+    Returns:
+        64 hexadecimal digits.
+    """
     import hashlib
 
     digest = hashlib.sha256()

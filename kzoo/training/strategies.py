@@ -19,19 +19,28 @@ from kzoo.training.data import epoch_stream
 from kzoo.training.run_dir import write_json
 
 STRATEGIES = ("default", "mirrored", "multiworker")
+
 _STRATEGIES_MADE = {}
 
 
 def make_strategy(name):
-    """The ``tf.distribute`` strategy ``name`` (one of :data:`STRATEGIES`) names.
+    """The ``tf.distribute`` strategy a name of :data:`STRATEGIES` stands for.
 
     ``mirrored`` and ``multiworker`` are made once per process (and ``TF_CONFIG``) and reused:
     a second ``MirroredStrategy`` numbers its all-reduces from the start again, and collides with
     those of the first in the runtime (a second mirrored run in one process failed with "Shape
     mismatch in the collective instance").
 
+    Args:
+        name: ``"default"``, ``"mirrored"`` or ``"multiworker"``.
+
+    Returns:
+        A ``tf.distribute.Strategy``: the default one (one device), a ``MirroredStrategy``
+        (the GPUs, or two logical CPU devices without a GPU), or a
+        ``MultiWorkerMirroredStrategy`` over the workers ``TF_CONFIG`` names.
+
     Raises:
-      ValueError: an unknown name, or ``multiworker`` without ``TF_CONFIG``.
+        ValueError: an unknown name, or ``multiworker`` without ``TF_CONFIG``.
     """
     import tensorflow as tf
 
@@ -70,6 +79,11 @@ def _new_strategy(name):
 
 
 def worker_task():
+    """This process' task in ``TF_CONFIG``.
+
+    Returns:
+        ``(task type, task index)``; ``("worker", 0)`` without ``TF_CONFIG``.
+    """
     config = json.loads(os.environ.get("TF_CONFIG", "{}"))
     task = config.get("task", {})
     return task.get("type", "worker"), int(task.get("index", 0))
@@ -78,11 +92,29 @@ def worker_task():
 # -- multi-worker: a step through strategy.run ----------------------------------------------------
 def train_multiworker(strategy, model, optimizer, train_data, *, epochs, seed,
                       steps_per_epoch, run_dir, verbose):
-    """A custom loop: each replica computes the gradient of its share of the global batch (the
-    compiled loss as ``fit`` computes it: padding masked, its mean divided by the replica
-    count), ``strategy.reduce`` sums them, and one optimizer update (clipped on the summed
-    gradient) runs in cross-replica context, so N workers equal one worker on the same global
-    batch (exactly when the replicas' shares have equal weight)."""
+    """Trains ``model`` under a ``MultiWorkerMirroredStrategy`` with a loop of its own.
+
+    Keras 3's ``fit`` fails under this strategy. Each replica computes the gradient of its
+    share of the global batch (the compiled loss as ``fit`` computes it: padding masked, its
+    mean divided by the replica count), ``strategy.reduce`` sums them, and one optimizer update
+    (clipped on the summed gradient) runs in cross-replica context, so N workers equal one
+    worker on the same global batch (exactly when the replicas' shares have equal weight).
+    history.json is written at each epoch's end.
+
+    Args:
+        strategy: the ``MultiWorkerMirroredStrategy``.
+        model: a model compiled under ``strategy.scope()``.
+        optimizer: its optimizer.
+        train_data: a ``tf.data.Dataset`` of global ``(inputs, targets)`` batches.
+        epochs: the epochs to train (from the first: this loop does not resume).
+        seed: the run's seed (the data order).
+        steps_per_epoch: the most batches per epoch (None: all).
+        run_dir: the run directory.
+        verbose: 0: silent; else a line per epoch.
+
+    Returns:
+        The history: ``{"epochs": [...], "metrics": {"loss": [...]}}``.
+    """
     import tensorflow as tf
 
     stream, steps = epoch_stream(train_data, 0, epochs, seed, steps_per_epoch)

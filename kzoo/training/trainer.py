@@ -10,16 +10,16 @@ resumes with a different dropout noise sequence) and an epoch interrupted half-w
 """
 
 import dataclasses
-import json
 import pathlib
 import sys
+import types
 
 from kzoo.training.callbacks import ResetStatesEvery, history_callback
 from kzoo.training.data import EXAMPLE_DATASET, count_batches, epoch_stream, even_batches, \
     full_batches, load_data, tbptt_chunks
 from kzoo.training.plots import write_plots
-from kzoo.training.run_dir import IDENTITY_KEYS, backup_epoch, json_default, load_run_model, \
-    read_history, read_json, save_model, trained_epochs, write_json, write_vocabularies
+from kzoo.training.run_dir import backup_epoch, load_run_model, previous_config, read_history, \
+    save_model, trained_epochs, write_json, write_vocabularies
 from kzoo.training.strategies import STRATEGIES, make_strategy, train_multiworker, worker_task
 
 DEFAULT_CLIPNORM = 1.0
@@ -27,7 +27,18 @@ DEFAULT_CLIPNORM = 1.0
 
 @dataclasses.dataclass
 class Run:
-    """What :func:`train` returns."""
+    """A run directory's training, as :func:`train` returns it.
+
+    Attributes:
+        directory: the run directory (a worker other than the chief of a multi-worker run:
+            its own ``workers/<index>`` below ``out``).
+        model: the trained ``keras.Model``.
+        history: ``{"epochs": [...], "metrics": {name: [one value per epoch]}}``, as
+            history.json holds it.
+        config: the run's settings, as config.json holds them.
+        start_epoch: the epoch this call started from (0, or the epochs an earlier call had
+            completed when it resumed).
+    """
 
     directory: pathlib.Path
     model: object
@@ -37,7 +48,20 @@ class Run:
 
 
 def default_clipnorm(model_name):
-    """Gradient clipping is on for recurrent models (exploding gradients), off for the MLP."""
+    """The gradient clipping ``train`` uses unless told otherwise.
+
+    Recurrent models clip each gradient to norm :data:`DEFAULT_CLIPNORM` (exploding gradients);
+    the feed-forward MLP does not clip.
+
+    Args:
+        model_name: a registered model name.
+
+    Returns:
+        :data:`DEFAULT_CLIPNORM` (1.0), or None for the MLP.
+
+    Raises:
+        ValueError: an unknown model name.
+    """
     import kzoo
 
     return None if kzoo.model_info(model_name).cell == "mlp" else DEFAULT_CLIPNORM
@@ -47,12 +71,63 @@ def train(model_name, dataset=EXAMPLE_DATASET, *, out, epochs=5, batch_size=32,
           learning_rate=1e-3, clipnorm="default", seed=0, strategy="default", model_config=None,
           dataset_options=None, data_dir=None, steps_per_epoch=None, tbptt=None, verbose=None,
           plots=True, deterministic=True):
-    """Train ``model_name`` on ``dataset`` into the run directory ``out``; see the module doc.
+    """Trains a registered model on a dataset into a run directory (what ``kzoo train`` runs).
 
-    ``clipnorm="default"`` clips gradients to norm 1.0 for recurrent models (None disables);
-    ``tbptt=k`` trains a stateful many-to-many model on k-step chunks (truncated BPTT);
-    ``steps_per_epoch`` caps the batches per epoch; ``deterministic=False`` skips
-    ``enable_op_determinism`` (a process-wide switch). Returns a :class:`Run`.
+    Adam with gradient clipping, on the batches of ``dataset``'s train split in an order that
+    depends on ``seed`` and the epoch only, validated on its validation split when it has one.
+    The run directory (see :mod:`kzoo.training.run_dir`) gets config.json, vocab/, history.json
+    at each epoch's end, a backup of weights and optimizer after each epoch, TensorBoard logs,
+    model.keras when training ends, and plots. Rerunning the same call resumes after the last
+    backed-up epoch; rerunning a finished one prints that it has nothing to do and changes no
+    file; ``epochs`` may grow between calls, the other settings may not.
+
+    Args:
+        model_name: a registered model (``kzoo.list_models()``).
+        dataset: a name of :func:`~kzoo.training.data.list_datasets`: ``"example"`` (random
+            data of the model's own example shapes) or a ``kzoo.datasets`` name.
+        out: the run directory (made if missing).
+        epochs: the epochs the run has when this call ends.
+        batch_size: the global batch (split over a strategy's replicas; a multiple of their
+            count).
+        learning_rate: Adam's learning rate.
+        clipnorm: ``"default"`` (:func:`default_clipnorm`), a norm to clip each gradient to,
+            or None (no clipping).
+        seed: the seed of the weights, the data order and dropout.
+        strategy: one of :data:`~kzoo.training.strategies.STRATEGIES`: ``"default"`` (one
+            device), ``"mirrored"`` or ``"multiworker"`` (the workers ``TF_CONFIG`` names).
+        model_config: ``kzoo.build`` keyword arguments, over those the dataset gives (its
+            vocabulary and output sizes).
+        dataset_options: options of the dataset (``kzoo.datasets.load``'s keyword arguments;
+            ``{"size": n}`` for ``"example"``).
+        data_dir: where datasets are prepared (None: TFDS' default).
+        steps_per_epoch: the most batches per epoch (None: the whole split).
+        tbptt: None, or K: truncated backpropagation through time, a stateful many-to-many
+            model trained on K-step chunks of each batch (its last partial batch dropped).
+        verbose: Keras' progress output: 0, 1 (a bar), 2 (a line per epoch); None: 1 on a
+            terminal, else 2.
+        plots: whether to write plots/ (training curves, a seq2seq model's attention).
+        deterministic: whether to switch on ``tf.config.experimental.enable_op_determinism``
+            (a switch of the whole process).
+
+    Returns:
+        A :class:`Run`.
+
+    Raises:
+        ValueError: an unknown model, dataset or strategy, a bad setting, ``out`` holding a
+            run with other settings, ``tbptt`` for a model without a carried state or with
+            several replicas, or a ``batch_size`` that the replicas do not divide.
+
+    Example:
+
+    ```python
+    import kzoo.training
+
+    run = kzoo.training.train("many_to_one_gru", "example", out="runs/gru", epochs=2,
+                              batch_size=8, dataset_options={"size": 32},
+                              model_config={"units": 8, "vocab_size": 20}, verbose=0)
+    print(run.directory, run.history["metrics"]["loss"])
+    print(kzoo.training.final_metrics_line(run.history))
+    ```
     """
     import keras
     import tensorflow as tf
@@ -67,7 +142,7 @@ def train(model_name, dataset=EXAMPLE_DATASET, *, out, epochs=5, batch_size=32,
     if clipnorm == "default":
         clipnorm = default_clipnorm(model_name)
     overrides = dict(model_config or {})
-    task_type, task_index = worker_task() if strategy == "multiworker" else ("worker", 0)
+    task_index = worker_task()[1] if strategy == "multiworker" else 0
     is_chief = task_index == 0
 
     keras.utils.set_random_seed(seed)
@@ -78,11 +153,66 @@ def train(model_name, dataset=EXAMPLE_DATASET, *, out, epochs=5, batch_size=32,
     if batch_size % replicas:
         raise ValueError(f"--batch-size {batch_size} must be a multiple of the {replicas} "
                          f"replicas of the {strategy!r} strategy")
+    data = _training_data(model_name, info, dataset, dataset_options, overrides, batch_size,
+                          seed, data_dir, tbptt, replicas, strategy)
+    run_config = {"model": model_name, "model_config": data.model_config, "dataset": dataset,
+                  "dataset_options": dict(dataset_options or {}), "epochs": epochs,
+                  "batch_size": batch_size, "learning_rate": learning_rate,
+                  "clipnorm": clipnorm, "seed": seed, "strategy": strategy, "tbptt": tbptt,
+                  "steps_per_epoch": steps_per_epoch, "kzoo_version": kzoo.__version__,
+                  # every option the data was made with (text level...), for predict
+                  "data_options": dict(getattr(data.info, "options", None) or {})}
+    with dist.scope():
+        model = kzoo.build(model_name, **data.model_config,
+                           **_carried_vocabularies(info, data.info, overrides))
+        optimizer = keras.optimizers.Adam(learning_rate, clipnorm=clipnorm)
+    run_dir = out if is_chief else out / "workers" / str(task_index)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    previous = previous_config(run_dir, run_config)
+    if previous is not None:
+        trained = trained_epochs(run_dir)
+        if trained >= epochs:
+            # Rerunning a finished command: nothing on disk changes (model.keras is not saved
+            # again, config.json keeps its epochs).
+            print(f"{run_dir} has trained {trained} epoch(s) already (--epochs {epochs}); "
+                  f"nothing to do", flush=True)
+            return Run(directory=run_dir, model=load_run_model(run_dir),
+                       history=read_history(run_dir), config=previous, start_epoch=trained)
+    write_json(run_dir / "config.json", run_config)
+    write_vocabularies(run_dir, getattr(data.info, "vocabularies", None))
 
+    with dist.scope():
+        model.compile(optimizer=optimizer, **km.compile_args(model_name, **data.model_config))
+    if strategy == "multiworker":
+        history = train_multiworker(dist, model, optimizer, data.train, epochs=epochs,
+                                    seed=seed, steps_per_epoch=steps_per_epoch,
+                                    run_dir=run_dir, verbose=verbose)
+        start_epoch = 0
+    else:
+        start_epoch = min(backup_epoch(run_dir), epochs)
+        history = _fit_resumably(model, dist, run_dir, data, start_epoch=start_epoch,
+                                 epochs=epochs, seed=seed, steps_per_epoch=steps_per_epoch,
+                                 verbose=verbose)
+
+    save_model(model, run_dir / "model.keras")
+    if plots and is_chief:
+        write_plots(run_dir, model, history,
+                    data.validation if data.validation is not None else data.train)
+    return Run(directory=run_dir, model=model, history=history, config=run_config,
+               start_epoch=start_epoch)
+
+
+def _training_data(model_name, info, dataset, dataset_options, overrides, batch_size, seed,
+                   data_dir, tbptt, replicas, strategy):
+    """The train and validation batches of a run, its model config (the dataset's, then
+    ``overrides``) and the dataset's info; with ``tbptt``, the chunks of its full batches and
+    how many chunks a batch gives; with several replicas, batches cut to a multiple of their
+    count."""
     train_data, data_info = load_data(dataset, "train", batch_size=batch_size,
                                       model_name=model_name, model_config=overrides, seed=seed,
                                       data_dir=data_dir, options=dataset_options)
     config = {**dict(getattr(data_info, "model_config", {}) or {}), **overrides}
+    chunks_per_batch = tbptt_steps = None
     if tbptt is not None:
         if "stateful" not in info.default_config:
             raise ValueError(f"--tbptt needs a model with a carried state (a many_to_many model); "
@@ -98,100 +228,60 @@ def train(model_name, dataset=EXAMPLE_DATASET, *, out, epochs=5, batch_size=32,
             raise ValueError(f"--tbptt: the training split has no full batch of --batch-size "
                              f"{batch_size} (a stateful model trains on batches of one size); "
                              f"lower --batch-size")
-    try:
-        validation_data, _ = load_data(dataset, "validation", batch_size=batch_size,
-                                       model_name=model_name, model_config=overrides,
-                                       seed=seed, data_dir=data_dir, options=dataset_options)
-    except (ValueError, KeyError):
-        validation_data = None
-    if tbptt is not None:
-        validation_data = None  # a stateful model's validation would need the same chunking
+    validation_data = None
+    if tbptt is None:  # a stateful model's validation would need the same chunking
+        try:
+            validation_data, _ = load_data(dataset, "validation", batch_size=batch_size,
+                                           model_name=model_name, model_config=overrides,
+                                           seed=seed, data_dir=data_dir, options=dataset_options)
+        except (ValueError, KeyError):
+            pass
     if replicas > 1:
         train_data = even_batches(train_data, replicas)
         if validation_data is not None:
             validation_data = even_batches(validation_data, replicas)
+    return types.SimpleNamespace(train=train_data, validation=validation_data, info=data_info,
+                                 model_config=config, chunks_per_batch=chunks_per_batch,
+                                 tbptt_steps=tbptt_steps)
 
-    run_config = {"model": model_name, "model_config": config, "dataset": dataset,
-                  "dataset_options": dict(dataset_options or {}), "epochs": epochs,
-                  "batch_size": batch_size, "learning_rate": learning_rate,
-                  "clipnorm": clipnorm, "seed": seed, "strategy": strategy, "tbptt": tbptt,
-                  "steps_per_epoch": steps_per_epoch, "kzoo_version": kzoo.__version__,
-                  # every option the data was made with (text level...), for predict
-                  "data_options": dict(getattr(data_info, "options", None) or {})}
-    with dist.scope():
-        model = kzoo.build(model_name, **config, **_carried_vocabularies(info, data_info,
-                                                                         overrides))
-        optimizer = keras.optimizers.Adam(learning_rate, clipnorm=clipnorm)
-    loss_and_metrics = km.compile_args(model_name, **config)
-    run_dir = out if is_chief else out / "workers" / str(task_index)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    previous = read_json(run_dir / "config.json")
-    if previous is not None:
-        comparable = json.loads(json.dumps(run_config, default=json_default))
-        changed = [k for k in IDENTITY_KEYS if previous.get(k) != comparable.get(k)]
-        if changed:
-            raise ValueError(f"{str(run_dir)!r} holds a different run ({', '.join(changed)} "
-                             f"differ); pick a new --out or delete it")
-        trained = trained_epochs(run_dir)
-        if trained >= epochs:
-            # Rerunning a finished command: nothing on disk changes (model.keras is not saved
-            # again, config.json keeps its epochs).
-            print(f"{run_dir} has trained {trained} epoch(s) already (--epochs {epochs}); "
-                  f"nothing to do", flush=True)
-            return Run(directory=run_dir, model=load_run_model(run_dir),
-                       history=read_history(run_dir / "history.json"), config=previous,
-                       start_epoch=trained)
-    write_json(run_dir / "config.json", run_config)
-    write_vocabularies(run_dir, getattr(data_info, "vocabularies", None))
 
-    with dist.scope():
-        model.compile(optimizer=optimizer, **loss_and_metrics)
-    if strategy == "multiworker":
-        history = train_multiworker(dist, model, optimizer, train_data, epochs=epochs,
-                                     seed=seed, steps_per_epoch=steps_per_epoch,
-                                     run_dir=run_dir, verbose=verbose)
-        start_epoch = 0
+def _fit_resumably(model, dist, run_dir, data, *, start_epoch, epochs, seed, steps_per_epoch,
+                   verbose):
+    """``model.fit`` from ``start_epoch`` to ``epochs`` with the run directory's callbacks
+    (history.json, the backup, TensorBoard; the state resets of truncated BPTT); the history
+    of every epoch."""
+    import keras
+
+    if data.tbptt_steps is not None:
+        steps = data.tbptt_steps
+        if steps_per_epoch:
+            steps = min(steps, steps_per_epoch)
+        stream = data.train.take(steps).cache().repeat(max(epochs - start_epoch, 0))
     else:
-        start_epoch = min(backup_epoch(run_dir), epochs)
-        if tbptt is not None:
-            steps = tbptt_steps
-            if steps_per_epoch:
-                steps = min(steps, steps_per_epoch)
-            train_stream = train_data.take(steps).cache().repeat(max(epochs - start_epoch, 0))
-        else:
-            train_stream, steps = epoch_stream(train_data, start_epoch, epochs, seed,
-                                               steps_per_epoch)
-        history_file = history_callback(run_dir / "history.json", start_epoch)
-        callbacks = [history_file,
-                     keras.callbacks.BackupAndRestore(str(run_dir / "backup"),
-                                                      delete_checkpoint=False),
-                     keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False,
-                                                 profile_batch=0)]
-        if tbptt is not None:
-            callbacks.append(ResetStatesEvery(chunks_per_batch))
-        if verbose is None:
-            verbose = 1 if sys.stdout.isatty() else 2
-        if start_epoch:
-            print(f"resuming {run_dir} after epoch {start_epoch} of {epochs}", flush=True)
-        if start_epoch < epochs:
-            model.fit(train_stream, epochs=epochs, steps_per_epoch=steps,
-                      validation_data=validation_data, callbacks=callbacks, verbose=verbose,
-                      shuffle=False)
-        else:
-            # The last epoch was backed up but model.keras not saved after it. The optimizer
-            # must be built to take its saved variables: an unbuilt one skips them (Keras warns)
-            # and model.keras would hold an optimizer that every later load warns about.
-            with dist.scope():
-                model.optimizer.build(model.trainable_variables)
-            model.load_weights(str(run_dir / "backup" / "latest.weights.h5"))
-        history = history_file.history
-
-    save_model(model, run_dir / "model.keras")
-    if plots and is_chief:
-        write_plots(run_dir, model, history, validation_data if validation_data is not None
-                     else train_data)
-    return Run(directory=run_dir, model=model, history=history, config=run_config,
-               start_epoch=start_epoch)
+        stream, steps = epoch_stream(data.train, start_epoch, epochs, seed, steps_per_epoch)
+    history_file = history_callback(run_dir, start_epoch)
+    callbacks = [history_file,
+                 keras.callbacks.BackupAndRestore(str(run_dir / "backup"),
+                                                  delete_checkpoint=False),
+                 keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False,
+                                             profile_batch=0)]
+    if data.chunks_per_batch is not None:
+        callbacks.append(ResetStatesEvery(data.chunks_per_batch))
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 2
+    if start_epoch:
+        print(f"resuming {run_dir} after epoch {start_epoch} of {epochs}", flush=True)
+    if start_epoch < epochs:
+        model.fit(stream, epochs=epochs, steps_per_epoch=steps, validation_data=data.validation,
+                  callbacks=callbacks, verbose=verbose, shuffle=False)
+    else:
+        # The last epoch was backed up but model.keras not saved after it. The optimizer must
+        # be built to take its saved variables: an unbuilt one skips them (Keras warns) and
+        # model.keras would hold an optimizer that every later load warns about.
+        with dist.scope():
+            model.optimizer.build(model.trainable_variables)
+        model.load_weights(str(run_dir / "backup" / "latest.weights.h5"))
+    return history_file.history
 
 
 def _carried_vocabularies(info, data_info, overrides):
@@ -199,15 +289,24 @@ def _carried_vocabularies(info, data_info, overrides):
     tokenized text (source and target ``TokenVectorizer`` s), else ``{}``. Kept out of
     config.json (``vocab/`` holds the token lists); the model's own config saves them in
     model.keras, so an export of the run takes strings (the ``translate`` signature)."""
+    from kzoo.models.seq2seq import VOCABULARY_SIDES
+
     vectorizers = getattr(data_info, "vectorizers", None) or {}
     if "vocabularies" not in info.default_config or "vocabularies" in overrides or \
-            not {"source", "target"} <= set(vectorizers):
+            not set(VOCABULARY_SIDES) <= set(vectorizers):
         return {}
-    return {"vocabularies": {side: vectorizers[side] for side in ("source", "target")}}
+    return {"vocabularies": {side: vectorizers[side] for side in VOCABULARY_SIDES}}
 
 
 def final_metrics_line(history):
-    """``"epoch 3/3: loss 0.41 · accuracy 0.87 · val_loss 0.45"`` for the last epoch."""
+    """One line of a run's last epoch: its number and every metric's last value.
+
+    Args:
+        history: a run's history (``Run.history``, ``read_history``).
+
+    Returns:
+        ``"epoch 3: loss 0.41 · accuracy 0.87 · val_loss 0.45"``, or ``"no epoch trained"``.
+    """
     metrics = history.get("metrics", {})
     if not history.get("epochs"):
         return "no epoch trained"

@@ -94,7 +94,7 @@ def test_adding_placement_is_an_option_with_checks(data_dir):
     early_marked = np.nonzero(next(iter(early))[0].numpy()[..., 1])[1]
     halves_marked = np.nonzero(next(iter(halves))[0].numpy()[..., 1])[1]
     assert early_marked.max() < 5 and halves_marked.max() >= 6  # T/2 - 1 = 5; second half
-    with pytest.raises(ValueError, match=r"option `placement` must be one of \('early', "
+    with pytest.raises(ValueError, match=r"dataset 'adding': `placement` must be one of \('early', "
                                          r"'halves'\), got 'late'"):
         kd.load("adding", placement="late", data_dir=data_dir, **options)
     with pytest.raises(ValueError, match=r"`length` must be an integer >= 6, got 5"):
@@ -115,8 +115,8 @@ def test_unknown_dataset_split_and_option_list_the_valid_ones(data_dir):
         kd.load("digits", split="dev")
     with pytest.raises(ValueError, match=r"unknown option\(s\) \['lenght'\].*length=100"):
         kd.load("adding", lenght=5)
-    with pytest.raises(ValueError, match=r"option `task` must be one of \('rows', 'caption', "
-                                         r"'pixels'\)"):
+    with pytest.raises(ValueError, match=r"dataset 'digits': `task` must be one of \('rows', "
+                                         r"'caption', 'pixels'\)"):
         kd.load("digits", task="columns", data_dir=data_dir)
     with pytest.raises(ValueError, match="splits: train, test"):
         kd.load("imdb_reviews", split="validation")

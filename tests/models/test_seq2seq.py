@@ -109,8 +109,8 @@ def test_zero_penalties_are_left_out_and_nonzero_ones_applied(model):
     # A Python 0 leaves a penalty out of the graph; 0 given as a tensor takes the penalized
     # path, which must give the same beams; a real penalty changes the scores.
     plain = model.generate(sources(), max_length=5, method="beam", beam_width=3)
-    traced = model.beam_graph(tf.constant(sources()), tf.constant(5), 3, tf.constant(0.0),
-                              tf.constant(0.0))
+    traced = model.search(tf.constant(sources()), tf.constant(5), 3, tf.constant(0.0),
+                          tf.constant(0.0))
     np.testing.assert_array_equal(plain["beam_tokens"], traced["beam_tokens"])
     np.testing.assert_allclose(plain["beam_scores"], traced["beam_scores"], rtol=1e-5)
     np.testing.assert_array_equal(plain["lengths"], traced["lengths"])

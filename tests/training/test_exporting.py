@@ -1,7 +1,10 @@
 """``export_run``: rerunning an export whose files are up to date exports nothing; a changed
-model.keras makes them stale and they are exported again."""
+model.keras makes them stale and they are exported again; unknown formats and quantizations
+are refused before any file is written."""
 
 import json
+
+import pytest
 
 from kzoo import training
 
@@ -43,3 +46,20 @@ def test_export_again_is_a_no_op_until_the_model_changes(tmp_path):
     forced = training.export_run(run_dir, formats=("tflite",), samples=4, overwrite=True)
     assert forced.written == [str(out / "model.tflite")]
 
+
+
+def test_unknown_formats_and_quantizations_are_refused_before_any_file(tmp_path):
+    run_dir = tmp_path / "run"
+    training.train("many_to_one_gru", "example", out=run_dir, epochs=1, **TINY_GRU)
+    refused = [({"formats": ("onnx",)}, r"export_run: `formats` must be one of \('saved_model', "
+                                        r"'tflite'\), got 'onnx'"),
+               ({"formats": ()}, r"`formats` must name at least one of"),
+               ({"quantize": "int4"}, r"export_run: `quantize` must be one of \(None, "
+                                      r"'dynamic', 'float16', 'int8'\), got 'int4'")]
+    for arguments, message in refused:
+        with pytest.raises(ValueError, match=message):
+            training.export_run(run_dir, samples=4, **arguments)
+    assert not (run_dir / "export").exists()
+    # One format may be given as a string.
+    only = training.export_run(run_dir, formats="tflite", samples=4)
+    assert only.written == [str(run_dir / "export" / "model.tflite")]

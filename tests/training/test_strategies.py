@@ -15,8 +15,6 @@ import sys
 import numpy as np
 import pytest
 
-from kzoo import training
-
 from ..conftest import free_port
 from ..export.conftest import FAST_MODELS, small_config
 
@@ -73,16 +71,6 @@ def results(process):
     lines = [json.loads(line[len("RESULT "):]) for line in output.splitlines()
              if line.startswith("RESULT ")]
     return {line.pop("out"): line for line in lines}, output
-
-
-def test_batches_are_cut_to_a_multiple_of_the_replica_count():
-    import tensorflow as tf
-
-    rows = tf.data.Dataset.range(14).map(lambda i: (i, -i))
-    batches = training.even_batches(rows.batch(8).concatenate(rows.take(1).batch(1)), 2)
-    assert [list(x.numpy()) for x, _ in batches] == [list(range(8)), list(range(8, 14))]
-    three = training.even_batches(rows.take(7).batch(5), 3)
-    assert [(list(x.numpy()), list(y.numpy())) for x, y in three] == [([0, 1, 2], [0, -1, -2])]
 
 
 def test_mirrored_seq2seq_trains_on_text_batches_and_equals_one_device(tmp_path):
