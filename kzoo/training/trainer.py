@@ -14,6 +14,7 @@ import pathlib
 import sys
 import types
 
+from kzoo.checks import check_choice
 from kzoo.training.callbacks import ResetStatesEvery, history_callback
 from kzoo.training.data import EXAMPLE_DATASET, count_batches, epoch_stream, even_batches, \
     full_batches, load_data, tbptt_chunks
@@ -93,7 +94,7 @@ def train(model_name, dataset=EXAMPLE_DATASET, *, out, epochs=5, batch_size=32,
         clipnorm: ``"default"`` (:func:`default_clipnorm`), a norm to clip each gradient to,
             or None (no clipping).
         seed: the seed of the weights, the data order and dropout.
-        strategy: one of :data:`~kzoo.training.strategies.STRATEGIES`: ``"default"`` (one
+        strategy: one of ``kzoo.choices.STRATEGIES``: ``"default"`` (one
             device), ``"mirrored"`` or ``"multiworker"`` (the workers ``TF_CONFIG`` names).
         model_config: ``kzoo.build`` keyword arguments, over those the dataset gives (its
             vocabulary and output sizes).
@@ -135,8 +136,7 @@ def train(model_name, dataset=EXAMPLE_DATASET, *, out, epochs=5, batch_size=32,
     import kzoo
     import kzoo.models as km
 
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
+    check_choice("train", "strategy", strategy, STRATEGIES)
     info = kzoo.model_info(model_name)
     out = pathlib.Path(out)
     if clipnorm == "default":
