@@ -12,13 +12,12 @@ last batch and a length bucket's can have any size), so every replica gets an eq
 
 import json
 import os
-import pathlib
 import warnings
 
 from kzoo.checks import check_choice
 from kzoo.choices import STRATEGIES
 from kzoo.training.data import epoch_stream
-from kzoo.training.run_dir import write_json
+from kzoo.training.run_dir import write_history
 
 _STRATEGIES_MADE = {}
 
@@ -164,5 +163,5 @@ def train_multiworker(strategy, model, optimizer, train_data, *, epochs, seed,
         history["metrics"]["loss"].append(total / steps)
         if verbose != 0:
             print(f"Epoch {epoch + 1}/{epochs} - loss: {total / steps:.4f}", flush=True)
-        write_json(pathlib.Path(run_dir) / "history.json", history)
+        write_history(run_dir, history)
     return history

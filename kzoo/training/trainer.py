@@ -20,7 +20,7 @@ from kzoo.training.data import EXAMPLE_DATASET, count_batches, epoch_stream, eve
     full_batches, load_data, tbptt_chunks
 from kzoo.training.plots import write_plots
 from kzoo.training.run_dir import backup_epoch, load_run_model, previous_config, read_history, \
-    save_model, trained_epochs, write_json, write_vocabularies
+    save_run_model, trained_epochs, write_json, write_vocabularies
 from kzoo.training.strategies import STRATEGIES, make_strategy, train_multiworker, worker_task
 
 DEFAULT_CLIPNORM = 1.0
@@ -194,7 +194,7 @@ def train(model_name, dataset=EXAMPLE_DATASET, *, out, epochs=5, batch_size=32,
                                  epochs=epochs, seed=seed, steps_per_epoch=steps_per_epoch,
                                  verbose=verbose)
 
-    save_model(model, run_dir / "model.keras")
+    save_run_model(model, run_dir)
     if plots and is_chief:
         write_plots(run_dir, model, history,
                     data.validation if data.validation is not None else data.train)
