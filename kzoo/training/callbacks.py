@@ -5,7 +5,7 @@ Keras is imported when a callback is made, not with this module (``kzoo.training
 by the ``kzoo`` command before it decides whether TensorFlow is needed).
 """
 
-from kzoo.training.run_dir import read_history, write_json
+from kzoo.training.run_dir import read_history, write_history
 
 
 def _callback_base():
@@ -73,7 +73,7 @@ def history_callback(run_dir, start_epoch):
     ``start_epoch`` on are (re)written.
 
     Args:
-        run_dir: the run directory (a ``pathlib.Path``).
+        run_dir: the run directory.
         start_epoch: the epoch training starts from.
 
     Returns:
@@ -81,7 +81,6 @@ def history_callback(run_dir, start_epoch):
         (``{"epochs": [...], "metrics": {name: [...]}}``).
     """
     base = _callback_base()
-    path = run_dir / "history.json"
     history = read_history(run_dir)
     keep = [i for i, e in enumerate(history["epochs"]) if e < start_epoch]
     history = {"epochs": [history["epochs"][i] for i in keep],
@@ -92,7 +91,7 @@ def history_callback(run_dir, start_epoch):
             history["epochs"].append(int(epoch))
             for key, value in (logs or {}).items():
                 history["metrics"].setdefault(key, []).append(float(value))
-            write_json(path, history)
+            write_history(run_dir, history)
 
     callback = _HistoryFile()
     callback.history = history

@@ -5,6 +5,7 @@ import os
 import pathlib
 
 from kzoo.checks import check_choice
+from kzoo.choices import QUANTIZE_MODES
 from kzoo.training.data import load_run_split
 from kzoo.training.run_dir import file_sha256, load_run_model, read_json, read_run, write_json
 
@@ -85,10 +86,8 @@ def export_run(run_dir, formats=EXPORT_FORMATS, quantize=None, out=None, samples
         raise ValueError(f"export_run: `formats` must name at least one of {EXPORT_FORMATS}")
     for name in formats:
         check_choice("export_run", "formats", name, EXPORT_FORMATS)
-    import kzoo.export
-    from kzoo.export.lite import QUANTIZE_MODES
-
     check_choice("export_run", "quantize", quantize, QUANTIZE_MODES)
+    import kzoo.export
 
     config = read_run(run_dir)
     out = pathlib.Path(out) if out else pathlib.Path(run_dir) / "export"

@@ -219,6 +219,16 @@ def read_history(run_dir):
     return history
 
 
+def write_history(run_dir, history):
+    """Writes a run's history.json (atomically).
+
+    Args:
+        run_dir: the run directory.
+        history: ``{"epochs": [...], "metrics": {name: [one value per epoch]}}``.
+    """
+    write_json(pathlib.Path(run_dir) / "history.json", history)
+
+
 def write_json(path, value):
     """Writes ``value`` as JSON atomically: a kill never leaves half a file.
 
@@ -262,13 +272,15 @@ def read_json(path, default=None):
             from error
 
 
-def save_model(model, path):
-    """Saves ``model`` as a .keras file atomically (written beside ``path``, then moved).
+def save_run_model(model, run_dir):
+    """Saves a run's trained model as its model.keras, atomically (written beside it, then
+    moved).
 
     Args:
         model: a ``keras.Model``.
-        path: the .keras file (a ``pathlib.Path``).
+        run_dir: the run directory.
     """
+    path = pathlib.Path(run_dir) / "model.keras"
     temporary = path.with_name("model.tmp.keras")
     model.save(temporary)
     os.replace(temporary, path)

@@ -12,19 +12,18 @@ last batch and a length bucket's can have any size), so every replica gets an eq
 
 import json
 import os
-import pathlib
 import warnings
 
+from kzoo.checks import check_choice
+from kzoo.choices import STRATEGIES
 from kzoo.training.data import epoch_stream
-from kzoo.training.run_dir import write_json
-
-STRATEGIES = ("default", "mirrored", "multiworker")
+from kzoo.training.run_dir import write_history
 
 _STRATEGIES_MADE = {}
 
 
 def make_strategy(name):
-    """The ``tf.distribute`` strategy a name of :data:`STRATEGIES` stands for.
+    """The ``tf.distribute`` strategy a name of ``kzoo.choices.STRATEGIES`` stands for.
 
     ``mirrored`` and ``multiworker`` are made once per process (and ``TF_CONFIG``) and reused:
     a second ``MirroredStrategy`` numbers its all-reduces from the start again, and collides with
@@ -44,6 +43,7 @@ def make_strategy(name):
     """
     import tensorflow as tf
 
+    check_choice("make_strategy", "name", name, STRATEGIES)
     if name == "default":
         return tf.distribute.get_strategy()
     key = (name, os.environ.get("TF_CONFIG"))
@@ -53,29 +53,28 @@ def make_strategy(name):
 
 
 def _new_strategy(name):
+    """A new ``mirrored`` or ``multiworker`` strategy."""
     import tensorflow as tf
 
-    if name == "mirrored":
-        if tf.config.list_physical_devices("GPU"):
-            return tf.distribute.MirroredStrategy()
-        # A CPU-only machine: two logical CPUs, so the replicas and the all-reduce are real.
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        try:
-            tf.config.set_logical_device_configuration(
-                cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        except RuntimeError:
-            pass  # already initialized: use the devices there are
-        devices = [d.name for d in tf.config.list_logical_devices("CPU")]
-        if len(devices) < 2:
-            warnings.warn("--strategy mirrored: TensorFlow had started with one CPU device "
-                          "before the strategy was made, so it trains on one replica")
-        return tf.distribute.MirroredStrategy(devices=devices)
     if name == "multiworker":
         if "TF_CONFIG" not in os.environ:
             raise ValueError("--strategy multiworker needs TF_CONFIG (the cluster and this "
                              "worker's task) in the environment")
         return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"unknown strategy {name!r}; expected one of {STRATEGIES}")
+    if tf.config.list_physical_devices("GPU"):
+        return tf.distribute.MirroredStrategy()
+    # A CPU-only machine: two logical CPUs, so the replicas and the all-reduce are real.
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    except RuntimeError:
+        pass  # already initialized: use the devices there are
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+    if len(devices) < 2:
+        warnings.warn("--strategy mirrored: TensorFlow had started with one CPU device before "
+                      "the strategy was made, so it trains on one replica")
+    return tf.distribute.MirroredStrategy(devices=devices)
 
 
 def worker_task():
@@ -164,5 +163,5 @@ def train_multiworker(strategy, model, optimizer, train_data, *, epochs, seed,
         history["metrics"]["loss"].append(total / steps)
         if verbose != 0:
             print(f"Epoch {epoch + 1}/{epochs} - loss: {total / steps:.4f}", flush=True)
-        write_json(pathlib.Path(run_dir) / "history.json", history)
+        write_history(run_dir, history)
     return history

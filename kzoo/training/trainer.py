@@ -14,12 +14,13 @@ import pathlib
 import sys
 import types
 
+from kzoo.checks import check_choice
 from kzoo.training.callbacks import ResetStatesEvery, history_callback
 from kzoo.training.data import EXAMPLE_DATASET, count_batches, epoch_stream, even_batches, \
     full_batches, load_data, tbptt_chunks
 from kzoo.training.plots import write_plots
 from kzoo.training.run_dir import backup_epoch, load_run_model, previous_config, read_history, \
-    save_model, trained_epochs, write_json, write_vocabularies
+    save_run_model, trained_epochs, write_json, write_vocabularies
 from kzoo.training.strategies import STRATEGIES, make_strategy, train_multiworker, worker_task
 
 DEFAULT_CLIPNORM = 1.0
@@ -93,7 +94,7 @@ def train(model_name, dataset=EXAMPLE_DATASET, *, out, epochs=5, batch_size=32,
         clipnorm: ``"default"`` (:func:`default_clipnorm`), a norm to clip each gradient to,
             or None (no clipping).
         seed: the seed of the weights, the data order and dropout.
-        strategy: one of :data:`~kzoo.training.strategies.STRATEGIES`: ``"default"`` (one
+        strategy: one of ``kzoo.choices.STRATEGIES``: ``"default"`` (one
             device), ``"mirrored"`` or ``"multiworker"`` (the workers ``TF_CONFIG`` names).
         model_config: ``kzoo.build`` keyword arguments, over those the dataset gives (its
             vocabulary and output sizes).
@@ -135,8 +136,7 @@ def train(model_name, dataset=EXAMPLE_DATASET, *, out, epochs=5, batch_size=32,
     import kzoo
     import kzoo.models as km
 
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
+    check_choice("train", "strategy", strategy, STRATEGIES)
     info = kzoo.model_info(model_name)
     out = pathlib.Path(out)
     if clipnorm == "default":
@@ -194,7 +194,7 @@ def train(model_name, dataset=EXAMPLE_DATASET, *, out, epochs=5, batch_size=32,
                                  epochs=epochs, seed=seed, steps_per_epoch=steps_per_epoch,
                                  verbose=verbose)
 
-    save_model(model, run_dir / "model.keras")
+    save_run_model(model, run_dir)
     if plots and is_chief:
         write_plots(run_dir, model, history,
                     data.validation if data.validation is not None else data.train)
