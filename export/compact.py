@@ -52,7 +52,8 @@ def strip_internal_names(model):
     kept = {}
     for signature in model.signatureDefs or []:
         graph = model.subgraphs[signature.subgraphIndex]
-        kept[signature.subgraphIndex] = {t.tensorIndex for t in signature.inputs + signature.outputs}
+        ends = signature.inputs + signature.outputs
+        kept[signature.subgraphIndex] = {t.tensorIndex for t in ends}
         kept[signature.subgraphIndex] |= set(graph.inputs) | set(graph.outputs)
     for index, graph in enumerate(model.subgraphs):
         if index not in kept:
@@ -226,7 +227,8 @@ def pack_shared(model):
                 if op.builtinOptions is not None:
                     op.builtinOptions = _SharedTable(op.builtinOptions, packed)
         builder = flatbuffers.Builder(1024)
-        builder.Finish(model.Pack(builder), file_identifier=flatbuffer_utils._TFLITE_FILE_IDENTIFIER)
+        builder.Finish(model.Pack(builder),
+                       file_identifier=flatbuffer_utils._TFLITE_FILE_IDENTIFIER)
         return bytes(builder.Output())
     finally:   # the model object stays as it was
         for graph, tensors, options in originals:

@@ -76,7 +76,8 @@ def saved_model(model, base_dir, version=None, target="cpu", overwrite=False):
     model = kzoo.build("many_to_one_gru", input_dim=3, num_classes=2, units=4)
     path = kzoo.export.saved_model(model, "serving/classifier")
     print(os.path.relpath(path))                      # serving/classifier/1
-    print(sorted(os.listdir("serving/classifier")))   # ['1', 'models.config', 'sample_request.json']
+    print(sorted(os.listdir("serving/classifier")))
+    # ['1', 'models.config', 'sample_request.json']
     kzoo.export.saved_model(model, "serving/classifier")   # -> serving/classifier/2
     ```
     """

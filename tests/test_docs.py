@@ -140,7 +140,7 @@ def to_run(page, language, slow):
     return [b for b in page_blocks(language)[page] if not b.skip_reason and (slow or not b.slow)]
 
 
-# -- the rules every page keeps ---------------------------------------------------------------------
+# -- the rules every page keeps -------------------------------------------------------------------
 def test_every_block_has_a_language_and_every_marker_a_block_and_a_reason():
     problems = []
     for path in RUN_PAGES:
@@ -181,7 +181,7 @@ def test_examples_address_only_this_host():
     assert not found, f"examples must use 127.0.0.1 or localhost: {found}"
 
 
-# -- links ------------------------------------------------------------------------------------------
+# -- links ----------------------------------------------------------------------------------------
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 
 

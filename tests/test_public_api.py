@@ -191,7 +191,7 @@ def test_public_names_are_documented(face):
     assert not problems, "\n".join(problems)
 
 
-# -- the examples run -------------------------------------------------------------------------------
+# -- the examples run -----------------------------------------------------------------------------
 def example_params(callables):
     """A ``pytest.param`` of the ```python blocks of each docstring of ``{qualified name:
     object}`` that has any."""

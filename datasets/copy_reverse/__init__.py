@@ -16,7 +16,6 @@ Options (``kzoo.datasets.load("copy", **options)``, the same for ``"reverse"``):
 
 import string
 
-import numpy as np
 import tensorflow as tf
 
 from kzoo.checks import check_choice, check_positive_int

@@ -17,3 +17,12 @@ from kzoo.layers.attention_wrapper import AttentionWrapper
 from kzoo.layers.embedding import TokenEmbedding
 from kzoo.layers.dense import Dense
 from kzoo.layers.text import TokenVectorizer
+
+__all__ = [
+    "AttentionWrapper", "BahdanauAttention", "BahdanauMonotonicAttention", "Bidirectional",
+    "ConvGRU2D", "ConvGRU2DCell", "ConvLSTM2D", "ConvLSTM2DCell", "Dense", "GRU", "GRUCell",
+    "Jordan", "JordanCell", "LSTM", "LSTMCell", "LuongAttention", "LuongMonotonicAttention",
+    "Recurrent", "RecurrentCell", "SimpleRNN", "SimpleRNNCell", "TokenEmbedding",
+    "TokenVectorizer", "from_torch", "get_scan_mode", "get_trace_target", "record_plans", "scan",
+    "scan_mode", "to_torch", "to_torch_state_dict", "trace_target",
+]

@@ -10,7 +10,8 @@
 Every layer is called as ``context, weights = layer(query, values, mask=None)`` with
 ``query`` (B, d_q) for one decoder step or (B, Tq, d_q) for all steps at once (teacher forcing),
 ``values`` (B, Tv, d_v) and ``mask`` (B, Tv) over the values (Keras' propagated mask of
-``values``, e.g. from ``Embedding(mask_zero=True)``, is used too: both are combined). It returns ``context`` (B, d_v) / (B, Tq, d_v) and
+``values``, e.g. from ``Embedding(mask_zero=True)``, is used too: both are combined). It
+returns ``context`` (B, d_v) / (B, Tq, d_v) and
 ``weights`` (B, Tv) / (B, Tq, Tv). Masked keys get exactly zero weight; a fully masked row gives
 zero weights and a zero context.
 
@@ -221,7 +222,10 @@ def masked_softmax(scores, mask):
 
 
 def additive_score(processed_query, keys, v):
-    """Σ_u v_u tanh(q_u + k_u) for every (query step, key): (B, Tq, U), (B, Tv, U) -> (B, Tq, Tv)."""
+    """Σ_u v_u tanh(q_u + k_u) for every (query step, key).
+
+    (B, Tq, U), (B, Tv, U) -> (B, Tq, Tv).
+    """
     # expand_dims, not [:, None]: TFLite's builtin STRIDED_SLICE has no new-axis form.
     hidden = tf.tanh(tf.expand_dims(processed_query, 2) + tf.expand_dims(keys, 1))
     return tf.reduce_sum(hidden * v, axis=-1)

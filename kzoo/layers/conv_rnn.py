@@ -2,7 +2,8 @@
 
     ConvLSTM:  i, f, c̃, o from  z = conv(x_t, W) + conv(h_{t-1}, U) + b   (gate order i, f, c, o)
                c' = f ⊙ c + i ⊙ tanh(z_c),  h' = o ⊙ tanh(c')
-    ConvGRU:   z, r, h̃ as in :mod:`kzoo.layers.gru` with ``x W`` -> conv(x, W), ``h U`` -> conv(h, U)
+    ConvGRU:   z, r, h̃ as in :mod:`kzoo.layers.gru` with ``x W`` -> conv(x, W),
+               ``h U`` -> conv(h, U)
 
 Inputs are frames ``(batch, rows, cols, channels)`` (``channels_last`` only), sequences are
 ``(batch, time, rows, cols, channels)``. The input conv has the layer's strides, padding and

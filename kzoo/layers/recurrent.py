@@ -101,7 +101,8 @@ class Recurrent(keras.layers.Layer):
         shape = tuple(shape)
         rank = self._rank
         if len(shape) != rank:
-            expected = "(batch, time, features)" if rank == 3 else "(batch, time, rows, cols, channels)"
+            expected = ("(batch, time, features)" if rank == 3
+                        else "(batch, time, rows, cols, channels)")
             raise ValueError(f"{self._describe()} expects inputs of rank {rank} {expected}, "
                              f"got shape {shape}")
         if shape[1] == 0:

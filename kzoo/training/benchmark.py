@@ -1,6 +1,8 @@
 """``bench``: the time of a predict and a train step of models on example batches (what
 ``kzoo bench`` runs)."""
 
+import functools
+
 from kzoo.training.trainer import default_clipnorm
 
 
@@ -42,8 +44,8 @@ def bench(names, batch_size=32, steps=10, model_config=None):
         inputs, targets = km.example_batch(name, config, batch_size=batch_size)
         inputs = tuple(inputs) if isinstance(inputs, list) else inputs
         timings = {}
-        for key, call in (("predict_ms", lambda: model.predict_on_batch(inputs)),
-                          ("train_ms", lambda: model.train_on_batch(inputs, targets))):
+        for key, call in (("predict_ms", functools.partial(model.predict_on_batch, inputs)),
+                          ("train_ms", functools.partial(model.train_on_batch, inputs, targets))):
             call()
             times = []
             for _ in range(steps):

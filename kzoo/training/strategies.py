@@ -73,7 +73,7 @@ def _new_strategy(name):
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
     if len(devices) < 2:
         warnings.warn("--strategy mirrored: TensorFlow had started with one CPU device before "
-                      "the strategy was made, so it trains on one replica")
+                      "the strategy was made, so it trains on one replica", stacklevel=2)
     return tf.distribute.MirroredStrategy(devices=devices)
 
 

@@ -191,7 +191,8 @@ def test_vocabularies_are_checked_and_saved(tmp_path):
     with pytest.warns(UnknownTokensWarning, match="'three' in 'three'"):
         assert loaded.translate(["one two", "three"]) == model.translate(["one two", "three"])
     bad = [({"source": source}, "keys 'source' and 'target'"),
-           ({"source": source, "target": TokenVectorizer(list("ab"))}, "has 6 tokens.*target_vocab_size=7"),
+           ({"source": source, "target": TokenVectorizer(list("ab"))},
+            "has 6 tokens.*target_vocab_size=7"),
            ({"source": {"tokens": ["x"], "level": "subword"}, "target": target}, "level"),
            ({"source": {"words": ["x"]}, "target": target}, "'tokens'"),
            ({"source": {"tokens": "one two"}, "target": target}, "list of strings")]

@@ -4,7 +4,6 @@ in model.fit, inside (kzoo and keras) Bidirectional; bad input gives a clear err
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import kzoo
 

@@ -131,7 +131,7 @@ def test_tbptt_trains_a_stateful_model_whose_state_resets_per_sequence(tmp_path)
 
     # The callback zeroes the carried state exactly at the first chunk of each sequence.
     model = run.model
-    layer = next(l for l in model._flatten_layers() if getattr(l, "stateful", False))
+    layer = next(x for x in model._flatten_layers() if getattr(x, "stateful", False))
     tokens = np.ones((4, 2), "int32")
     resets = []
     callback = training.ResetStatesEvery(2)
