@@ -254,6 +254,39 @@ class BahdanauAttention(BaseAttention):
 
     Weights: ``query_kernel`` W₁ (d_q, units), ``key_kernel`` W₂ (d_v, units), ``v`` (units,),
     and with ``normalize`` ``g`` () and ``bias`` b (units,). ``project_keys(values)`` = W₂ h.
+
+    Args:
+      units: positive int, the size of tanh(W₁ s + W₂ h_j).
+      normalize: use the weight-normalized score (``g`` and ``b``); default False.
+      **kwargs: ``kernel_initializer`` (default ``"glorot_uniform"``), ``kernel_regularizer``,
+        ``kernel_constraint`` (of W₁, W₂ and v), and ``keras.layers.Layer`` arguments.
+
+    Call arguments:
+      query: ``(batch, d_q)`` for one decoder step, or ``(batch, Tq, d_q)`` for all steps.
+      values: ``(batch, Tv, d_v)``, the encoder states h_j.
+      mask: ``(batch, Tv)`` bool, False at padded keys (combined with ``values``' Keras mask).
+      keys: ``project_keys(values)`` computed once per source sequence; computed when None.
+      training: unused; Keras' usual argument.
+      values_mask: the Keras mask of ``values``, passed by Keras itself.
+
+    Returns:
+      ``(context, weights)``: ``(batch, d_v)`` and ``(batch, Tv)`` for a rank-2 query,
+      ``(batch, Tq, d_v)`` and ``(batch, Tq, Tv)`` for a rank-3 one.
+
+    Raises:
+      ValueError: a ``units`` that is not a positive int, or inputs of the wrong rank.
+
+    Example:
+
+    ```python
+    import tensorflow as tf
+    import kzoo
+
+    attention = kzoo.layers.BahdanauAttention(4)
+    values = tf.random.normal((2, 5, 3))
+    context, weights = attention(tf.zeros((2, 6)), values,
+                                 mask=tf.sequence_mask([5, 2], 5))   # (2, 3), (2, 5)
+    ```
     """
 
     def __init__(self, units, normalize=False, **kwargs):
@@ -308,6 +341,40 @@ class LuongAttention(BaseAttention):
 
     ``scale=True`` multiplies the score by a learned scalar ``g`` (initialized to 1), as the
     ``scale`` option of TensorFlow Addons. ``project_keys(values)`` is h, W h or W_h h.
+
+    Args:
+      score: ``"dot"`` (default), ``"general"`` or ``"concat"``.
+      units: positive int, the size of tanh(W [s; h_j]); only (and required) with ``"concat"``.
+      scale: multiply the score by a learned scalar ``g``; default False.
+      **kwargs: ``kernel_initializer`` (default ``"glorot_uniform"``), ``kernel_regularizer``,
+        ``kernel_constraint`` (of W and v), and ``keras.layers.Layer`` arguments.
+
+    Call arguments:
+      query: ``(batch, d_q)`` for one decoder step, or ``(batch, Tq, d_q)`` for all steps.
+      values: ``(batch, Tv, d_v)``, the encoder states h_j.
+      mask: ``(batch, Tv)`` bool, False at padded keys (combined with ``values``' Keras mask).
+      keys: ``project_keys(values)`` computed once per source sequence; computed when None.
+      training: unused; Keras' usual argument.
+      values_mask: the Keras mask of ``values``, passed by Keras itself.
+
+    Returns:
+      ``(context, weights)``: ``(batch, d_v)`` and ``(batch, Tv)`` for a rank-2 query,
+      ``(batch, Tq, d_v)`` and ``(batch, Tq, Tv)`` for a rank-3 one.
+
+    Raises:
+      ValueError: an unknown ``score``; ``units`` missing with ``"concat"`` or given with
+        another score; ``"dot"`` with d_q != d_v.
+
+    Example:
+
+    ```python
+    import tensorflow as tf
+    import kzoo
+
+    attention = kzoo.layers.LuongAttention("general")
+    queries, values = tf.zeros((2, 3, 4)), tf.random.normal((2, 5, 6))
+    context, weights = attention(queries, values)     # (2, 3, 6), (2, 3, 5)
+    ```
     """
 
     def __init__(self, score="dot", units=None, scale=False, **kwargs):
@@ -532,8 +599,52 @@ class BahdanauMonotonicAttention(MonotonicAttention, BahdanauAttention):
     """Monotonic attention on the Bahdanau score: e_ij = vᵀ tanh(W₁ s_i + W₂ h_j) (or its
     ``normalize`` form), p_ij = σ(e_ij + score_bias), α_i = monotonic_alignment(p_i, α_{i-1}).
 
-    ``BahdanauMonotonicAttention(units, normalize=False, sigmoid_noise=0., score_bias_init=0.,
-    mode="parallel")``; see :class:`MonotonicAttention` for the call and the modes.
+    The stopping probabilities and the alignment (Raffel et al. 2017)::
+
+        p_ij = σ(e_ij + score_bias + sigmoid_noise · N(0, 1))     ("parallel")
+        p_ij = 1[e_ij + score_bias > 0]                              ("hard", for inference)
+        α_ij = p_ij Σ_{k<=j} α_{i-1,k} Π_{k<=l<j} (1 - p_il)
+
+    The weights need not sum to 1: the rest is the probability of never stopping.
+
+    Args:
+      *args: ``units`` and ``normalize``, as :class:`BahdanauAttention`.
+      sigmoid_noise: float >= 0, the standard deviation of the noise added to the score
+        before the sigmoid in training ("parallel" mode); default 0.
+      score_bias_init: the initial value of the learned ``score_bias``; default 0.
+      mode: ``"parallel"`` (default, the expected alignment) or ``"hard"`` (p is 0 or 1, for
+        inference).
+      seed: int or None, the seed of the noise.
+      **kwargs: the ``kernel_*`` arguments and ``keras.layers.Layer`` arguments.
+
+    Call arguments:
+      query: ``(batch, d_q)`` for one decoder step, or ``(batch, Tq, d_q)`` for all steps.
+      values: ``(batch, Tv, d_v)``, the encoder states h_j.
+      mask: ``(batch, Tv)`` bool, False at padded keys.
+      keys: ``project_keys(values)`` computed once per source sequence; computed when None.
+      previous_alignment: ``(batch, Tv)``, α_{i-1}; all mass on the first key when None.
+      training: add the sigmoid noise.
+      values_mask: the Keras mask of ``values``, passed by Keras itself.
+
+    Returns:
+      ``(context, weights)`` as :class:`BahdanauAttention`; ``weights[:, -1]`` (or ``weights``
+      for one step) is the alignment to pass on as ``previous_alignment``.
+
+    Raises:
+      ValueError: a negative or non-numeric ``sigmoid_noise``, a non-numeric
+        ``score_bias_init``, an unknown ``mode``, or the base score's errors.
+
+    Example:
+
+    ```python
+    import tensorflow as tf
+    import kzoo
+
+    attention = kzoo.layers.BahdanauMonotonicAttention(4)
+    values = tf.random.normal((2, 5, 3))
+    context, alignment = attention(tf.zeros((2, 6)), values)      # (2, 3), (2, 5)
+    context, alignment = attention(tf.zeros((2, 6)), values, previous_alignment=alignment)
+    ```
     """
 
 
@@ -542,8 +653,40 @@ class LuongMonotonicAttention(MonotonicAttention, LuongAttention):
     """Monotonic attention on a Luong score (dot, general or concat; tfa used general):
     p_ij = σ(e_ij + score_bias), α_i = monotonic_alignment(p_i, α_{i-1}).
 
-    ``LuongMonotonicAttention(score="general", units=None, scale=False, sigmoid_noise=0.,
-    score_bias_init=0., mode="parallel")``; see :class:`MonotonicAttention` for the call.
+    p_ij and α_i as :class:`BahdanauMonotonicAttention`.
+
+    Args:
+      score: ``"general"`` (default), ``"dot"`` or ``"concat"``, as :class:`LuongAttention`.
+      units: the size of tanh(W [s; h_j]); only (and required) with ``"concat"``.
+      scale: multiply the score by a learned scalar; default False.
+      **kwargs: ``sigmoid_noise``, ``score_bias_init``, ``mode`` and ``seed`` as
+        :class:`BahdanauMonotonicAttention`, the ``kernel_*`` arguments and
+        ``keras.layers.Layer`` arguments.
+
+    Call arguments:
+      query: ``(batch, d_q)`` or ``(batch, Tq, d_q)``.
+      values: ``(batch, Tv, d_v)``.
+      mask: ``(batch, Tv)`` bool, False at padded keys.
+      keys: ``project_keys(values)``; computed when None.
+      previous_alignment: ``(batch, Tv)``, α_{i-1}; all mass on the first key when None.
+      training: add the sigmoid noise.
+      values_mask: the Keras mask of ``values``, passed by Keras itself.
+
+    Returns:
+      ``(context, weights)`` as :class:`LuongAttention`.
+
+    Raises:
+      ValueError: as :class:`LuongAttention` and :class:`BahdanauMonotonicAttention`.
+
+    Example:
+
+    ```python
+    import tensorflow as tf
+    import kzoo
+
+    attention = kzoo.layers.LuongMonotonicAttention(mode="hard")
+    context, alignment = attention(tf.zeros((2, 3)), tf.random.normal((2, 5, 3)))
+    ```
     """
 
     def __init__(self, score="general", units=None, scale=False, **kwargs):

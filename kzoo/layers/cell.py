@@ -21,12 +21,79 @@ from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 from kzoo.checks import check_choice, check_positive_int, check_rate  # noqa: F401
 
 
+# The arguments every cell takes from RecurrentCell, written once: `with_cell_args` puts them into
+# a cell's docstring in place of its line "{cell_args}".
+CELL_ARGS = """\
+use_bias: whether the cell adds a bias; default True.
+kernel_initializer: initializer of the input kernel ``W``; default ``"glorot_uniform"``.
+recurrent_initializer: initializer of the recurrent kernel ``U``; default ``"orthogonal"``.
+bias_initializer: initializer of the bias; default ``"zeros"``.
+kernel_regularizer: regularizer of ``W``; default None.
+recurrent_regularizer: regularizer of ``U``; default None.
+bias_regularizer: regularizer of the bias; default None.
+kernel_constraint: constraint on ``W``; default None.
+recurrent_constraint: constraint on ``U``; default None.
+bias_constraint: constraint on the bias; default None.
+dropout: float in [0, 1), the fraction of the inputs dropped in training (one mask per
+  sequence); default 0.
+recurrent_dropout: float in [0, 1), the fraction of the state dropped where it enters the
+  recurrent matmul in training; default 0.
+seed: int or None, the seed of the dropout masks; None draws one.
+**kwargs: ``keras.layers.Layer`` arguments (``name``, ``dtype``, ``trainable``)."""
+
+
+def with_cell_args(cls):
+    """``cls`` with :data:`CELL_ARGS` in its docstring at the line ``{cell_args}``, indented
+    as that line."""
+    if not cls.__doc__:   # python -OO
+        return cls
+    lines = []
+    for line in cls.__doc__.splitlines():
+        if line.strip() == "{cell_args}":
+            indent = line[:len(line) - len(line.lstrip())]
+            lines += [indent + arg for arg in CELL_ARGS.splitlines()]
+        else:
+            lines.append(line)
+    cls.__doc__ = "\n".join(lines)
+    return cls
+
+
+@with_cell_args
 class RecurrentCell(DropoutRNNCell, keras.layers.Layer):
-    """One recurrent step ``(y_t, s_t) = step(project_inputs(x_t), s_{t-1})``.
+    """One recurrent step ``(y_t, s_t) = step(project_inputs(x_t), s_{t-1})``: the base of every
+    kzoo cell.
 
     Subclasses define ``state_size``, ``build``, ``project_inputs`` (applies to any number of
     leading axes, so ``(B, T, F)`` projects every step at once) and ``step``. The first state
-    always has the shape of the output.
+    always has the shape of the output. A cell runs over a sequence in
+    :class:`kzoo.layers.Recurrent` (or ``keras.layers.RNN``), and steps alone through
+    ``call(inputs, states, training)``.
+
+    Args:
+      units: positive int, the size of the output (and of the first state).
+      activation: the cell's activation (name or callable); default ``"tanh"``.
+      {cell_args}
+
+    Call arguments:
+      inputs: ``(batch, features)``, the input of one step.
+      states: the list of state tensors of the previous step (see ``state_size``).
+      training: apply dropout; default False.
+
+    Returns:
+      ``(output, new_states)``.
+
+    Raises:
+      ValueError: a ``units`` that is not a positive int, or a dropout rate outside [0, 1).
+
+    Example:
+
+    ```python
+    import tensorflow as tf
+    import kzoo
+
+    cell = kzoo.layers.SimpleRNNCell(3, dropout=0.5, seed=1)   # a RecurrentCell
+    output, states = cell(tf.ones((2, 4)), [tf.zeros((2, 3))], training=True)
+    ```
     """
 
     def __init__(

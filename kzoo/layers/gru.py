@@ -51,6 +51,9 @@ class GRUCell(RecurrentCell):
     Example:
 
     ```python
+    import tensorflow as tf
+    import kzoo
+
     cell = kzoo.layers.GRUCell(3, reset_after=False)
     output, (h,) = cell(tf.zeros((2, 4)), [tf.zeros((2, 3))])
     ```
@@ -202,11 +205,25 @@ class GRU(Recurrent):
       **kwargs: the cell's (:class:`GRUCell`) and the layer's
         (:class:`kzoo.layers.Recurrent`) arguments.
 
-    Call arguments: as :class:`kzoo.layers.Recurrent`.
+    Call arguments:
+      sequences: ``(batch, time, features)``, floating point.
+      initial_state: ``h`` (or ``[h]``), ``(batch, units)``; zeros by default.
+      mask: ``(batch, time)`` bool, False at padded steps.
+      training: apply dropout.
+
+    Returns:
+      ``h`` of the last step, or every step's ``(batch, time, units)`` with
+      ``return_sequences``; then with ``return_state`` the final ``h``.
+
+    Raises:
+      ValueError: as :class:`kzoo.layers.Recurrent` (input rank, mask shape, initial states).
 
     Example:
 
     ```python
+    import tensorflow as tf
+    import kzoo
+
     backward = kzoo.layers.GRU(8, reset_after=False, go_backwards=True)
     backward(tf.zeros((2, 5, 4))).shape     # (2, 8): the state after reading t = 5 ... 1
     ```

@@ -54,6 +54,9 @@ class LSTMCell(RecurrentCell):
     Example:
 
     ```python
+    import tensorflow as tf
+    import kzoo
+
     cell = kzoo.layers.LSTMCell(3)
     output, (h, c) = cell(tf.zeros((2, 4)), [tf.zeros((2, 3)), tf.zeros((2, 3))])
     ```
@@ -275,11 +278,25 @@ class LSTM(Recurrent):
       **kwargs: the cell's (:class:`LSTMCell`) and the layer's
         (:class:`kzoo.layers.Recurrent`) arguments.
 
-    Call arguments: as :class:`kzoo.layers.Recurrent`.
+    Call arguments:
+      sequences: ``(batch, time, features)``, floating point.
+      initial_state: ``[h, c]``; zeros by default.
+      mask: ``(batch, time)`` bool, False at padded steps.
+      training: apply dropout.
+
+    Returns:
+      ``h`` of the last step, or every step's ``(batch, time, units)`` with
+      ``return_sequences``; then with ``return_state`` the final ``h`` and ``c``.
+
+    Raises:
+      ValueError: as :class:`kzoo.layers.Recurrent` (input rank, mask shape, initial states).
 
     Example:
 
     ```python
+    import tensorflow as tf
+    import kzoo
+
     layer = kzoo.layers.LSTM(8, return_state=True)
     output, h, c = layer(tf.zeros((2, 5, 4)))       # (2, 8) each
     ```

@@ -57,6 +57,9 @@ class Recurrent(keras.layers.Layer):
     Example:
 
     ```python
+    import tensorflow as tf
+    import kzoo
+
     layer = kzoo.layers.Recurrent(kzoo.layers.GRUCell(4), return_sequences=True)
     outputs = layer(tf.zeros((2, 6, 3)), mask=tf.sequence_mask([6, 2], 6))    # (2, 6, 4)
     ```

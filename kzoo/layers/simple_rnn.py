@@ -9,13 +9,14 @@ import dataclasses
 import keras
 import tensorflow as tf
 
-from kzoo.layers.cell import RecurrentCell, dense, in_compute_dtype
+from kzoo.layers.cell import RecurrentCell, dense, in_compute_dtype, with_cell_args
 from kzoo.layers.recurrent import Recurrent
 from kzoo.layers.step_gradient import (EngineStep, StepGradient, kernel_gradient,
                                        standard_activations, tanh_grad)
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
+@with_cell_args
 class SimpleRNNCell(RecurrentCell):
     """Elman cell, weight for weight ``keras.layers.SimpleRNNCell``.
 
@@ -28,13 +29,23 @@ class SimpleRNNCell(RecurrentCell):
 
     Args:
       units: positive int, the size of ``h``.
-      activation: default ``"tanh"``.
-      **kwargs: the initializers, regularizers, constraints, ``use_bias``, ``dropout``,
-        ``recurrent_dropout`` and ``seed`` of :class:`kzoo.layers.RecurrentCell`.
+      activation: the activation of ``h``; default ``"tanh"``.
+      {cell_args}
+
+    Call arguments:
+      inputs: ``(batch, features)``, the input of one step.
+      states: ``[h]`` of the previous step.
+      training: apply dropout; default False.
+
+    Returns:
+      ``(h, [h])``.
 
     Example:
 
     ```python
+    import tensorflow as tf
+    import kzoo
+
     cell = kzoo.layers.SimpleRNNCell(3)
     output, states = cell(tf.zeros((2, 4)), [tf.zeros((2, 3))])    # output (2, 3)
     ```
@@ -95,11 +106,25 @@ class SimpleRNN(Recurrent):
       **kwargs: the cell's (:class:`SimpleRNNCell`) and the layer's
         (:class:`kzoo.layers.Recurrent`) arguments.
 
-    Call arguments: as :class:`kzoo.layers.Recurrent`.
+    Call arguments:
+      sequences: ``(batch, time, features)``, floating point.
+      initial_state: ``h`` (or ``[h]``), ``(batch, units)``; zeros by default.
+      mask: ``(batch, time)`` bool, False at padded steps.
+      training: apply dropout.
+
+    Returns:
+      ``h`` of the last step, or every step's ``(batch, time, units)`` with
+      ``return_sequences``; then with ``return_state`` the final ``h``.
+
+    Raises:
+      ValueError: as :class:`kzoo.layers.Recurrent` (input rank, mask shape, initial states).
 
     Example:
 
     ```python
+    import tensorflow as tf
+    import kzoo
+
     mask = tf.sequence_mask([5, 2], 5)             # the second sequence has 2 steps
     outputs, h = kzoo.layers.SimpleRNN(3, return_sequences=True, return_state=True)(
         tf.zeros((2, 5, 4)), mask=mask)            # outputs (2, 5, 3), h (2, 3)

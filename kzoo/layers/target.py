@@ -51,6 +51,9 @@ def trace_target(target):
     Example:
 
     ```python
+    import tensorflow as tf
+    import kzoo
+
     with kzoo.layers.trace_target("tflite"):
         concrete = tf.function(model).get_concrete_function(
             tf.TensorSpec([None, None, 8], tf.float32))
