@@ -27,12 +27,57 @@ from kzoo.layers.scan import scan
 
 @keras.saving.register_keras_serializable(package="kzoo")
 class AttentionWrapper(keras.layers.Layer):
-    """``AttentionWrapper(cell, attention, attention_layer_size=None, output_attention=True,
-    input_feeding=True, memory_dim=None)``: see the module docstring for the equations.
+    """A kzoo cell with attention over a memory, as ``tfa.seq2seq.AttentionWrapper``.
 
-    ``cell`` is a kzoo ``RecurrentCell`` (``LSTMCell``, ``GRUCell``, ``SimpleRNNCell``...),
-    ``attention`` a kzoo attention layer (Bahdanau, Luong or their monotonic forms).
-    ``memory_dim`` (the memory's feature size) lets the wrapper build before it sees a memory.
+    One step, with the previous attention vector fed back into the input (input feeding) and
+    the cell output as the query::
+
+        o_t, s_t = cell([x_t; a_{t-1}], s_{t-1})
+        c_t, α_t = attention(o_t, memory, mask, keys[, previous_alignment=α_{t-1}])
+        a_t      = tanh(W_a [o_t; c_t])     (with attention_layer_size; else a_t = c_t)
+        output   = a_t (output_attention=True) or o_t
+
+    State ``[*cell_states, a, α]``. The memory is passed to :meth:`step` / :meth:`unroll`, or
+    stored with :meth:`setup_memory` for ``cell(inputs, states)``-style use.
+
+    Args:
+      cell: a kzoo ``RecurrentCell`` (``LSTMCell``, ``GRUCell``, ``SimpleRNNCell``...).
+      attention: a kzoo attention layer (Bahdanau, Luong or their monotonic forms).
+      attention_layer_size: positive int, the size of a_t = tanh(W_a [o_t; c_t]); None (the
+        default) uses the context itself, a_t = c_t.
+      attention_activation: the activation of W_a [o_t; c_t]; default ``"tanh"``.
+      output_attention: output a_t (default) rather than the cell output o_t.
+      input_feeding: feed a_{t-1} into the cell's input; default True.
+      memory_dim: the memory's feature size, so the wrapper can build before it sees a
+        memory; None (default) takes it from the first memory.
+      **kwargs: ``keras.layers.Layer`` arguments.
+
+    Call arguments:
+      inputs: ``(batch, features)``, one step's input.
+      states: ``[*cell_states, a, α]`` (see :meth:`get_initial_state`).
+      training: apply the cell's dropout.
+
+    Returns:
+      ``(output, new_states)``; :meth:`unroll` returns ``(outputs, alignment_history,
+      final_states)``.
+
+    Raises:
+      TypeError: a ``cell`` that is not a kzoo ``RecurrentCell`` or an ``attention`` that is
+        not a kzoo attention layer.
+      ValueError: an ``attention_layer_size`` or ``memory_dim`` that is not a positive int.
+
+    Example:
+
+    ```python
+    import tensorflow as tf
+    import kzoo
+
+    wrapper = kzoo.layers.AttentionWrapper(kzoo.layers.GRUCell(4),
+                                           kzoo.layers.LuongAttention("general"))
+    memory = tf.random.normal((2, 5, 3))             # encoder outputs
+    outputs, alignments, states = wrapper.unroll(tf.zeros((2, 6, 2)), memory)
+    # outputs (2, 6, 3), alignments (2, 6, 5)
+    ```
     """
 
     def __init__(self, cell, attention, attention_layer_size=None, attention_activation="tanh",

@@ -20,6 +20,39 @@ class TokenEmbedding(keras.layers.Embedding):
     [0, input_dim) ...") in eager calls, ``fit``/``predict`` and exported SavedModels. In a TFLite
     file (which has no assert op) a negative id is mapped past the end, so LiteRT's GATHER fails
     ("gather index out of bounds") for every bad id instead of wrapping negatives around.
+
+    Args:
+      input_dim: positive int, the vocabulary size (ids are ``0 .. input_dim - 1``).
+      output_dim: positive int, the size of each embedding vector.
+      embeddings_initializer: initializer of the table; default ``"uniform"``.
+      embeddings_regularizer: regularizer of the table; default None.
+      embeddings_constraint: constraint on the table; default None.
+      mask_zero: id 0 is padding, and the layer emits a mask; default False.
+      weights: an initial table ``(input_dim, output_dim)``; default None.
+      lora_rank: rank of a LoRA update of the table; default None.
+      lora_alpha: the LoRA scale; default None (``lora_rank``).
+      quantization_config: Keras' quantization configuration; default None.
+      **kwargs: ``keras.layers.Layer`` arguments.
+
+    Call arguments:
+      inputs: integer token ids of any shape (floats are cast to int32, as Keras).
+
+    Returns:
+      ``(*inputs.shape, output_dim)`` embeddings.
+
+    Raises:
+      TypeError: ids that are neither integer nor floating point.
+      tf.errors.InvalidArgumentError: an id outside ``[0, input_dim)``.
+
+    Example:
+
+    ```python
+    import tensorflow as tf
+    import kzoo
+
+    embedding = kzoo.layers.TokenEmbedding(10, 4, mask_zero=True)
+    vectors = embedding(tf.constant([[5, 9, 0]]))       # (1, 3, 4); id 0 is masked
+    ```
     """
 
     def call(self, inputs):

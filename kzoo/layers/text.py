@@ -36,9 +36,27 @@ def _check(name, value, choices):
 def tokenize(strings, level="word", standardize=None):
     """String tokens of ``strings`` (a scalar -> 1-D, a vector -> ragged (batch, None)).
 
-    ``level="word"`` splits on whitespace ("twenty-three" stays one token), ``"char"`` into
-    Unicode characters (spaces included). ``standardize``: None, "lower", or
-    "lower_and_strip_punctuation" (TextVectorization's default, also dropping ``<br />``).
+    Args:
+      strings: a string or a batch of strings (anything ``tf.convert_to_tensor`` takes).
+      level: ``"word"`` (default) splits on whitespace ("twenty-three" stays one token),
+        ``"char"`` into Unicode characters (spaces included).
+      standardize: None (default, as is), ``"lower"``, or ``"lower_and_strip_punctuation"``
+        (TextVectorization's default, also dropping ``<br />``).
+
+    Returns:
+      A 1-D string tensor for a scalar, a ragged ``(batch, None)`` one for a vector.
+
+    Raises:
+      ValueError: an unknown ``level`` or ``standardize``.
+
+    Example:
+
+    ```python
+    import kzoo.datasets
+
+    kzoo.datasets.tokenize("Twenty one!", standardize="lower_and_strip_punctuation")
+    # [b"twenty", b"one"]
+    ```
     """
     _check("level", level, LEVELS)
     _check("standardize", standardize, STANDARDIZE)
@@ -62,6 +80,36 @@ class TokenVectorizer(keras.layers.Layer):
     first ``max_length`` tokens (before start/end are added). Tokenization: :func:`tokenize`.
     ``vocabulary`` may start with the 4 reserved tokens (``get_vocabulary()``'s form).
     :meth:`detokenize` is the inverse for model outputs.
+
+    Args:
+      vocabulary: the tokens; ``vocabulary[i]`` gets id i + 4.
+      level: ``"word"`` (default) or ``"char"``, as :func:`tokenize`.
+      standardize: None (default), ``"lower"`` or ``"lower_and_strip_punctuation"``.
+      add_start: put the start id 1 before the tokens; default False.
+      add_end: put the end id 2 after the tokens; default False.
+      max_length: positive int, keep the first ``max_length`` tokens; None (default) keeps all.
+      **kwargs: ``keras.layers.Layer`` arguments.
+
+    Call arguments:
+      strings: a scalar string or a batch ``(batch,)`` of strings.
+
+    Returns:
+      int32 ids: ``(T,)`` for a scalar, ``(batch, T)`` padded with 0 for a batch.
+
+    Raises:
+      ValueError: an unknown ``level`` or ``standardize``, reserved tokens inside the
+        vocabulary, or a ``max_length`` that is not a positive int.
+
+    Example:
+
+    ```python
+    import tensorflow as tf
+    import kzoo.datasets
+
+    vectorizer = kzoo.datasets.TokenVectorizer(["one", "three", "twenty"], add_end=True)
+    ids = vectorizer(tf.constant(["twenty one", "three"]))   # [[6, 4, 2], [5, 2, 0]]
+    vectorizer.detokenize(ids)                                 # [b"twenty one", b"three"]
+    ```
     """
 
     def __init__(self, vocabulary, level="word", standardize=None, add_start=False,
