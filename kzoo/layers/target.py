@@ -17,7 +17,21 @@ _local = threading.local()
 
 
 def get_trace_target():
-    """The trace target of this thread (see :func:`trace_target`); ``"keras"`` by default."""
+    """The trace target of this thread (see :func:`trace_target`).
+
+    Returns:
+      One of :data:`TRACE_TARGETS`; ``"keras"`` outside any :func:`trace_target` block.
+
+    Example:
+
+    ```python
+    import kzoo
+
+    with kzoo.layers.trace_target("portable"):
+        assert kzoo.layers.get_trace_target() == "portable"
+    assert kzoo.layers.get_trace_target() == "keras"
+    ```
+    """
     return getattr(_local, "target", "keras")
 
 
@@ -45,6 +59,9 @@ def trace_target(target):
     Args:
       target: one of :data:`TRACE_TARGETS`.
 
+    Yields:
+      None; the target is set for the block and restored after it.
+
     Raises:
       ValueError: ``target`` is not one of :data:`TRACE_TARGETS`.
 
@@ -54,6 +71,7 @@ def trace_target(target):
     import tensorflow as tf
     import kzoo
 
+    model = kzoo.layers.GRU(4)
     with kzoo.layers.trace_target("tflite"):
         concrete = tf.function(model).get_concrete_function(
             tf.TensorSpec([None, None, 8], tf.float32))

@@ -324,7 +324,33 @@ def from_torch(source, layer, prefix=""):
     ``num_layers > 1``. An unbuilt layer is built for torch's input size. ``prefix`` selects one
     module's parameters from a larger state_dict (``prefix="encoder.rnn."``). Every shape is
     checked before any weight is written, so a ValueError leaves ``layer`` unchanged.
-    Returns ``layer``.
+
+    Args:
+      source: a torch ``nn.LSTM``/``nn.GRU``/``nn.RNN`` module, or a state_dict
+        (``{name: tensor or ndarray}``).
+      layer: the kzoo/Keras layer (or cell, Bidirectional, or list of layers) to load into.
+      prefix: the prefix of the module's names in a larger state_dict; default ``""``.
+
+    Returns:
+      ``layer``, with torch's weights.
+
+    Raises:
+      ValueError: the structures differ (kind, sizes, number of layers, directions,
+        activation, bias), a torch parameter is missing or has no place in ``layer``.
+
+    Example:
+
+    ```python
+    import numpy as np
+    import torch
+    import kzoo
+
+    torch_lstm = torch.nn.LSTM(3, 4, batch_first=True)
+    layer = kzoo.layers.from_torch(torch_lstm, kzoo.layers.LSTM(4, return_sequences=True))
+    x = np.random.rand(2, 5, 3).astype("float32")
+    np.testing.assert_allclose(layer(x), torch_lstm(torch.from_numpy(x))[0].detach(),
+                               atol=1e-5)
+    ```
     """
     weights, config = _read_torch(source, prefix)
     torch_side = (f"the torch module ({_TORCH_NAMES[config['kind']]})" if "kind" in config
@@ -353,6 +379,29 @@ def to_torch_state_dict(layer, prefix=""):
     The dict loads into the matching torch module with
     ``module.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()})``; a layer with
     ``use_bias=False`` gives no bias entries (the module needs ``bias=False``).
+
+    Args:
+      layer: a built kzoo/Keras ``LSTM``, ``GRU`` or ``SimpleRNN`` (or cell, Bidirectional, or
+        list of layers).
+      prefix: put before every name (``"encoder.rnn."``); default ``""``.
+
+    Returns:
+      ``{torch parameter name: float32 ndarray}``, e.g. ``weight_ih_l0``, ``bias_hh_l0``.
+
+    Raises:
+      ValueError: ``layer`` is not built, or is not a layer torch has.
+
+    Example:
+
+    ```python
+    import tensorflow as tf
+    import kzoo
+
+    layer = kzoo.layers.GRU(4)
+    layer(tf.zeros((1, 2, 3)))                      # build it
+    state_dict = kzoo.layers.to_torch_state_dict(layer)
+    state_dict["weight_hh_l0"].shape                # (12, 4): torch's r, z, n rows
+    ```
     """
     parameters = {}
     for index, (target, where) in enumerate(_targets(layer, "to_torch_state_dict")):
@@ -369,7 +418,30 @@ def to_torch(layer, module):
 
     ``module`` must have the same structure (kind, sizes, ``num_layers``, ``bidirectional``,
     ``proj_size``). A layer without bias fills torch's biases with zeros; a torch module with
-    ``bias=False`` accepts only an all-zero kzoo bias. Returns ``module``.
+    ``bias=False`` accepts only an all-zero kzoo bias.
+
+    Args:
+      layer: a built kzoo/Keras ``LSTM``, ``GRU`` or ``SimpleRNN`` (or cell, Bidirectional, or
+        list of layers).
+      module: the torch ``nn.LSTM``/``nn.GRU``/``nn.RNN`` to copy into.
+
+    Returns:
+      ``module``, with the weights of ``layer``.
+
+    Raises:
+      ValueError: the structures or shapes differ, or a nonzero bias meets ``bias=False``.
+
+    Example:
+
+    ```python
+    import tensorflow as tf
+    import torch
+    import kzoo
+
+    layer = kzoo.layers.SimpleRNN(4)
+    layer(tf.zeros((1, 2, 3)))                      # build it
+    module = kzoo.layers.to_torch(layer, torch.nn.RNN(3, 4, batch_first=True))
+    ```
     """
     config = _torch_config(module, "to_torch")
     torch_side = f"the torch module ({_TORCH_NAMES[config['kind']]})"

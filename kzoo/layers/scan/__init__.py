@@ -97,6 +97,9 @@ def scan(
     Example:
 
     ```python
+    import tensorflow as tf
+    import kzoo
+
     def step(x_t, states):                 # a running sum
         total = states[0] + x_t
         return total, [total]

@@ -47,7 +47,21 @@ _logger = logging.getLogger("kzoo.layers.scan")
 
 
 def get_scan_mode():
-    """The loop form asked for in this thread (see :func:`scan_mode`); ``"auto"`` by default."""
+    """The loop form asked for in this thread (see :func:`scan_mode`).
+
+    Returns:
+      One of :data:`SCAN_MODES`; ``"auto"`` outside any :func:`scan_mode` block.
+
+    Example:
+
+    ```python
+    import kzoo
+
+    with kzoo.layers.scan_mode("tensorarray"):
+        assert kzoo.layers.get_scan_mode() == "tensorarray"
+    assert kzoo.layers.get_scan_mode() == "auto"
+    ```
+    """
     return getattr(_local, "mode", "auto")
 
 
@@ -70,14 +84,23 @@ def scan_mode(mode):
     Args:
       mode: one of :data:`SCAN_MODES`.
 
+    Yields:
+      None; the mode is set for the block and restored after it.
+
     Raises:
       ValueError: an unknown mode (``"tflite"`` names the trace target instead).
 
     Example:
 
     ```python
+    import keras
+    import numpy as np
+    import kzoo
+
+    model = keras.Sequential([keras.Input((5, 3)), kzoo.layers.LSTM(4)])
+    x = np.zeros((2, 5, 3), "float32")
     with kzoo.layers.scan_mode("xla"):
-        predictions = model.predict(x)     # traced (and compiled) inside the block
+        predictions = model.predict(x, verbose=0)     # traced (and compiled) inside the block
     ```
     """
     if mode not in SCAN_MODES:
@@ -272,8 +295,12 @@ def record_plans():
     Example:
 
     ```python
-    with kzoo.layers.scan.record_plans() as plans:
-        tf.function(model)(x)
+    import tensorflow as tf
+    import kzoo
+
+    model = kzoo.layers.GRU(4)
+    with kzoo.layers.record_plans() as plans:
+        tf.function(model)(tf.zeros((2, 5, 3)))
     print(plans[0][1].loop)      # e.g. "xla"
     ```
     """
