@@ -17,7 +17,8 @@ import dataclasses
 import keras
 import tensorflow as tf
 
-from kzoo.layers.cell import RecurrentCell, dense, get_activation, in_compute_dtype
+from kzoo.layers.cell import RecurrentCell, dense, get_activation, in_compute_dtype, \
+    with_cell_args
 from kzoo.layers.cudnn import keras_rnn_module
 from kzoo.layers.recurrent import Recurrent
 from kzoo.layers.step_gradient import (EngineStep, StepGradient, bias_gradient, kernel_gradient,
@@ -25,6 +26,7 @@ from kzoo.layers.step_gradient import (EngineStep, StepGradient, bias_gradient, 
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
+@with_cell_args
 class GRUCell(RecurrentCell):
     """GRU cell, weight for weight ``keras.layers.GRUCell``.
 
@@ -46,7 +48,8 @@ class GRUCell(RecurrentCell):
       recurrent_activation: of the gates; default ``"sigmoid"``.
       reset_after: apply the reset gate after the recurrent matmul (Keras' default, the cuDNN
         form); ``bias`` is then (2, 3·units).
-      **kwargs: as :class:`kzoo.layers.RecurrentCell`.
+      **kwargs: the arguments every cell shares (:class:`kzoo.layers.RecurrentCell`):
+        {cell_args}
 
     Example:
 

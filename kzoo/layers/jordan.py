@@ -11,15 +11,51 @@ import keras
 import tensorflow as tf
 
 from kzoo.layers.cell import RecurrentCell, check_positive_int, dense, get_activation, \
-    in_compute_dtype
+    in_compute_dtype, with_cell_args
 from kzoo.layers.recurrent import Recurrent
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
+@with_cell_args
 class JordanCell(RecurrentCell):
-    """Jordan cell. Weights: ``kernel`` (input_dim, units), ``recurrent_kernel``
-    (output_units, units), ``bias`` (units,), ``output_kernel`` (units, output_units),
-    ``output_bias`` (output_units,). Its state is its previous output ŷ_{t-1}."""
+    """Jordan cell (output recurrence): the previous output, not a hidden state, is fed back.
+
+    Equations::
+
+        h_t = activation(x_t W + ŷ_{t-1} U + b),   ŷ_t = output_activation(h_t V + c)
+
+    Weights: ``kernel`` W (input_dim, units), ``recurrent_kernel`` U (output_units, units),
+    ``bias`` b (units,), ``output_kernel`` V (units, output_units), ``output_bias`` c
+    (output_units,). Its state is its previous output ``[ŷ]``.
+
+    Args:
+      units: positive int, the size of the hidden layer ``h``.
+      output_units: positive int, the size of the output ŷ (and of the state).
+      output_activation: the activation of ŷ; default ``"softmax"``.
+      **kwargs: the arguments every cell shares (:class:`kzoo.layers.RecurrentCell`):
+        {cell_args}
+
+    Call arguments:
+      inputs: ``(batch, features)``, the input of one step.
+      states: ``[ŷ]`` of the previous step.
+      training: apply dropout; default False.
+
+    Returns:
+      ``(ŷ, [ŷ])``.
+
+    Raises:
+      ValueError: a ``units`` or ``output_units`` that is not a positive int.
+
+    Example:
+
+    ```python
+    import tensorflow as tf
+    import kzoo
+
+    cell = kzoo.layers.JordanCell(8, output_units=3)
+    y, (state,) = cell(tf.zeros((2, 4)), [tf.zeros((2, 3))])    # y (2, 3), rows sum to 1
+    ```
+    """
 
     def __init__(self, units, output_units, output_activation="softmax", **kwargs):
         super().__init__(units, **kwargs)
@@ -71,9 +107,46 @@ class JordanCell(RecurrentCell):
 
 @keras.saving.register_keras_serializable(package="kzoo")
 class Jordan(Recurrent):
-    """Jordan RNN over a sequence. ``call(sequences, teacher_outputs=None, ...)``: with
-    ``teacher_outputs`` (B, T, output_units), the ground-truth y_1..y_T, step t is fed y_{t-1}
-    (the initial state at t=1) and all steps run in parallel; masked steps then emit zeros."""
+    """Jordan RNN over a sequence (the equations of :class:`JordanCell`).
+
+    With ``teacher_outputs`` (teacher forcing), step t is fed the ground-truth y_{t-1} instead
+    of its own prediction, so the steps decouple and all of them run in parallel.
+
+    Args:
+      units: positive int, the size of the hidden layer.
+      output_units: positive int, the size of the output ŷ.
+      **kwargs: the cell's (:class:`JordanCell`: ``output_activation``, ``activation``...) and
+        the layer's (:class:`kzoo.layers.Recurrent`) arguments.
+
+    Call arguments:
+      sequences: ``(batch, time, features)``, floating point.
+      teacher_outputs: ``(batch, time, output_units)``, the ground-truth y_1..y_T; step t is
+        fed y_{t-1} (the initial state at t = 1) and masked steps emit zeros. None (default)
+        feeds back the predictions.
+      initial_state: ŷ_0, ``(batch, output_units)``; zeros by default.
+      mask: ``(batch, time)`` bool, False at padded steps.
+      training: apply dropout.
+
+    Returns:
+      ŷ of the last step, or every step's ``(batch, time, output_units)`` with
+      ``return_sequences``; then with ``return_state`` the final ŷ.
+
+    Raises:
+      ValueError: ``teacher_outputs`` not of shape (batch, time, output_units), and as
+        :class:`kzoo.layers.Recurrent`.
+
+    Example:
+
+    ```python
+    import tensorflow as tf
+    import kzoo
+
+    layer = kzoo.layers.Jordan(8, output_units=3, return_sequences=True)
+    x, y = tf.zeros((2, 5, 4)), tf.one_hot([[0, 1, 2, 1, 0]] * 2, 3)
+    teacher_forced = layer(x, teacher_outputs=y)     # (2, 5, 3), all steps at once
+    free_running = layer(x)                          # (2, 5, 3), step by step
+    ```
+    """
 
     def __init__(self, units, output_units, **kwargs):
         layer_kwargs, cell_kwargs = self._split_kwargs(kwargs)

@@ -20,7 +20,7 @@ import keras
 import tensorflow as tf
 
 from kzoo.layers.cell import RecurrentCell, check_positive_int, dense, get_activation, \
-    in_compute_dtype
+    in_compute_dtype, with_cell_args
 from kzoo.layers.cudnn import keras_rnn_module
 from kzoo.layers.recurrent import Recurrent
 from kzoo.layers.step_gradient import (EngineStep, StepGradient, kernel_gradient, sigmoid_grad,
@@ -28,6 +28,7 @@ from kzoo.layers.step_gradient import (EngineStep, StepGradient, kernel_gradient
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
+@with_cell_args
 class LSTMCell(RecurrentCell):
     """LSTM cell; with default options weight for weight ``keras.layers.LSTMCell``.
 
@@ -49,7 +50,8 @@ class LSTMCell(RecurrentCell):
       layer_norm: normalize ``x W``, ``h U`` and ``c'``.
       norm_epsilon: the layer norms' epsilon.
       proj_units: project ``h'`` to this many features (PyTorch's ``proj_size``).
-      **kwargs: as :class:`kzoo.layers.RecurrentCell`.
+      **kwargs: the arguments every cell shares (:class:`kzoo.layers.RecurrentCell`):
+        {cell_args}
 
     Example:
 
