@@ -149,8 +149,58 @@ class _ConvFrames:
 class ConvLSTM2DCell(_ConvFrames, LSTMCell):
     """ConvLSTM cell, weight for weight ``keras.layers.ConvLSTM2D``'s cell (``channels_last``).
 
-    State ``[h, c]``, both ``(batch, rows', cols', filters)``. Dropout uses one mask for the
-    input of all four gates (Keras draws one per gate).
+    Equations (Shi et al. 2015; ∗ the 2-D convolution, gate order i, f, c, o)::
+
+        z = x_t ∗ W + h_{t-1} ∗ U + b
+        i, f, o = σ(z_i), σ(z_f), σ(z_o)
+        c' = f ⊙ c + i ⊙ tanh(z_c),   h' = o ⊙ tanh(c')
+
+    The input conv has the cell's strides, padding and dilation; the recurrent conv is stride
+    1, ``"same"``, so the state keeps the output frame size. Weights: ``kernel`` (kh, kw,
+    channels, 4·filters), ``recurrent_kernel`` (kh, kw, filters, 4·filters), ``bias``
+    (4·filters,). State ``[h, c]``, both ``(batch, rows', cols', filters)``. Dropout uses one
+    mask for the input of all four gates (Keras draws one per gate).
+
+    Args:
+      filters: positive int, the channels of ``h`` (and of each gate).
+      kernel_size: int or pair of ints, the size of both convolutions' windows.
+      strides: int or pair, the input convolution's strides; default 1.
+      padding: ``"valid"`` (default) or ``"same"``, the input convolution's padding (the
+        recurrent one is always ``"same"``).
+      data_format: None or ``"channels_last"`` (the only layout).
+      dilation_rate: int or pair, the input convolution's dilation; default 1 (not with
+        strides > 1).
+      activation: of the candidate (and of ``c'``); default ``"tanh"``.
+      recurrent_activation: of the gates; default ``"sigmoid"``.
+      use_bias: whether the cell adds a bias; default True.
+      unit_forget_bias: the forget gate's bias starts at 1; default True.
+      **kwargs: the other arguments of :class:`kzoo.layers.RecurrentCell`: the
+        ``kernel_*``/``recurrent_*``/``bias_*`` initializers, regularizers and constraints,
+        ``dropout``, ``recurrent_dropout``, ``seed``, and ``keras.layers.Layer`` arguments.
+
+    Call arguments:
+      inputs: ``(batch, rows, cols, channels)``, one frame.
+      states: ``[h, c]`` of the previous step.
+      training: apply dropout; default False.
+
+    Returns:
+      ``(h', [h', c'])``.
+
+    Raises:
+      ValueError: a ``filters``, ``kernel_size``, ``strides`` or ``dilation_rate`` that is not
+        positive, an unknown ``padding``, ``channels_first``, strides with dilation, or a
+        dense-cell argument (``units``...).
+
+    Example:
+
+    ```python
+    import tensorflow as tf
+    import kzoo
+
+    cell = kzoo.layers.ConvLSTM2DCell(2, 3, padding="same")
+    layer = kzoo.layers.Recurrent(cell)
+    h = layer(tf.zeros((1, 3, 6, 6, 1)))       # (1, 6, 6, 2)
+    ```
     """
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None,
@@ -199,8 +249,55 @@ class ConvLSTM2DCell(_ConvFrames, LSTMCell):
 class ConvGRU2DCell(_ConvFrames, GRUCell):
     """ConvGRU cell: :class:`kzoo.layers.GRUCell` with convs (gates z, r, h; both ``reset_after``).
 
+    Equations (∗ the 2-D convolution)::
+
+        z = σ(x ∗ W_z + h ∗ U_z + b_z),   r = σ(x ∗ W_r + h ∗ U_r + b_r)
+        h̃ = tanh(x ∗ W_h + r ⊙ (h ∗ U_h + b'_h))     (reset_after=True)
+        h̃ = tanh(x ∗ W_h + (r ⊙ h) ∗ U_h + b_h)      (reset_after=False)
+        h' = z ⊙ h + (1 - z) ⊙ h̃
+
     ``kernel`` (kh, kw, channels, 3·filters), ``recurrent_kernel`` (kh, kw, filters, 3·filters),
     ``bias`` (2, 3·filters) with ``reset_after`` else (3·filters,). State ``[h]``.
+
+    Args:
+      filters: positive int, the channels of ``h`` (and of each gate).
+      kernel_size: int or pair of ints, the size of both convolutions' windows.
+      strides: int or pair, the input convolution's strides; default 1.
+      padding: ``"valid"`` (default) or ``"same"``, the input convolution's padding (the
+        recurrent one is always ``"same"``).
+      data_format: None or ``"channels_last"`` (the only layout).
+      dilation_rate: int or pair, the input convolution's dilation; default 1 (not with
+        strides > 1).
+      activation: of the candidate (and of ``c'``); default ``"tanh"``.
+      recurrent_activation: of the gates; default ``"sigmoid"``.
+      use_bias: whether the cell adds a bias; default True.
+      reset_after: apply the reset gate after the recurrent conv; default True.
+      **kwargs: the other arguments of :class:`kzoo.layers.RecurrentCell`: the
+        ``kernel_*``/``recurrent_*``/``bias_*`` initializers, regularizers and constraints,
+        ``dropout``, ``recurrent_dropout``, ``seed``, and ``keras.layers.Layer`` arguments.
+
+    Call arguments:
+      inputs: ``(batch, rows, cols, channels)``, one frame.
+      states: ``[h]`` of the previous step.
+      training: apply dropout; default False.
+
+    Returns:
+      ``(h', [h'])``.
+
+    Raises:
+      ValueError: a ``filters``, ``kernel_size``, ``strides`` or ``dilation_rate`` that is not
+        positive, an unknown ``padding``, ``channels_first``, strides with dilation, or a
+        dense-cell argument (``units``...).
+
+    Example:
+
+    ```python
+    import tensorflow as tf
+    import kzoo
+
+    cell = kzoo.layers.ConvGRU2DCell(2, 3)
+    h, (state,) = cell(tf.zeros((1, 6, 6, 1)), [tf.zeros((1, 4, 4, 2))])   # "valid": 6 -> 4
+    ```
     """
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None,
@@ -294,7 +391,38 @@ class _ConvRecurrent(Recurrent):
 @keras.saving.register_keras_serializable(package="kzoo")
 class ConvLSTM2D(_ConvRecurrent):
     """ConvLSTM over ``(batch, time, rows, cols, channels)``; the arguments of
-    ``keras.layers.ConvLSTM2D`` (``channels_last``)."""
+    ``keras.layers.ConvLSTM2D`` (``channels_last``); the equations of :class:`ConvLSTM2DCell`.
+
+    Args:
+      filters: positive int, the channels of ``h``.
+      kernel_size: int or pair of ints, the convolution window.
+      **kwargs: the cell's (:class:`ConvLSTM2DCell`: ``strides``, ``padding``...) and the
+        layer's (:class:`kzoo.layers.Recurrent`) arguments.
+
+    Call arguments:
+      sequences: ``(batch, time, rows, cols, channels)``, floating point.
+      initial_state: ``[h, c]``, each ``(batch, rows', cols', filters)``; zeros by default.
+      mask: ``(batch, time)`` bool, False at padded steps.
+      training: apply dropout.
+
+    Returns:
+      ``h`` of the last step ``(batch, rows', cols', filters)``, or every step's with
+      ``return_sequences``; then with ``return_state`` the final ``h`` and ``c``.
+
+    Raises:
+      ValueError: the cell's argument errors, frames of another size than the layer was built
+        for, and as :class:`kzoo.layers.Recurrent`.
+
+    Example:
+
+    ```python
+    import tensorflow as tf
+    import kzoo
+
+    layer = kzoo.layers.ConvLSTM2D(2, 3, padding="same", return_sequences=True)
+    frames = layer(tf.zeros((1, 3, 6, 6, 1)))      # (1, 3, 6, 6, 2)
+    ```
+    """
 
     def __init__(self, filters, kernel_size, **kwargs):
         layer_kwargs, cell_kwargs = self._split_kwargs(kwargs)
@@ -306,7 +434,39 @@ class ConvLSTM2D(_ConvRecurrent):
 @keras.saving.register_keras_serializable(package="kzoo")
 class ConvGRU2D(_ConvRecurrent):
     """ConvGRU over ``(batch, time, rows, cols, channels)``; ConvLSTM2D's arguments with the
-    GRU's ``reset_after`` in place of ``unit_forget_bias``."""
+    GRU's ``reset_after`` in place of ``unit_forget_bias``; the equations of
+    :class:`ConvGRU2DCell`.
+
+    Args:
+      filters: positive int, the channels of ``h``.
+      kernel_size: int or pair of ints, the convolution window.
+      **kwargs: the cell's (:class:`ConvGRU2DCell`: ``strides``, ``padding``,
+        ``reset_after``...) and the layer's (:class:`kzoo.layers.Recurrent`) arguments.
+
+    Call arguments:
+      sequences: ``(batch, time, rows, cols, channels)``, floating point.
+      initial_state: ``h`` (or ``[h]``), ``(batch, rows', cols', filters)``; zeros by default.
+      mask: ``(batch, time)`` bool, False at padded steps.
+      training: apply dropout.
+
+    Returns:
+      ``h`` of the last step ``(batch, rows', cols', filters)``, or every step's with
+      ``return_sequences``; then with ``return_state`` the final ``h``.
+
+    Raises:
+      ValueError: the cell's argument errors, frames of another size than the layer was built
+        for, and as :class:`kzoo.layers.Recurrent`.
+
+    Example:
+
+    ```python
+    import tensorflow as tf
+    import kzoo
+
+    layer = kzoo.layers.ConvGRU2D(2, 3)
+    h = layer(tf.zeros((1, 3, 6, 6, 1)))            # (1, 4, 4, 2): "valid" padding
+    ```
+    """
 
     def __init__(self, filters, kernel_size, **kwargs):
         layer_kwargs, cell_kwargs = self._split_kwargs(kwargs)
