@@ -32,11 +32,17 @@ from kzoo.layers.step_gradient import (EngineStep, StepGradient, kernel_gradient
 class LSTMCell(RecurrentCell):
     """LSTM cell; with default options weight for weight ``keras.layers.LSTMCell``.
 
-    Equations (σ the recurrent activation, tanh the activation; the variants in the module
-    docstring)::
+    Equations (σ the recurrent activation, tanh the activation; gate order i, f, c, o in
+    ``kernel``/``recurrent_kernel``/``bias``)::
 
-        i, f, o = σ(x W_{i,f,o} + h U_{i,f,o} + b_{i,f,o})
-        c' = f ⊙ c + i ⊙ tanh(x W_c + h U_c + b_c),   h' = o ⊙ tanh(c')
+        i = σ(x W_i + h U_i + b_i [+ p_i ⊙ c]),   f = σ(x W_f + h U_f + b_f [+ p_f ⊙ c])
+        c' = f ⊙ c + i ⊙ tanh(x W_c + h U_c + b_c)
+        o = σ(x W_o + h U_o + b_o [+ p_o ⊙ c']),   h' = o ⊙ tanh(c')   [then h' P]
+
+    The bracketed terms are the variants: ``peephole`` adds the ``p_*`` terms, ``proj_units``
+    the projection ``P``; ``use_forget_gate=False`` is the original ``c' = c + i ⊙ c̃`` (gates
+    i, c, o); ``layer_norm`` normalizes ``x W``, ``h U`` and ``c'`` (TensorFlow Addons'
+    ``LayerNormLSTMCell``).
 
     State ``[h, c]``: ``h`` has ``proj_units`` (or ``units``) features, ``c`` has ``units``.
 
