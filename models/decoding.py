@@ -58,11 +58,33 @@ def limited_length(max_length):
 
 
 def tile_batch(x, multiplier):
-    """Repeat every batch row ``multiplier`` times: (B, ...) -> (B * multiplier, ...), rows
-    b*k .. b*k + k-1 being copies of row b (tfa's ``tile_batch``)."""
+    """Repeats every batch row ``multiplier`` times, each row's copies next to each other.
+
+    (B, ...) -> (B * multiplier, ...), rows b*k .. b*k + k-1 being copies of row b (tfa's
+    ``tile_batch``): what :func:`beam_search` needs of the initial states and of whatever its
+    ``step_fn`` closes over (the encoder memory, its keys and mask), one row per hypothesis.
+
+    Args:
+        x: a tensor or array of rank >= 1, the batch first.
+        multiplier: int, the copies of each row (the beam width).
+
+    Returns:
+        A tensor (B * multiplier, ...) of ``x``'s dtype.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kzoo.models import tile_batch
+
+    print(tile_batch(np.array([[1, 2], [3, 4]]), 2).numpy().tolist())
+    # [[1, 2], [1, 2], [3, 4], [3, 4]]
+    ```
+    """
     x = tf.convert_to_tensor(x)
-    # expand_dims + tile, not tf.repeat: the same copy in 2 nodes instead of 13 (beam search
-    # tiles 7 tensors per call), and the target shape a constant where x's dimensions are known.
+    # expand_dims + tile, not tf.repeat: the same copy in far fewer graph nodes, which every
+    # beam search call pays for each tensor it tiles (docs/engine-notes.md,
+    # benchmarks/decode_speed.py); and the target shape a constant where x's dimensions are known.
     tiled = tf.tile(tf.expand_dims(x, 1), [1, multiplier] + [1] * (x.shape.rank - 1))
     if x.shape[1:].is_fully_defined():
         return tf.reshape(tiled, [-1] + x.shape[1:].as_list())
@@ -70,14 +92,53 @@ def tile_batch(x, multiplier):
 
 
 def length_penalty(lengths, alpha):
-    """GNMT length normalizer lp = ((5 + len) / 6) ** alpha (1 for alpha = 0)."""
+    """The GNMT length normalizer (Wu et al. 2016): lp(Y) = ((5 + |Y|) / 6)^α.
+
+    :func:`beam_search` divides a hypothesis' log-probability by it: with α > 0 longer
+    hypotheses lose less for their length; α = 0 gives 1 (no normalization).
+
+    Args:
+        lengths: integer tensor or array, the lengths |Y| (tokens, the end token included).
+        alpha: float (or a float scalar tensor), the length penalty weight α.
+
+    Returns:
+        A float32 tensor of ``lengths``' shape.
+
+    Example:
+
+    ```python
+    from kzoo.models import length_penalty
+
+    print(length_penalty([1, 7], 0.6).numpy())    # [1.  1.5157166]: ((5 + 7) / 6) ** 0.6
+    ```
+    """
     lengths = tf.cast(lengths, tf.float32)
     return tf.pow((5.0 + lengths) / 6.0, tf.cast(alpha, tf.float32))
 
 
 def coverage_penalty(accumulated_attention, beta):
-    """GNMT coverage penalty beta * Σ_i log(min(Σ_t α_{t,i}, 1)) over the last axis; positions
-    with zero accumulated attention (padding) contribute 0."""
+    """The GNMT coverage penalty (Wu et al. 2016): cp = β Σ_i log(min(Σ_t α_ti, 1)).
+
+    Over the last axis, the source positions i, of the attention weights accumulated over the
+    decoder steps t: a source position that received less than weight 1 in all lowers the score
+    (β > 0). A position whose accumulated weight is exactly 0 (padding, which never receives
+    any) counts as covered: it contributes 0, not log(0).
+
+    Args:
+        accumulated_attention: float tensor or array (..., Ts), Σ_t α_ti per source position.
+        beta: float (or a float scalar tensor), the coverage penalty weight β.
+
+    Returns:
+        A float32 tensor of the leading shape (...).
+
+    Example:
+
+    ```python
+    from kzoo.models import coverage_penalty
+
+    print(coverage_penalty([[0.5, 1.5, 0.0]], 0.2).numpy())   # [-0.13862944]: 0.2 * log(0.5)
+    ```
+    """
     covered = tf.where(tf.equal(accumulated_attention, 0.0),
                        tf.ones_like(accumulated_attention), accumulated_attention)
     return tf.cast(beta, tf.float32) * tf.reduce_sum(tf.math.log(tf.minimum(covered, 1.0)), -1)
@@ -151,16 +212,62 @@ def _emitted(ids, steps, end_id):
 
 def greedy_search(step_fn, initial_states, *, batch_size, start_id, end_id, max_length,
                   alignment_size=None):
-    """Feed the argmax token back at every step. Returns a dict:
+    """Greedy decoding in one ``tf.while_loop``: the argmax token is fed back at every step.
 
-    ``tokens`` (B, max_length) int32 (end token included, then 0), ``scores`` (B,) the
-    summed log-probabilities of the emitted tokens, ``lengths`` (B,) tokens emitted (end
-    included), and with ``alignment_size`` (the source length) ``attention`` (B, max_length, Ts),
-    the attention weights of every emitted token (zero after the end).
+    From ``start_id``, each step runs ``step_fn`` and takes the most likely token, until every
+    row has emitted ``end_id`` or ``max_length`` steps ran (tfa's ``BasicDecoder`` with
+    ``GreedyEmbeddingSampler`` and ``dynamic_decode``). The loop records every row's argmax,
+    its log-probability and its alignments at every step, also after the row finished (a
+    finished row keeps decoding until all are; what it computes then is never used); the
+    emitted part is cut out once, after the loop. Batch size, source length and
+    ``max_length`` may be tensors.
 
-    The loop records every row's argmax, its log-probability and alignments at every step,
-    also after the row finished (a finished row keeps decoding until all are; what it computes
-    then is never used); the emitted part is cut out once, after the loop.
+    Args:
+        step_fn: ``step_fn(token_ids, states) -> (logits, new_states, alignments)``:
+            ``token_ids`` int32 (B,), ``states`` a list of (B, ...) tensors, ``logits``
+            (B, V), ``alignments`` (B, Ts) or None.
+        initial_states: the list of the states' initial values (B, ...); may be empty.
+        batch_size: int or int32 scalar tensor, B.
+        start_id: int, the token fed at the first step.
+        end_id: int, the token that ends a row (it is emitted).
+        max_length: int or int32 scalar tensor, the most steps, at most
+            :data:`MAX_DECODE_LENGTH`.
+        alignment_size: None, or the source length Ts (int or scalar tensor) to also return
+            the alignments ``step_fn`` gives.
+
+    Returns:
+        A dict: ``tokens`` (B, max_length) int32, the end token included and 0 after it;
+        ``scores`` (B,) the summed log-probabilities of the emitted tokens; ``lengths`` (B,)
+        the tokens emitted (the end included); and with ``alignment_size``, ``attention``
+        (B, max_length, Ts), the alignment of every emitted token (zero after the end).
+
+    Raises:
+        tf.errors.InvalidArgumentError: if ``max_length`` is over :data:`MAX_DECODE_LENGTH`
+            (under ``scan_mode("tflite")``, which has no assert op, it is capped instead).
+
+    Example:
+
+    ```python
+    import tensorflow as tf
+    from kzoo.models import greedy_search
+
+    # A toy decoder over 8 ids (0 padding, 1 start, 2 end): after token i it predicts
+    # successor[i] (logit 5, every other token 0), so 1 -> 3 -> 4 -> 5 -> 2. Its one state
+    # counts the steps.
+    successor = tf.constant([0, 3, 2, 4, 5, 2, 0, 0])
+
+
+    def step_fn(token_ids, states):
+        logits = 5.0 * tf.one_hot(tf.gather(successor, token_ids), 8)
+        return logits, [states[0] + 1], None
+
+
+    result = greedy_search(step_fn, [tf.zeros([1], tf.int32)], batch_size=1, start_id=1,
+                           end_id=2, max_length=6)
+    print(result["tokens"].numpy())    # [[3 4 5 2 0 0]]
+    print(result["lengths"].numpy())   # [4]: the end token included
+    print(result["scores"].numpy())    # [-0.18434846]: 4 * log(e^5 / (e^5 + 7))
+    ```
     """
     max_length = limited_length(max_length)
     batch_size = tf.convert_to_tensor(batch_size, tf.int32)
@@ -204,21 +311,90 @@ def greedy_search(step_fn, initial_states, *, batch_size, start_id, end_id, max_
 def beam_search(step_fn, initial_states, *, batch_size, beam_width, start_id, end_id,
                 max_length, length_penalty_weight=0.0, coverage_penalty_weight=0.0,
                 alignment_size=None, alignment_history=False):
-    """Beam search with GNMT length and coverage penalties (see the module docstring).
+    """Beam search in one ``tf.while_loop``, hypotheses ranked by the GNMT score.
+
+    Every step extends each of the ``beam_width`` hypotheses of a batch row by every token and
+    keeps the ``beam_width`` best of the extensions by (Wu et al. 2016)
+
+        score(Y) = log P(Y) / lp(Y) + cp(Y),   lp(Y) = ((5 + |Y|) / 6)^α,
+        cp(Y) = β Σ_i log(min(Σ_t α_ti, 1))
+
+    (:func:`length_penalty`, :func:`coverage_penalty`), |Y| the tokens of Y including the end
+    token, α_ti the attention weights of its steps; with α = β = 0 the score is log P(Y). A
+    hypothesis that emitted ``end_id`` stays in the beam, its score frozen, until every
+    hypothesis has ended or ``max_length`` steps ran (tfa's ``BeamSearchDecoder`` with
+    ``dynamic_decode``; the results come sorted, tokens in order, no ``gather_tree`` needed).
 
     ``initial_states`` and whatever ``step_fn`` closes over (the encoder memory) must already be
-    tiled to ``batch_size * beam_width`` rows with :func:`tile_batch`. Coverage needs
-    ``alignment_size`` (the source length) and a ``step_fn`` that returns alignments. A penalty
-    weight that is a Python 0 (the default) is left out of the graph. ``alignment_history=True``
-    (with ``alignment_size``) also returns the best hypothesis' attention: every step records
-    each new hypothesis' alignment and parent, and the best one's line is traced back once after
-    the loop (tfa's ``gather_tree``), so the loop carries no (B*K, max_length, Ts) buffer.
+    tiled to ``batch_size * beam_width`` rows with :func:`tile_batch` (row b*K + j is hypothesis
+    j of batch row b). A penalty weight that is a Python 0 (the default) is left out of the
+    graph. With ``alignment_history``, every step records each new hypothesis' alignment and
+    parent, and the best one's line is traced back once after the loop (tfa's
+    ``gather_tree``), so the loop carries no (B*K, max_length, Ts) buffer.
 
-    Returns a dict: ``tokens`` (B, max_length) and ``scores`` (B,) of the best hypothesis,
-    ``beam_tokens`` (B, K, max_length), ``beam_scores`` (B, K) (best first), ``log_probs``
-    (B, K) and ``lengths`` (B, K); with ``alignment_history``, ``attention`` (B, max_length, Ts):
-    the alignment of every token the best hypothesis emitted (zero after its end), as greedy
-    search returns it.
+    Args:
+        step_fn: ``step_fn(token_ids, states) -> (logits, new_states, alignments)`` over
+            B*K rows: ``token_ids`` int32 (B*K,), ``states`` a list of (B*K, ...) tensors,
+            ``logits`` (B*K, V), ``alignments`` (B*K, Ts) or None.
+        initial_states: the list of the states' initial values, tiled to (B*K, ...).
+        batch_size: int or int32 scalar tensor, B (batch rows, not hypotheses).
+        beam_width: int K > 0 (a Python int).
+        start_id: int, the token fed at the first step.
+        end_id: int, the token that ends a hypothesis (it is emitted).
+        max_length: int or int32 scalar tensor, the most steps, at most
+            :data:`MAX_DECODE_LENGTH`.
+        length_penalty_weight: α (float or scalar tensor; default 0).
+        coverage_penalty_weight: β (float or scalar tensor; default 0); used only with
+            ``alignment_size`` and a ``step_fn`` that returns alignments.
+        alignment_size: None, or the source length Ts (int or scalar tensor).
+        alignment_history: bool, also return the best hypothesis' attention (needs
+            ``alignment_size``).
+
+    Returns:
+        A dict: ``tokens`` (B, max_length) int32 and ``scores`` (B,) of the best hypothesis;
+        ``beam_tokens`` (B, K, max_length) and ``beam_scores`` (B, K), best first;
+        ``log_probs`` (B, K), each hypothesis' log P(Y); ``lengths`` (B, K); with
+        ``alignment_history``, ``attention`` (B, max_length, Ts), the alignment of every token
+        the best hypothesis emitted (zero after its end), as :func:`greedy_search` returns it.
+        Tokens after a hypothesis' end are 0.
+
+    Raises:
+        ValueError: if ``beam_width`` is not a positive int, or ``alignment_history`` is asked
+            without ``alignment_size``.
+        tf.errors.InvalidArgumentError: if ``max_length`` is over :data:`MAX_DECODE_LENGTH`
+            (under ``scan_mode("tflite")`` it is capped instead).
+
+    Example:
+
+    With 2 hypotheses, beam search finds the likelier sentence greedy search misses:
+
+    ```python
+    import numpy as np
+    import tensorflow as tf
+    from kzoo.models import beam_search, greedy_search
+
+    # A bigram model over 5 ids (0 padding, 1 start, 2 end): row i holds the probabilities of
+    # the token after token i. It has no state of its own, so the states are [].
+    table = np.log(np.array([[.2, .2, .2, .2, .2],
+                             [.01, .01, .08, .4, .5],
+                             [.2, .2, .2, .2, .2],
+                             [.01, .01, .9, .04, .04],
+                             [.01, .01, .29, .4, .29]], "float32"))
+
+
+    def step_fn(token_ids, states):
+        return tf.gather(table, token_ids), states, None
+
+
+    result = beam_search(step_fn, [], batch_size=1, beam_width=2, start_id=1, end_id=2,
+                         max_length=5)
+    print(result["beam_tokens"].numpy())   # [[[3 2 0 0 0] [4 3 2 0 0]]]: 0.36 and 0.18
+    print(result["beam_scores"].numpy())   # [[-1.0216513 -1.7147985]]
+    # greedy search takes 4 (0.5) first, and ends with [4 3 2] (0.18)
+    normalized = beam_search(step_fn, [], batch_size=1, beam_width=2, start_id=1, end_id=2,
+                             max_length=5, length_penalty_weight=1.0)
+    print(normalized["scores"].numpy())    # [-0.8757011]: log(0.36) / ((5 + 2) / 6)
+    ```
     """
     if isinstance(beam_width, bool) or not isinstance(beam_width, int) or beam_width <= 0:
         raise ValueError(f"beam_search: `beam_width` must be a positive integer, got "

@@ -32,9 +32,8 @@ def _build(*, cell, name, vocab_size=10000, embedding_dim=64, input_dim=None, un
     feed the chunks in order and call ``reset_states(model)`` (also ``model.reset_states()`` on a
     freshly built model) between series.
 
-    Returns an uncompiled, built ``keras.Model``; compile it with
-    ``kzoo.models.compile_args(name)`` (sparse categorical cross-entropy and accuracy for
-    classes, mean squared error and MAE for real outputs; padded steps are masked out).
+    It trains with sparse categorical cross-entropy and accuracy for classes, mean squared error
+    and MAE for real outputs; padded steps are masked out.
     """
     validate_common(name, cell=cell, units=units, num_layers=num_layers, merge_mode=merge_mode,
                     dropout=dropout, vocab_size=vocab_size, embedding_dim=embedding_dim,
@@ -69,8 +68,32 @@ def _check_stateful(name, stateful, batch_size, bidirectional):
 
 
 def reset_states(model):
-    """Zero the carried state of every stateful recurrent layer of ``model`` (also after
-    ``keras.saving.load_model``, which does not keep ``model.reset_states``)."""
+    """Zeroes the carried state of every stateful recurrent layer of ``model``.
+
+    A stateful model (``stateful=True``) carries each layer's final state into the next batch,
+    for truncated backpropagation through time over consecutive chunks of a long series: reset
+    it between independent series. A freshly built model has it as ``model.reset_states()``;
+    a model from ``keras.saving.load_model`` does not keep that method, and needs this.
+
+    Args:
+        model: a ``keras.Model``; its layers that are not stateful are left alone.
+
+    Example:
+
+    ```python
+    import numpy as np
+    import kzoo
+    from kzoo.models.many_to_many import reset_states
+
+    model = kzoo.build("many_to_many_gru", input_dim=3, num_classes=None, output_dim=3,
+                       units=8, stateful=True, batch_size=2)
+    chunk = np.ones((2, 5, 3), "float32")
+    first = model.predict(chunk, verbose=0)
+    print(np.allclose(model.predict(chunk, verbose=0), first))   # False: the state went on
+    reset_states(model)                                          # a new series
+    print(np.allclose(model.predict(chunk, verbose=0), first))   # True
+    ```
+    """
     for layer in model._flatten_layers(include_self=False, recursive=True):
         if getattr(layer, "stateful", False) and hasattr(layer, "reset_state"):
             layer.reset_state()
@@ -111,9 +134,6 @@ def many_to_many_jordan(*, vocab_size=10000, embedding_dim=64, input_dim=None, u
     ``free_running_model(model)`` shares the weights and feeds each prediction ŷ_{t-1} back.
     The Jordan layer is the output layer, so there is no ``num_layers``/``bidirectional`` (a
     backward pass cannot feed back predictions it has not made yet).
-
-    Returns an uncompiled, built ``keras.Model``; compile it with
-    ``kzoo.models.compile_args("many_to_many_jordan")``.
     """
     name = "many_to_many_jordan"
     validate_common(name, units=units, vocab_size=vocab_size, embedding_dim=embedding_dim,
@@ -142,8 +162,33 @@ def _jordan_layer(units, num_classes, output_dim):
 
 
 def free_running_model(model):
-    """The inference model of a ``many_to_many_jordan`` (built or loaded): inputs only, each
-    step fed the layer's own previous prediction; it shares ``model``'s weights."""
+    """The inference model of a ``many_to_many_jordan``: each step fed its own prediction.
+
+    A Jordan model trains with teacher forcing (step t reads the ground truth y_{t-1}); at
+    inference there is none, so this model takes the inputs only and feeds each step the
+    layer's own previous prediction ŷ_{t-1}. It shares ``model``'s layers, so its weights.
+
+    Args:
+        model: a ``many_to_many_jordan`` model, built or loaded.
+
+    Returns:
+        A ``keras.Model`` from the inputs (token ids or features) to the outputs
+        (batch, time, num_classes or output_dim), named ``{model.name}_free_running``.
+
+    Example:
+
+    ```python
+    import kzoo
+    from kzoo.models.many_to_many import free_running_model
+
+    config = {"vocab_size": 30, "num_classes": 5, "units": 8}
+    model = kzoo.build("many_to_many_jordan", **config)
+    (inputs, teacher), targets = kzoo.models.example_batch("many_to_many_jordan", config)
+    model.compile("adam", **kzoo.models.compile_args("many_to_many_jordan", **config))
+    model.fit((inputs, teacher), targets, epochs=1, verbose=0)
+    print(free_running_model(model).predict(inputs, verbose=0).shape)   # (2, 5, 5)
+    ```
+    """
     inputs = keras.Input(model.inputs[0].shape[1:], dtype=model.inputs[0].dtype,
                          name="inputs")
     features = inputs
@@ -172,9 +217,6 @@ def many_to_many_convlstm(*, rows=64, cols=64, channels=3, filters=32, kernel_si
     (optionally bidirectional and deep, dropout between layers, residual), each frame's feature
     map averaged over rows and columns, then softmax over ``num_classes`` per frame
     ``(batch, time, num_classes)``. The time length is free.
-
-    Returns an uncompiled, built ``keras.Model``; compile it with
-    ``kzoo.models.compile_args("many_to_many_convlstm")``.
     """
     name = "many_to_many_convlstm"
     validate_common(name, units=filters, num_layers=num_layers, merge_mode=merge_mode,
@@ -186,7 +228,7 @@ def many_to_many_convlstm(*, rows=64, cols=64, channels=3, filters=32, kernel_si
                                 dropout=dropout, residual=residual, return_sequences=True,
                                 kernel_size=kernel_size, padding="same", name="convlstm")
     # Mean over rows and columns of each frame. (keras.layers.TimeDistributed over the free time
-    # axis returned a wrong time length in graph mode here, so a plain op instead.)
+    # axis returned a wrong time length in graph mode (Keras 3.15), so a plain op instead.)
     pooled = keras.ops.mean(sequences, axis=(2, 3))
     outputs = variants.output_head(pooled, num_classes, None)
     return keras.Model(frames, outputs, name=name)

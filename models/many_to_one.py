@@ -17,12 +17,10 @@ def _build(*, cell, name, vocab_size=10000, embedding_dim=64, input_dim=None, un
            num_classes=2, output_dim=None):
     """Token ids ``(batch, time)`` (``vocab_size``; 0 is padding and is masked) or, when
     ``input_dim`` is set, real features ``(batch, time, input_dim)`` -> a recurrent stack whose
-    last layer returns its final output -> softmax over ``num_classes`` ``(batch, num_classes)``, or with
-    ``num_classes=None`` and ``output_dim`` a linear ``(batch, output_dim)`` (forecasting).
-
-    Returns an uncompiled, built ``keras.Model``; compile it with
-    ``kzoo.models.compile_args(name)`` (sparse categorical cross-entropy and accuracy for
-    classes, mean squared error and MAE for real outputs).
+    last layer returns its final output -> softmax over ``num_classes``
+    ``(batch, num_classes)``, or with ``num_classes=None`` and ``output_dim`` a linear
+    ``(batch, output_dim)`` (forecasting). It trains with sparse categorical cross-entropy and
+    accuracy for classes, mean squared error and MAE for real outputs.
     """
     validate_common(name, cell=cell, units=units, num_layers=num_layers, merge_mode=merge_mode,
                     dropout=dropout, vocab_size=vocab_size, embedding_dim=embedding_dim,

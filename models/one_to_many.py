@@ -36,11 +36,9 @@ def _build(*, cell, name, feature_dim=2048, vocab_size=5000, embedding_dim=128, 
     state is ``tanh(features W + b)`` (one Dense per state), the target ids go through
     ``Embedding(vocab_size, embedding_dim, mask_zero=True)`` and a recurrent stack (dropout
     between layers, optional residual). ``feature_dim=2048`` is a ResNet-50 pooled image feature.
-
-    Returns an uncompiled, built ``keras.Model``; compile it with
-    ``kzoo.models.compile_args(name)`` (sparse categorical cross-entropy, padding masked).
-    Decode with ``kzoo.models.one_to_many.generate(model, features)`` (also ``model.generate``
-    on a freshly built model).
+    It trains with sparse categorical cross-entropy, padding masked. Decode with
+    ``kzoo.models.one_to_many.generate(model, features)`` (also ``model.generate`` on a freshly
+    built model).
     """
     validate_common(name, cell=cell, units=units, num_layers=num_layers, dropout=dropout,
                     feature_dim=feature_dim, vocab_size=vocab_size, embedding_dim=embedding_dim)
@@ -69,13 +67,39 @@ _GENERATORS = weakref.WeakKeyDictionary()
 
 
 def generate(model, features, *, max_length=20):
-    """Greedy decode of ``features`` (batch, feature_dim) -> token ids (batch, max_length), int32.
+    """Greedy decoding of a one-to-many model: a caption for every feature vector.
 
-    Each row stops at ``END_ID`` (kept) and is padded with 0 after it. One ``tf.function`` graph:
-    ``kzoo.models.decoding.greedy_search`` whose step runs ``model`` on the tokens so far (later
-    positions are padding, masked, and a recurrent model is causal) and scores every token but
-    padding and start. Re-running the prefix costs O(max_length²) steps, which is nothing at
-    caption lengths and needs nothing of the model but its call.
+    Each row starts from ``START_ID`` (1), takes the most likely token at every step (never
+    padding or start), and stops at ``END_ID`` (2), which is kept, 0 padding the row after it.
+    One ``tf.function`` graph per model: :func:`kzoo.models.greedy_search` whose step runs
+    ``model`` on the tokens so far (later positions are padding, masked, and a recurrent model
+    is causal). Re-running the prefix costs O(max_length²) steps, which is nothing at caption
+    lengths and needs nothing of the model but its call. A freshly built model has it as
+    ``model.generate(features, max_length=...)``; a loaded one needs this function.
+
+    Args:
+        model: a ``one_to_many_*`` model, built or loaded.
+        features: float (batch, feature_dim), e.g. images' pooled CNN features.
+        max_length: int in [1, ``kzoo.models.MAX_DECODE_LENGTH``], the most tokens per row
+            (default 20).
+
+    Returns:
+        An int32 tensor (batch, max_length) of token ids.
+
+    Raises:
+        ValueError: if ``max_length`` is not an int in that range.
+
+    Example:
+
+    ```python
+    import numpy as np
+    import kzoo
+    from kzoo.models.one_to_many import generate
+
+    captioner = kzoo.build("one_to_many_gru", feature_dim=16, vocab_size=30, units=8)
+    features = np.random.default_rng(0).normal(size=(2, 16)).astype("float32")
+    print(generate(captioner, features, max_length=10).shape)   # (2, 10)
+    ```
     """
     if isinstance(max_length, bool) or not isinstance(max_length, int) or \
             not 0 < max_length <= decoding.MAX_DECODE_LENGTH:

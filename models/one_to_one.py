@@ -21,9 +21,6 @@ def one_to_one_mlp(*, input_dim=784, units=128, num_layers=2, activation="relu",
     ``(batch, input_dim)`` -> ``num_layers`` hidden ``Dense(units, activation)`` layers (dropout
     after each) -> softmax over ``num_classes``, or with ``num_classes=None`` and ``output_dim``
     linear outputs. The default ``input_dim=784`` is a flattened 28x28 image.
-
-    Returns an uncompiled, built ``keras.Model``; compile it with
-    ``kzoo.models.compile_args("one_to_one_mlp")``.
     """
     name = "one_to_one_mlp"
     validate_common(name, units=units, num_layers=num_layers, dropout=dropout,

@@ -3,11 +3,13 @@
 A builder is a function whose keyword arguments (all with defaults) are the model's config and
 which returns a built ``keras.Model``. Registration records the builder's name, its pattern and
 cell, its description (the docstring's first paragraph) and the one-line explanation of each
-argument (``kzoo.models.arguments``, also added to the docstring as ``Args:``), so
-``list_models`` and ``model_info`` need no model built. Neither needs TensorFlow either: for the
-zoo's models whose modules are not imported yet they answer from the static table
-``kzoo.models.catalog`` (the ``kzoo`` command lists and describes models without loading
-TensorFlow); ``build`` and the training contract below import the zoo.
+argument (``kzoo.models.arguments``), so ``list_models`` and ``model_info`` need no model built,
+and completes the builder's docstring with its ``Args:`` (those explanations), ``Returns:``,
+``Raises:`` and ``Example:`` sections, so a builder's own docstring says only what its model
+is. Neither ``list_models`` nor ``model_info`` needs TensorFlow either: for the zoo's models
+whose modules are not imported yet they answer from the static table ``kzoo.models.catalog``
+(the ``kzoo`` command lists and describes models without loading TensorFlow); ``build`` and the
+training contract below import the zoo.
 
 The training contract every registered model gives (tests/models/test_zoo.py uses it on every
 name in ``list_models()``, so a model is tested the day it is registered)::
@@ -24,6 +26,9 @@ name in ``list_models()``, so a model is tested the day it is registered)::
   ``callable(config)`` returning it. ``kzoo.models.compile_args(name, **config)`` returns
   ``{"loss": ..., "metrics": ...}``. ``build`` returns an uncompiled model; a builder may also
   compile it itself, or attach methods (``generate``...): ``build`` does not touch the model.
+
+The generated ``Example:`` of a builder is this contract in code (build, ``compile_args``,
+``example_batch``, ``fit``), the steps tests/models/test_zoo.py runs for every registered name.
 """
 
 import dataclasses
@@ -46,15 +51,32 @@ _REGISTRY = {}
 
 @dataclasses.dataclass(frozen=True)
 class ModelInfo:
-    """What ``kzoo.model_info(name)`` reports about a registered model.
+    """What :func:`model_info` reports about a registered model (a frozen dataclass).
 
-    Attributes:
-        name: str, the name ``kzoo.build`` takes.
-        pattern: str, one of ``PATTERNS``.
-        cell: str, the recurrent cell ("lstm", "gru", "rnn", "jordan", "convlstm") or "mlp".
-        description: str, the builder docstring's first paragraph, on one line.
-        default_config: dict, every config key and its default, in the builder's order.
-        arguments: dict, every config key and its one-line explanation, in the same order.
+    :func:`model_info` makes it; each argument below is an attribute of the same name.
+
+    Args:
+        name: str, the name :func:`build` takes.
+        pattern: str, the I/O pattern, one of :data:`PATTERNS`.
+        cell: str, the recurrent cell ("rnn", "lstm", "gru", "jordan", "convlstm"), or "mlp"
+            for the model without recurrence.
+        description: str, the builder docstring's first paragraph, on one line (what
+            ``kzoo info`` prints).
+        default_config: dict, every config key the builder takes and its default, in the
+            builder's order.
+        arguments: dict, every config key and its one-line explanation (from
+            ``kzoo.models.arguments``), in the same order.
+
+    Example:
+
+    ```python
+    import kzoo
+
+    info = kzoo.model_info("many_to_one_gru")
+    print(info.pattern, info.cell)            # many_to_one gru
+    print(info.default_config["units"])       # 64
+    print(info.arguments["units"])            # Hidden units of each recurrent layer (...)
+    ```
     """
 
     name: str
@@ -89,19 +111,109 @@ def _explain_all(name, pattern, names):
     return explained
 
 
-def _args_section(explained):
+def args_section(explained):
+    """An ``Args:`` section (docstring text, unindented) from ``{argument: one-line
+    explanation}``: what ``register_model`` gives every builder, and ``Seq2Seq`` its
+    constructor."""
     lines = [textwrap.fill(f"{key}: {line}", 96, initial_indent="    ",
                            subsequent_indent="        ", break_on_hyphens=False)
              for key, line in explained.items()]
     return "\n".join(["Args:", *lines])
 
 
-def register_model(pattern, cell, *, example=None, loss=None, metrics=None):
-    """Register the decorated builder under its function name.
+# The argument an example overrides, where the builder takes it: the width of the layers.
+_EXAMPLE_OVERRIDES = {"units": 16, "filters": 8}
 
-    ``example``, ``loss`` and ``metrics`` are the training contract in the module docstring.
-    Every argument of the builder must be explained in ``kzoo.models.arguments``; the
-    explanations are appended to the builder's docstring as its ``Args:`` section.
+
+def _builder_sections(name, defaults, has_example):
+    """The ``Returns:``, ``Raises:`` and ``Example:`` sections of a registered builder. The
+    example is the training contract (build, ``compile_args``, ``example_batch``, ``fit``) with
+    narrower layers, so it runs in seconds; without ``example=`` it only builds."""
+    config = ", ".join(f'"{key}": {value}' for key, value in _EXAMPLE_OVERRIDES.items()
+                       if key in defaults)
+    code = ["import kzoo", "", f"config = {{{config}}}",
+            f'model = kzoo.build("{name}", **config)']
+    if has_example:
+        code += [f'model.compile("adam", **kzoo.models.compile_args("{name}", **config))',
+                 f'inputs, targets = kzoo.models.example_batch("{name}", config)',
+                 "model.fit(inputs, targets, epochs=1, verbose=0)"]
+    return "\n".join([
+        "Returns:",
+        "    The built ``keras.Model`` (inputs and outputs above); compile it with",
+        f'    ``kzoo.models.compile_args("{name}", **config)``.',
+        "",
+        "Raises:",
+        "    ValueError: if an argument's value is not valid (the message names the argument)",
+        "        or, through ``kzoo.build``, a config key is unknown (the message lists the",
+        "        accepted keys).",
+        "",
+        "Example:",
+        "",
+        "```python",
+        *code,
+        "```",
+    ])
+
+
+def register_model(pattern, cell, *, example=None, loss=None, metrics=None):
+    """Registers the decorated builder under its function name: the zoo's way to add a model.
+
+    The builder takes keyword-only arguments, each with a default (the model's config), and
+    returns a built ``keras.Model``. Every argument must be explained in
+    ``kzoo.models.arguments.ARGUMENTS``. Registration appends to the builder's docstring its
+    ``Args:`` (those explanations), ``Returns:``, ``Raises:`` and ``Example:`` sections, so the
+    builder's own docstring says only what the model is: its first paragraph is the
+    ``description`` of :func:`model_info`. After adding a zoo model, regenerate the static table
+    ``kzoo.models.catalog`` (``python -m kzoo.models.catalog``).
+
+    Args:
+        pattern: str, the model's I/O pattern, one of :data:`PATTERNS`.
+        cell: str, its recurrent cell ("rnn", "lstm", "gru", "jordan", "convlstm"), or "mlp".
+        example: None, or ``example(config, batch_size, rng) -> (inputs, targets)``: random
+            NumPy data ``model.fit`` takes, for the full ``config`` (what
+            :func:`example_batch` returns; see the training contract in
+            ``kzoo.models.registry``).
+        loss: the loss to compile the model with (what :func:`compile_args` returns), or
+            ``loss(config)`` returning it.
+        metrics: the metrics to compile it with, or ``metrics(config)`` returning them.
+
+    Returns:
+        A decorator that registers the builder and returns it, its docstring completed.
+
+    Raises:
+        ValueError: if ``pattern`` is not one of :data:`PATTERNS` or (by the decorator) a model
+            of the builder's name is already registered.
+        TypeError: (by the decorator) if an argument of the builder is not keyword-only with a
+            default, or has no explanation in ``kzoo.models.arguments.ARGUMENTS``.
+
+    Example:
+
+    A registration lasts as long as the process (the zoo's modules register theirs when
+    imported):
+
+    ```python
+    import keras
+    import kzoo
+    from kzoo.models import register_model, variants
+
+
+    def random_batch(config, batch_size, rng):
+        inputs = rng.normal(size=(batch_size, config["input_dim"])).astype("float32")
+        return inputs, rng.integers(0, config["num_classes"], size=batch_size)
+
+
+    @register_model("one_to_one", "mlp", example=random_batch, loss=variants.head_loss,
+                    metrics=variants.head_metrics)
+    def one_to_one_linear(*, input_dim=8, num_classes=3):
+        '''One-to-one, a linear softmax classifier: a feature vector -> one label.'''
+        inputs = keras.Input((input_dim,))
+        outputs = keras.layers.Dense(num_classes, activation="softmax")(inputs)
+        return keras.Model(inputs, outputs, name="one_to_one_linear")
+
+
+    model = kzoo.build("one_to_one_linear", num_classes=5)
+    print(kzoo.model_info("one_to_one_linear").description)   # One-to-one, a linear ...
+    ```
     """
     if pattern not in PATTERNS:
         raise ValueError(f"register_model: pattern must be one of {PATTERNS}, got {pattern!r}")
@@ -123,8 +235,9 @@ def register_model(pattern, cell, *, example=None, loss=None, metrics=None):
         info = ModelInfo(name=name, pattern=pattern, cell=cell,
                          description=_first_paragraph(doc), default_config=defaults,
                          arguments=explained)
-        builder.__doc__ = f"{doc}\n\n{_args_section(explained)}\n" if doc else \
-            _args_section(explained)
+        sections = f"{args_section(explained)}\n\n" \
+            f"{_builder_sections(name, defaults, example is not None)}\n"
+        builder.__doc__ = f"{doc}\n\n{sections}" if doc else sections
         _REGISTRY[name] = _Registration(info=info, builder=builder, example=example, loss=loss,
                                         metrics=metrics)
         return builder
@@ -179,21 +292,33 @@ def _lookup(name):
 
 
 def model_info(name):
-    """Pattern, cell, description, default config and argument explanations of a model.
+    """Describes the registered model ``name``: pattern, cell, description and config.
+
+    Answered without importing TensorFlow and without building the model.
 
     Args:
-        name: str, a registered model name (``list_models()``).
+        name: str, a registered model name (:func:`list_models`).
 
     Returns:
-        A :class:`ModelInfo`. Answered without importing TensorFlow.
+        A :class:`ModelInfo`: ``pattern``, ``cell``, ``description``, ``default_config`` (every
+        config key :func:`build` takes, with its default) and ``arguments`` (each key's one-line
+        explanation).
 
     Raises:
-        ValueError: ``name`` is not a registered model (the closest names are suggested).
+        ValueError: if ``name`` is not a registered model (the message suggests the closest
+            names).
 
     Example:
 
-    >>> kzoo.model_info("seq2seq_attention").default_config["units"]
-    64
+    ```python
+    import kzoo
+
+    info = kzoo.model_info("seq2seq_attention")
+    print(info.pattern, info.cell)                 # seq2seq lstm
+    print(info.default_config["units"])            # 64
+    for key, line in info.arguments.items():       # what `kzoo info seq2seq_attention` prints
+        print(f"{key}={info.default_config[key]!r}: {line}")
+    ```
     """
     infos = _infos()
     if not isinstance(name, str) or name not in infos:
@@ -202,9 +327,27 @@ def model_info(name):
 
 
 def list_models(pattern=None):
-    """Sorted registered names; ``pattern`` is an I/O pattern name or a glob (``"*lstm*"``).
+    """Names of the registered models, sorted: all of them, one pattern's, or a glob's.
 
     Answered without importing TensorFlow.
+
+    Args:
+        pattern: None (default) for every model; one of :data:`PATTERNS` for the models of that
+            I/O pattern (``"seq2seq"``); else a shell-style glob the names must match
+            (``"*_bi_*"``, ``"*lstm*"``; ``fnmatch``, case-sensitive).
+
+    Returns:
+        A sorted list of model names (str), empty when none matches.
+
+    Example:
+
+    ```python
+    import kzoo
+
+    print(len(kzoo.list_models()))           # 32
+    print(kzoo.list_models("seq2seq"))       # ['seq2seq_attention', 'seq2seq_gru', ...]
+    print(kzoo.list_models("*_deep_lstm"))   # ['many_to_many_deep_lstm', ...]
+    ```
     """
     infos = _infos()
     names = sorted(infos)
@@ -224,7 +367,37 @@ def _check_config(info, config):
 
 
 def build(name, **config):
-    """Build the registered model ``name`` with its defaults overridden by ``config``."""
+    """Builds the registered model ``name``, its default config overridden by ``config``.
+
+    Args:
+        name: str, a registered model name (:func:`list_models`; ``kzoo list``).
+        **config: the arguments of the model's builder to override: keys of
+            ``model_info(name).default_config``, explained in ``model_info(name).arguments``
+            and in the builder's docstring (``kzoo.models.many_to_one.many_to_one_lstm``...).
+
+    Returns:
+        The built ``keras.Model``, as the model's builder returns it: freshly initialized and
+        uncompiled (compile it with ``compile_args(name, **config)``). The ``seq2seq_*`` models
+        are :class:`Seq2Seq` instances.
+
+    Raises:
+        ValueError: if ``name`` is not registered (the message suggests the closest names), a
+            config key is unknown (the message lists the accepted keys) or a value is not valid
+            (the message names the argument).
+
+    Example:
+
+    ```python
+    import kzoo
+
+    model = kzoo.build("many_to_one_lstm", vocab_size=100, units=8, bidirectional=True)
+    print(model.output_shape)               # (None, 2): softmax over num_classes=2
+    try:
+        kzoo.build("many_to_one_lstm", unitz=8)
+    except ValueError as error:
+        print(error)                        # ... unknown config key(s) ['unitz'] ...
+    ```
+    """
     registration = _lookup(name)
     _check_config(registration.info, config)
     return registration.builder(**config)
@@ -233,8 +406,39 @@ def build(name, **config):
 def example_batch(name, config=None, *, batch_size=2, seed=0):
     """Random ``(inputs, targets)`` that ``build(name, **config)`` can ``fit`` on.
 
-    ``config`` is a dict (not keyword arguments: a model's config may have its own
-    ``batch_size``, e.g. a stateful one, whose example batches then have that size).
+    NumPy arrays of the shapes and dtypes the model trains on (token ids where it reads ids,
+    with padded rows where it masks padding): for a first ``fit``, a test, a benchmark or
+    ``kzoo.export.verify``. ``config`` is a dict, not keyword arguments: a model's config may
+    have its own ``batch_size`` (a stateful model's, whose batches then have that size).
+
+    Args:
+        name: str, a registered model name.
+        config: None or a dict of overrides of the model's default config, as given to
+            :func:`build`.
+        batch_size: int, the number of examples (default 2); a stateful model's config
+            ``batch_size`` wins.
+        seed: int, the seed of the ``numpy.random.Generator`` drawing them (default 0).
+
+    Returns:
+        A tuple ``(inputs, targets)``: ``inputs`` an array or a tuple of arrays in the order of
+        ``model.inputs``, ``targets`` an array.
+
+    Raises:
+        ValueError: if ``name`` is not registered, a config key is unknown, or the model was
+            registered without ``example=``.
+
+    Example:
+
+    ```python
+    import kzoo
+
+    config = {"vocab_size": 50, "num_classes": 5, "units": 8}
+    inputs, targets = kzoo.models.example_batch("many_to_many_gru", config, batch_size=4)
+    print(inputs.shape, targets.shape)      # (4, 5) (4, 5): token ids, a label per step
+    model = kzoo.build("many_to_many_gru", **config)
+    model.compile("adam", **kzoo.models.compile_args("many_to_many_gru", **config))
+    model.fit(inputs, targets, epochs=1, verbose=0)
+    ```
     """
     import numpy as np
 
@@ -247,7 +451,35 @@ def example_batch(name, config=None, *, batch_size=2, seed=0):
 
 
 def compile_args(name, **config):
-    """``{"loss": ..., "metrics": ...}`` to ``compile`` ``build(name, **config)`` with."""
+    """The loss and metrics to ``compile`` ``build(name, **config)`` with.
+
+    What the model was registered with, resolved for its config: e.g. sparse categorical
+    cross-entropy and accuracy for a model with ``num_classes``, mean squared error and MAE for
+    real-valued outputs, :class:`SequenceLoss` and :class:`SequenceAccuracy` (reported as
+    ``token_accuracy``) for seq2seq.
+
+    Args:
+        name: str, a registered model name.
+        **config: the overrides given to :func:`build` (the loss may depend on them).
+
+    Returns:
+        A dict ``{"loss": ..., "metrics": ...}``, to pass as ``model.compile(optimizer,
+        **compile_args(name, **config))``.
+
+    Raises:
+        ValueError: if ``name`` is not registered or a config key is unknown.
+
+    Example:
+
+    ```python
+    import kzoo
+
+    print(kzoo.models.compile_args("many_to_one_gru"))
+    # {'loss': 'sparse_categorical_crossentropy', 'metrics': ['accuracy']}
+    print(kzoo.models.compile_args("many_to_one_gru", num_classes=None, output_dim=1))
+    # {'loss': 'mse', 'metrics': ['mae']}
+    ```
+    """
     registration = _lookup(name)
     full_config = _check_config(registration.info, config)
 

@@ -25,10 +25,41 @@ def _token_mask(labels, pad_id, dtype):
 
 
 def sequence_loss(labels, logits, weights=None, *, pad_id=PAD_ID, from_logits=True):
-    """Cross-entropy of ``logits`` (B, T, V) against ``labels`` (B, T), averaged over the tokens
-    that are not ``pad_id`` (and weighted by ``weights`` (B, T) if given): a scalar.
+    """Token-level cross-entropy averaged over the tokens that are not padding.
 
-    A batch with no non-pad token gives 0, not NaN.
+    With m_bt = [y_bt != pad_id] and w_bt the ``weights`` (1 without):
+
+        sequence_loss = Σ_{b,t} w_bt m_bt (-log p_bt(y_bt)) / Σ_{b,t} w_bt m_bt,
+        p_bt = softmax(logits_bt) (``from_logits``) or ``logits_bt`` itself (probabilities)
+
+    a mean over the non-pad tokens of the whole batch (tfa's ``sequence_loss`` with
+    ``average_across_timesteps`` and ``average_across_batch``). A batch without a non-pad token
+    (or of zero total weight) gives 0, not NaN.
+
+    Args:
+        labels: integer token ids (batch, time).
+        logits: float (batch, time, vocab): logits, or probabilities with
+            ``from_logits=False``.
+        weights: None, or float (batch, time) weights of the tokens.
+        pad_id: int, the padding id left out of the mean (default 0).
+        from_logits: bool, whether ``logits`` are logits (default) or probabilities.
+
+    Returns:
+        A float scalar tensor.
+
+    Raises:
+        ValueError: if ``logits`` is not of rank 3 or ``labels`` not of rank 2.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kzoo.models import sequence_loss
+
+    labels = np.array([[4, 5, 2, 0]])              # the last token is padding
+    logits = np.zeros((1, 4, 6), "float32")        # uniform over 6 ids
+    print(float(sequence_loss(labels, logits)))    # 1.7917... = log(6), over 3 tokens
+    ```
     """
     labels = tf.cast(labels, tf.int32)
     logits = tf.convert_to_tensor(logits)
@@ -48,12 +79,43 @@ def sequence_loss(labels, logits, weights=None, *, pad_id=PAD_ID, from_logits=Tr
 
 @keras.saving.register_keras_serializable(package="kzoo")
 class SequenceLoss(keras.losses.Loss):
-    """``sequence_loss`` as a Keras loss for ``compile``: the mean over non-pad tokens.
+    """:func:`sequence_loss` as a Keras loss, for ``compile``: the mean over non-pad tokens.
 
-    It masks by the labels itself and reduces with "sum" over already normalized token losses,
-    so a Keras mask carried by the predictions (which only multiplies under "sum") cannot count
-    the padding twice. Under a ``tf.distribute`` strategy of N replicas the mean is divided by
-    N, as Keras divides its own mean reductions: the replicas' gradients are summed.
+    Each token's term is -log p_bt(y_bt) / N, N the number of non-pad tokens of the batch (at
+    least 1), and the terms are summed (reduction "sum"): the loss is the mean over the
+    non-pad tokens, a ``sample_weight`` multiplying each token's term (N stays the token
+    count). It masks by the labels itself and sums already normalized terms, so a Keras mask
+    carried by the predictions (which only multiplies under "sum") cannot count the padding
+    twice. Under a ``tf.distribute`` strategy of R replicas each term is divided by R too, as
+    Keras divides its own mean reductions: the replicas' gradients are summed.
+
+    Args:
+        pad_id: int, the padding id left out of the mean (default 0).
+        from_logits: bool, whether the predictions are logits (default) or probabilities.
+        name: str, the loss' name (default "sequence_loss").
+        **kwargs: ``keras.losses.Loss`` arguments (``dtype``; ``reduction``, default "sum":
+            another reduction is not the mean over tokens).
+
+    Call arguments:
+        y_true: integer token ids (batch, time).
+        y_pred: logits (or probabilities) (batch, time, vocab).
+        sample_weight: None, or weights broadcastable to (batch, time).
+
+    Returns:
+        (from a call) the scalar loss.
+
+    Example:
+
+    ```python
+    import numpy as np
+    import kzoo
+
+    loss = kzoo.models.SequenceLoss()
+    labels = np.array([[4, 5, 2, 0]])              # the last token is padding
+    logits = np.zeros((1, 4, 6), "float32")        # uniform over 6 ids
+    print(float(loss(labels, logits)))             # 1.7917... = log(6), over 3 tokens
+    # model.compile("adam", loss=loss, metrics=[kzoo.models.SequenceAccuracy()])
+    ```
     """
 
     def __init__(self, pad_id=PAD_ID, from_logits=True, name="sequence_loss", **kwargs):
@@ -81,7 +143,36 @@ class SequenceLoss(keras.losses.Loss):
 
 @keras.saving.register_keras_serializable(package="kzoo")
 class SequenceAccuracy(keras.metrics.Mean):
-    """Token accuracy over the non-pad labels (argmax of the logits == label)."""
+    """Token accuracy over the non-pad labels: the fraction of them where argmax(y_pred) = y_true.
+
+    A running mean over batches (``keras.metrics.Mean``) of [argmax_v y_pred_btv = y_bt],
+    each token weighted by [y_bt != pad_id] times its ``sample_weight``. Under teacher forcing
+    every step reads the true previous token, so this is per-token accuracy, not the exact match
+    of whole decoded sequences.
+
+    Args:
+        pad_id: int, the padding id left out (default 0).
+        name: str, the metric's name (default "token_accuracy").
+        **kwargs: ``keras.metrics.Mean`` arguments (``dtype``).
+
+    Call arguments:
+        y_true: integer token ids (batch, time) (to ``update_state``).
+        y_pred: logits or probabilities (batch, time, vocab).
+        sample_weight: None, or weights broadcastable to (batch, time).
+
+    Example:
+
+    ```python
+    import numpy as np
+    import kzoo
+
+    metric = kzoo.models.SequenceAccuracy()
+    labels = np.array([[4, 5, 2, 0]])              # the last token is padding
+    logits = np.eye(6)[[4, 1, 2, 3]][None]         # predicts 4, 1, 2 (and 3 on the padding)
+    metric.update_state(labels, logits)
+    print(float(metric.result()))                  # 0.6666... : 2 of the 3 non-pad tokens
+    ```
+    """
 
     def __init__(self, pad_id=PAD_ID, name="token_accuracy", **kwargs):
         super().__init__(name=name, **kwargs)
@@ -102,24 +193,81 @@ class SequenceAccuracy(keras.metrics.Mean):
 
 @keras.saving.register_keras_serializable(package="kzoo")
 class TeacherForcingSampler(keras.layers.Layer):
-    """Teacher forcing: step t always reads the ground-truth y_{t-1} (tfa's ``TrainingSampler``)."""
+    """Teacher forcing: step t always reads the ground-truth y_{t-1} (tfa's ``TrainingSampler``).
+
+    The sampler of a :class:`Seq2Seq` built with ``scheduled_sampling=0`` (the default): its
+    :meth:`plan` is None, so no step reads the model's own prediction.
+
+    Args:
+        *args: ``keras.layers.Layer`` arguments (none are needed).
+        **kwargs: ``keras.layers.Layer`` arguments (``name``...).
+
+    Example:
+
+    ```python
+    import numpy as np
+    import kzoo
+
+    sampler = kzoo.models.TeacherForcingSampler()
+    print(sampler.plan(np.array([[1, 4, 5]]), vocab_size=8, training=True))   # None
+    ```
+    """
 
     probability = None
 
     def plan(self, target_in_ids, vocab_size, training=None):
-        """``None``: no step reads the model's own prediction."""
+        """No step reads the model's own prediction.
+
+        Args:
+            target_in_ids: the decoder inputs (batch, time) (unused).
+            vocab_size: the target vocabulary size (unused).
+            training: whether the model is training (unused).
+
+        Returns:
+            None.
+        """
         return None
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
 class ScheduledSampler(keras.layers.Layer):
-    """Scheduled sampling: with probability ``probability`` step t > 0 reads the model's own
-    prediction at step t-1 instead of y_{t-1} (tfa's ``ScheduledEmbeddingTrainingSampler``).
+    """Scheduled sampling (Bengio et al. 2015): step t > 0 may read the model's own prediction.
 
-    ``mode="argmax"`` feeds the most likely token, ``"sample"`` a token drawn from
-    softmax(logits) (argmax of logits + Gumbel noise). Only in training; at inference the decoder
-    always reads its own prediction. ``probability`` is a non-trainable variable, so a schedule
-    (a callback) can raise it during training: ``sampler.probability.assign(0.25)``.
+    While training, with probability ``probability`` (drawn for every row and step), decoder
+    step t > 0 reads the model's own prediction at step t-1 instead of the ground-truth
+    y_{t-1} (tfa's ``ScheduledEmbeddingTrainingSampler``). ``mode="argmax"`` feeds the most
+    likely token, ``"sample"`` a token drawn from softmax(logits) (the argmax of the logits
+    plus Gumbel noise, -log(-log u), u ~ U(0, 1)). The draws are made for all steps at once,
+    before the decoder loop. At inference the decoder always reads its own prediction.
+    ``probability`` is a non-trainable variable, so a schedule (a callback) can raise it during
+    training: ``sampler.probability.assign(0.25)``. A :class:`Seq2Seq` built with
+    ``scheduled_sampling=p`` has one.
+
+    Args:
+        probability: float in [0, 1], the initial probability of reading the prediction
+            (default 0.25).
+        mode: "argmax" (default) or "sample".
+        seed: None or an int, the seed of the draws.
+        **kwargs: ``keras.layers.Layer`` arguments (``name``...).
+
+    Raises:
+        ValueError: if ``probability`` is not in [0, 1] or ``mode`` is not one of
+            "argmax", "sample".
+
+    Example:
+
+    ```python
+    import numpy as np
+    import kzoo
+
+    sampler = kzoo.models.ScheduledSampler(probability=0.5, mode="sample", seed=0)
+    target_in_ids = np.array([[1, 4, 5, 6], [1, 7, 0, 0]])
+    use_prediction, noise = sampler.plan(target_in_ids, vocab_size=8, training=True)
+    print(use_prediction.shape, noise.shape)        # (2, 4) (2, 4, 8)
+    print(use_prediction.numpy()[:, 0])             # [False False]: step 0 reads the start
+    sampler.probability.assign(0.75)                # a schedule raises it
+    print(sampler.plan(target_in_ids, vocab_size=8))   # None: not training
+    ```
     """
 
     def __init__(self, probability=0.25, mode="argmax", seed=None, **kwargs):
@@ -137,8 +285,19 @@ class ScheduledSampler(keras.layers.Layer):
             initializer=keras.initializers.Constant(self.initial_probability))
 
     def plan(self, target_in_ids, vocab_size, training=None):
-        """``(use_prediction (B, T) bool, gumbel_noise (B, T, V) or None)`` for one batch, or
-        ``None`` outside training. Step 0 always reads the start token."""
+        """Draws which steps of one batch read the prediction, before the decoder loop.
+
+        Args:
+            target_in_ids: the decoder inputs (batch, time), for their shape.
+            vocab_size: the target vocabulary size (the width of the Gumbel noise).
+            training: whether the model is training; otherwise nothing is drawn.
+
+        Returns:
+            None outside training; else ``(use_prediction, gumbel_noise)``:
+            ``use_prediction`` bool (batch, time), False at step 0 (which reads the start
+            token), and for ``mode="sample"`` the noise (batch, time, vocab) added to the logits
+            before the argmax (None for ``"argmax"``).
+        """
         if not training:
             return None
         shape = tf.shape(target_in_ids)

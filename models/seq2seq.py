@@ -63,8 +63,8 @@ from kzoo.layers.scan import scan
 from kzoo.layers.target import tracing_for_tflite
 from kzoo.layers.text import END_ID, PAD_ID, RESERVED_TOKENS, START_ID, UNKNOWN_ID, \
     TokenVectorizer, tokenize
-from kzoo.models import decoding
-from kzoo.models.registry import register_model
+from kzoo.models import arguments, decoding
+from kzoo.models.registry import args_section, register_model
 from kzoo.models.sampling import ScheduledSampler, SequenceAccuracy, SequenceLoss, \
     TeacherForcingSampler, SAMPLING_MODES
 from kzoo.models.stack import check_choice, check_positive_int, check_rate, \
@@ -101,10 +101,29 @@ def _merge_states(states, bidirectional, merge_mode):
 
 
 def default_decode_length(source_units):
-    """The decode length when none is given: ``2 * L + 2`` for a source of ``L`` units (an int or
-    a tensor), ``L`` measured in the target's units by :meth:`Seq2Seq.source_units` (source
-    tokens; characters of the source text when words are decoded into characters, since
-    "twenty-three" becomes "dreiundzwanzig")."""
+    """The decode length when none is given: ``2 * L + 2`` for a source of ``L`` units.
+
+    ``L`` is the source length in the target's units, what :meth:`Seq2Seq.source_units`
+    measures: source tokens, or the characters of the source text when words are decoded into
+    characters (since "twenty-three" becomes "dreiundzwanzig"). :meth:`Seq2Seq.generate`,
+    :meth:`Seq2Seq.translate`, ``kzoo predict`` and the exported signatures (given
+    ``max_length <= 0``) decode at most this many steps.
+
+    Args:
+        source_units: the source length ``L``, an int or an integer tensor.
+
+    Returns:
+        ``2 * source_units + 2``, of the type of ``source_units``.
+
+    Example:
+
+    ```python
+    from kzoo.models import default_decode_length, MAX_SOURCE_UNITS
+
+    print(default_decode_length(7))                  # 16
+    print(default_decode_length(MAX_SOURCE_UNITS))   # 10000: the longest decode there is
+    ```
+    """
     return 2 * source_units + 2
 
 
@@ -113,8 +132,30 @@ MAX_SOURCE_UNITS = (decoding.MAX_DECODE_LENGTH - 2) // 2
 
 
 class UnknownTokensWarning(UserWarning):
-    """Text held tokens outside the model's source vocabulary: they were read as the unknown
-    token ``[UNK]`` (id 3), so their translation is a guess."""
+    """Text held tokens outside the model's source vocabulary, read as ``[UNK]`` (id 3).
+
+    :meth:`Seq2Seq.translate` and :meth:`Seq2Seq.text_to_ids` warn with it, naming the tokens
+    and the texts they are in: the translation of such a text is a guess. Filter or catch it
+    like any warning.
+
+    Example:
+
+    ```python
+    import warnings
+    import kzoo
+    import kzoo.datasets as kd
+
+    source = kd.TokenVectorizer(["one", "two"], level="word")
+    target = kd.TokenVectorizer(list("einszw"), level="char")
+    model = kzoo.build("seq2seq_lstm", units=4, source_vocab_size=source.vocabulary_size,
+                       target_vocab_size=target.vocabulary_size,
+                       vocabularies={"source": source, "target": target})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", kzoo.models.UnknownTokensWarning)
+        model.translate("two three", max_length=4)
+    print(caught[0].message)   # ...: not in the source vocabulary, read as [UNK] ...: 'three' ...
+    ```
+    """
 
 
 def warn_unknown_tokens(where, unknown, stacklevel=3):
@@ -129,7 +170,8 @@ def warn_unknown_tokens(where, unknown, stacklevel=3):
                         for text, tokens in unknown[:10])
     more = f"; and {len(unknown) - 10} more texts" if len(unknown) > 10 else ""
     warnings.warn(f"{where}: not in the source vocabulary, read as [UNK] (the output for these "
-                  f"texts is a guess): {listing}{more}", UnknownTokensWarning, stacklevel=stacklevel)
+                  f"texts is a guess): {listing}{more}", UnknownTokensWarning,
+                  stacklevel=stacklevel)
 
 
 def _shorten(text, width=40):
@@ -211,19 +253,74 @@ class _graph_method:
 
 @keras.saving.register_keras_serializable(package="kzoo")
 class Seq2Seq(keras.Model):
-    """Encoder-decoder over token ids; see the module docstring.
+    """Encoder-decoder over token ids, with or without attention: translation-shaped tasks.
 
-    ``call((source_ids, target_in_ids))`` -> logits (B, T_out, target_vocab_size), carrying the
-    Keras mask ``target_in_ids != 0``. ``attention`` is None, "bahdanau", "luong",
-    "bahdanau_monotonic" or "luong_monotonic"; ``luong_score`` dot/general/concat;
-    ``attention_units`` the size of the additive score (Bahdanau, Luong concat; default: the
-    decoder width); ``attention_layer_size`` the attention vector's size (default: the decoder
-    width). ``scheduled_sampling`` p > 0 feeds the model's own previous prediction (argmax, or a
-    sample with ``scheduled_sampling_mode="sample"``) with probability p in training.
-    ``vocabularies``: None, or ``{"source": v, "target": v}`` with each ``v`` a
-    ``kzoo.layers.TokenVectorizer`` or ``{"tokens": [...], "level": "word"|"char",
-    "standardize": None|...}`` (``tokens`` index = id, as many as the vocabulary size): the
-    model then has ``source_vectorizer``/``target_vectorizer`` and :meth:`translate`.
+    The model of the ``seq2seq_*`` builders (``kzoo.build("seq2seq_attention")`` is one, its
+    name the model's). Token ids: 0 is padding (masked in the encoder, the attention, the loss
+    and the metrics), ``start_id`` begins every decoder input, ``end_id`` ends every target; a
+    target y_1..y_n is read as ``target_in = [start, y_1..y_n]`` and predicted as
+    ``target_out = [y_1..y_n, end]``.
+
+    The encoder embeds the source ids and runs a recurrent stack over them (``cell``,
+    ``num_layers``, ``bidirectional`` and ``merge_mode``, ``dropout`` between layers,
+    ``residual``; see ``kzoo.models.stack``): the memory h_1..h_Ts and the final states, which
+    (forward and backward states merged like the outputs) are the decoder's initial states. The
+    decoder is one ``cell`` as wide as the memory; at step t it reads the embedding e_t of
+    token t of ``target_in`` (teacher forcing) and, with attention (a
+    :class:`kzoo.layers.AttentionWrapper`, its query the cell output o_t):
+
+        o_t, s_t = cell([e_t; a_{t-1}], s_{t-1})        (a_{t-1} only with input_feeding)
+        α_t = softmax_j(score(o_t, h_j)),   c_t = Σ_j α_tj h_j
+        a_t = tanh(W_a [o_t; c_t]),         logits_t = W_o dropout(a_t) + b_o
+
+    with score(o, h) = vᵀ tanh(W_1 o + W_2 h) (Bahdanau) or oᵀh, oᵀ W h, vᵀ tanh(W [o; h])
+    (Luong ``dot``, ``general``, ``concat``); the ``*_monotonic`` forms replace the softmax by
+    the expected monotonic alignment (Raffel et al. 2017). Without attention,
+    logits_t = W_o dropout(o_t) + b_o. ``scheduled_sampling`` p > 0 replaces e_t, for t > 0
+    and with probability p while training, by the embedding of the model's own prediction at
+    step t-1 (:class:`ScheduledSampler`).
+
+    ``vocabularies`` ``{"source": v, "target": v}`` takes each ``v`` as a
+    ``kzoo.layers.TokenVectorizer`` (a dataset's ``info.vectorizers[side]``) or as
+    ``{"tokens": [...], "level": "word"|"char", "standardize": None|...}``, ``tokens`` the
+    whole list (index = id, the 4 reserved tokens first, as many as the vocabulary size); the
+    model then has ``source_vectorizer`` and ``target_vectorizer``, and saves the vocabularies
+    in its config.
+
+    Decoding: :meth:`generate` (greedy or beam search, token ids in and out) and, with
+    ``vocabularies``, :meth:`translate` (strings in and out); :meth:`encode`,
+    :meth:`decode_step`, :meth:`search` and :meth:`translate_graph` are the functions the
+    exports serve. ``fit`` and ``evaluate`` take ``((source_ids, target_in_ids),
+    target_out_ids)`` and check it before anything is traced. Compile with
+    :class:`SequenceLoss` and :class:`SequenceAccuracy`
+    (``kzoo.models.compile_args("seq2seq_attention")``).
+
+    Call arguments:
+        inputs: a pair ``(source_ids, target_in_ids)`` of integer token ids, (batch, Ts) and
+            (batch, T), 0-padded.
+        training: bool; dropout and scheduled sampling act only in training.
+
+    Returns:
+        (from a call) the logits (batch, T, target_vocab_size), carrying the Keras mask
+        ``target_in_ids != 0``.
+
+    Raises:
+        ValueError: (constructing) an argument that is not valid, naming it; (calling)
+            ``inputs`` that is not a pair.
+
+    Example:
+
+    ```python
+    import numpy as np
+    import kzoo
+
+    model = kzoo.models.Seq2Seq(source_vocab_size=20, target_vocab_size=20, units=8)
+    source_ids = np.array([[5, 6, 7, 8], [9, 10, 0, 0]])     # 0 is padding
+    target_in_ids = np.array([[1, 11, 12], [1, 13, 0]])       # start id 1, then the target
+    print(model((source_ids, target_in_ids)).shape)           # (2, 3, 20): logits
+    out = model.generate(source_ids, max_length=6)
+    print(out["tokens"].shape, out["attention"].shape)        # (2, 6) (2, 6, 4)
+    ```
     """
 
     def __init__(self, source_vocab_size=8000, target_vocab_size=8000, source_embedding_dim=64,
@@ -384,10 +481,9 @@ class Seq2Seq(keras.Model):
 
     @in_compute_dtype
     def search_step(self, memory, keys, memory_mask):
-        """The decoder step the search loops of :meth:`search` run:
-        ``step_fn(token_ids, states) -> (logits, new_states, alignments)``, equal to
-        :meth:`decode_step` up to float rounding.
+        """The decoder step the search loops of :meth:`search` run, built for one search.
 
+<<<<<<< HEAD
         It is built once per search, before the loop, and takes out of the loop what does not
         change from step to step (TensorFlow's executor pays a fixed cost per node and step): the
         input projection of every target token, ``project_inputs`` of its embedding (and of a zero
@@ -400,6 +496,33 @@ class Seq2Seq(keras.Model):
         loop, which costs the executor as much per step as the read, or more (measured). Under
         ``trace_target("tflite")`` it is :meth:`decode_step`'s own step: the TFLite export folds the
         weights into constants inside the loop, where post-training quantization reaches them.
+=======
+        Equal to :meth:`decode_step` up to float rounding. It is built once per search, before
+        the loop, and takes out of the loop what does not change from step to step
+        (TensorFlow's executor pays a fixed cost per node and step): the input projection of
+        every target token, ``project_inputs`` of its embedding (and of a zero attention vector
+        with input feeding), is one (V, gates) table, so a step gathers a row instead of
+        embedding the ids, checking them (they come from argmax or top-k, always in the
+        vocabulary) and multiplying by the embedding half of the kernel; and the memory loses
+        the Keras mask the encoder attached to it, which the attention layer would otherwise
+        combine with ``memory_mask`` at every step (both are ``source_ids != 0``). The weights
+        are still read inside the loop: read once outside, each becomes one more tensor carried
+        through the loop, which costs the executor as much per step as the read, or more
+        (``benchmarks/decode_speed.py``; docs/engine-notes.md). Under ``scan_mode("tflite")``
+        it is :meth:`decode_step`'s own step: the TFLite export folds the weights into
+        constants inside the loop, where post-training quantization reaches them.
+
+        Args:
+            memory: the encoder outputs (batch, time, d) from :meth:`encode` (tiled for beam
+                search).
+            keys: their projection for the attention, from :meth:`encode`.
+            memory_mask: bool (batch, time), ``source_ids != 0``.
+
+        Returns:
+            ``step_fn(token_ids, states) -> (logits, new_states, alignments)``, what
+            :func:`kzoo.models.greedy_search` and :func:`kzoo.models.beam_search` take
+            (alignments None without attention).
+>>>>>>> main
         """
         cell = self.decoder if self.attention is None else self.decoder.cell
         if tracing_for_tflite() or getattr(cell, "layer_norm", False):
@@ -436,30 +559,47 @@ class Seq2Seq(keras.Model):
     # -- the serving functions: what generate, translate and kzoo.export run -------------------
     @_graph_method
     def encode(self, source_ids):
-        """Encode a source for a decoding loop of one's own (the exported ``encode`` signature).
+        """Encodes a source for a decoding loop of one's own (the exported ``encode`` signature).
 
         Args:
-            source_ids: int token ids (batch, time), 0-padded.
+            source_ids: integer token ids (batch, time), 0-padded.
 
         Returns:
-            ``(memory, keys, memory_mask, states)``: the encoder outputs (batch, time, d), their
-            projection for the attention (the memory itself without attention), ``source_ids
-            != 0`` and the decoder's initial states, the list :meth:`decode_step` takes.
+            A tuple ``(memory, keys, memory_mask, states)``: the encoder outputs (batch, time,
+            d); their projection for the attention (the memory itself without attention);
+            ``source_ids != 0``; and the decoder's initial states, the list
+            :meth:`decode_step` takes.
+
+        Example:
+
+        With ``model`` and ``source_ids`` of the class example, greedy search's first step:
+
+        ```python
+        import tensorflow as tf
+
+        memory, keys, memory_mask, states = model.encode(source_ids)
+        token_ids = tf.fill([2], model.start_id)
+        logits, states, alignments = model.decode_step(token_ids, states, memory, keys,
+                                                       memory_mask)
+        print(logits.shape, alignments.shape)     # (2, 20) (2, 4)
+        ```
         """
         return self._encode(source_ids, training=False)
 
     @_graph_method
     def decode_step(self, token_ids, states, memory, keys, memory_mask):
-        """One decoder step (the exported ``decode_step`` signature).
+        """One decoder step (the exported ``decode_step`` signature): :meth:`encode`'s example.
 
         Args:
-            token_ids: int (batch,), the previous tokens (``start_id`` at the first step).
+            token_ids: integer (batch,), the previous tokens (``start_id`` at the first step).
             states: the decoder states, from :meth:`encode` or the previous step.
-            memory, keys, memory_mask: from :meth:`encode`.
+            memory: the encoder outputs, from :meth:`encode`.
+            keys: their projection for the attention, from :meth:`encode`.
+            memory_mask: bool (batch, time), from :meth:`encode`.
 
         Returns:
-            ``(logits (batch, target_vocab_size), new_states, alignments (batch, time))``; the
-            alignments are zeros for a model without attention.
+            A tuple ``(logits (batch, target_vocab_size), new_states, alignments (batch,
+            time))``; the alignments are zeros for a model without attention.
         """
         logits, new_states, alignments = self._decode_step(token_ids, states, memory, keys,
                                                             memory_mask)
@@ -470,12 +610,13 @@ class Seq2Seq(keras.Model):
     @_graph_method
     def search(self, source_ids, max_length, beam_width=None, length_penalty=0.0,
                coverage_penalty=0.0, alignment_history=False, compiled=None):
-        """Greedy or beam search of ``source_ids``: the one search behind :meth:`generate`,
-        :meth:`translate_graph` and the exported ``serving_default`` and ``beam_search``
-        signatures (``kzoo.models.decoding`` over :meth:`search_step`).
+        """Greedy or beam search of ``source_ids`` in one graph, its arguments unchecked.
 
-        :meth:`generate` checks its arguments and calls this; call it directly inside a
-        ``tf.function`` of your own (a serving signature).
+        The one search behind :meth:`generate`, :meth:`translate_graph` and the exported
+        ``serving_default`` and ``beam_search`` signatures (``kzoo.models.greedy_search`` or
+        ``beam_search`` over :meth:`search_step`). :meth:`generate` checks its arguments and
+        calls this; call it directly inside a ``tf.function`` of your own (a serving
+        signature).
 
         Args:
             source_ids: int32 token ids (batch, time), 0-padded.
@@ -483,8 +624,10 @@ class Seq2Seq(keras.Model):
                 :func:`default_decode_length` of the source. A source over
                 :data:`MAX_SOURCE_UNITS` fails (InvalidArgumentError).
             beam_width: None for greedy search, else the beam width (a Python int).
-            length_penalty, coverage_penalty: beam search's GNMT alpha and beta; a Python 0
-                leaves the penalty out of the graph.
+            length_penalty: beam search's GNMT α (:func:`kzoo.models.length_penalty`); a
+                Python 0 leaves it out of the graph.
+            coverage_penalty: beam search's GNMT β (:func:`kzoo.models.coverage_penalty`);
+                a Python 0 leaves it out of the graph.
             alignment_history: beam search only: also return the best hypothesis' ``attention``.
             compiled: None, or :meth:`xla_functions`, to run the encoder and the decoder step
                 XLA-compiled (the search loops are not: their buffers have a data-dependent
@@ -492,6 +635,11 @@ class Seq2Seq(keras.Model):
 
         Returns:
             The dict :meth:`generate` describes.
+
+        Raises:
+            tf.errors.InvalidArgumentError: a source longer than :data:`MAX_SOURCE_UNITS`, or
+                ``max_length`` over ``kzoo.models.MAX_DECODE_LENGTH`` (in a TFLite graph, which
+                has no assert op, the decode length is capped there instead).
         """
         if compiled is None:
             memory, keys, memory_mask, states = self._encode(source_ids, training=False)
@@ -520,8 +668,13 @@ class Seq2Seq(keras.Model):
             alignment_history=alignment_history)
 
     def xla_functions(self):
-        """``(encode, decode_step)``: :meth:`encode` and :meth:`decode_step` as XLA-compiled
-        ``tf.function`` s, for :meth:`search`'s ``compiled`` (the exports' ``target="gpu"``)."""
+        """:meth:`encode` and :meth:`decode_step` as XLA-compiled ``tf.function`` s.
+
+        For :meth:`search`'s ``compiled`` (what the exports' ``target="gpu"`` use).
+
+        Returns:
+            A tuple ``(encode, decode_step)`` of ``tf.function`` s with ``jit_compile=True``.
+        """
         return (tf.function(self.encode, autograph=False, jit_compile=True),
                 tf.function(self.decode_step, autograph=False, jit_compile=True))
 
@@ -577,6 +730,18 @@ class Seq2Seq(keras.Model):
         ``target_in_ids`` and ``target_out_ids`` of one shape; or a dataset yielding
         ``((source_ids, target_in_ids), target_out_ids)``. ``validation_data`` likewise.
 
+        Args:
+            x: ``(source_ids, target_in_ids)``, ``((source_ids, target_in_ids),
+                target_out_ids)`` with ``y=None``, or a ``tf.data.Dataset`` (or any other
+                input Keras' ``fit`` takes, checked by Keras).
+            y: ``target_out_ids``, or None.
+            *args: Keras' ``fit`` arguments after ``x`` and ``y``.
+            **kwargs: Keras' ``fit`` arguments (``epochs``, ``batch_size``,
+                ``validation_data``...).
+
+        Returns:
+            Keras' ``History``.
+
         Raises:
             ValueError: any other structure, shapes or dtypes, naming the forms it takes; then
                 nothing was traced, and a failed fit leaves the model ready for the next.
@@ -591,7 +756,20 @@ class Seq2Seq(keras.Model):
             raise
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        """Keras' ``evaluate``, taking the data forms of :meth:`fit` (checked the same way)."""
+        """Keras' ``evaluate``, taking the data forms of :meth:`fit` (checked the same way).
+
+        Args:
+            x: as :meth:`fit`'s.
+            y: as :meth:`fit`'s.
+            *args: Keras' ``evaluate`` arguments after ``x`` and ``y``.
+            **kwargs: Keras' ``evaluate`` arguments (``batch_size``, ``return_dict``...).
+
+        Returns:
+            What Keras' ``evaluate`` returns: the loss and metrics.
+
+        Raises:
+            ValueError: as :meth:`fit`.
+        """
         x, y = self._training_data("evaluate", x, y)
         try:
             return super().evaluate(x, y, *args, **kwargs)
@@ -677,13 +855,20 @@ class Seq2Seq(keras.Model):
         return self.vocabularies["source"]["level"], self.vocabularies["target"]["level"]
 
     def source_units(self, source_ids):
-        """The length ``L`` of ``source_ids`` (B, Ts) in the target's units, the measure
-        :func:`default_decode_length` and the length limit read (an int32 scalar tensor).
+        """The length ``L`` of a source in the target's units: what the decode length is made of.
 
-        Source tokens (``Ts``, padding included), except when the vocabularies say the model
-        turns words into characters (a word-level source, a char-level target): then the
-        characters of the longest source text, its words joined by single spaces (an unknown
-        word counts as long as the longest word in the vocabulary).
+        :func:`default_decode_length` and the length limit (:data:`MAX_SOURCE_UNITS`) read it.
+        It is the number of source tokens (``Ts``, padding included), except when the
+        vocabularies say the model turns words into characters (a word-level source, a
+        char-level target): then the characters of the longest source text, its words joined
+        by single spaces (an unknown word counts as long as the longest word in the
+        vocabulary).
+
+        Args:
+            source_ids: integer token ids (batch, Ts).
+
+        Returns:
+            An int32 scalar tensor.
         """
         source_ids = tf.convert_to_tensor(source_ids)
         if self.levels != ("word", "char"):
@@ -730,18 +915,23 @@ class Seq2Seq(keras.Model):
 
     def generate(self, source_ids, max_length=None, method="greedy", beam_width=DEFAULT_BEAM_WIDTH,
                  length_penalty=0.0, coverage_penalty=0.0):
-        """Decode ``source_ids`` in one graph (greedy or beam search): :meth:`search` with its
-        arguments checked.
+        """Decodes ``source_ids`` in one graph, by greedy or beam search.
+
+        :meth:`search` with its arguments checked. Greedy search feeds back the most likely
+        token; beam search keeps the ``beam_width`` best hypotheses by the GNMT score
+        log P(Y) / lp(Y) + cp(Y), lp(Y) = ((5 + |Y|) / 6)^α, cp(Y) = β Σ_i log(min(Σ_t α_ti,
+        1)) (:func:`kzoo.models.beam_search`).
 
         Args:
             source_ids: integer token ids (batch, time), 0-padded.
             max_length: the most tokens to decode per row, at most
-                ``decoding.MAX_DECODE_LENGTH``; None: :func:`default_decode_length` of
+                ``kzoo.models.MAX_DECODE_LENGTH``; None: :func:`default_decode_length` of
                 :meth:`source_units` (``2 * L + 2``).
             method: "greedy" or "beam".
-            beam_width: hypotheses kept by beam search.
-            length_penalty, coverage_penalty: the GNMT alpha and beta of beam search (see
-                ``kzoo.models.decoding``); coverage needs attention.
+            beam_width: hypotheses kept by beam search (default 4).
+            length_penalty: beam search's length penalty weight α (0: none).
+            coverage_penalty: beam search's coverage penalty weight β (0: none); needs
+                attention.
 
         Returns:
             A dict of tensors. Greedy: ``tokens`` (batch, max_length) int32 (the end token
@@ -758,8 +948,14 @@ class Seq2Seq(keras.Model):
 
         Example:
 
-        >>> out = model.generate(source_ids)
-        >>> tokens, scores, attention = out["tokens"], out["scores"], out["attention"]
+        With ``model`` and ``source_ids`` of the class example:
+
+        ```python
+        greedy = model.generate(source_ids, max_length=6)
+        beam = model.generate(source_ids, method="beam", beam_width=3, length_penalty=0.6,
+                              coverage_penalty=0.2, max_length=6)
+        print(greedy["scores"].shape, beam["beam_tokens"].shape)   # (2,) (2, 3, 6)
+        ```
         """
         name = self.name
         check_choice(f"{name}.generate", "method", method, GENERATE_METHODS)
@@ -815,11 +1011,12 @@ class Seq2Seq(keras.Model):
             texts: a string or a non-empty list of strings.
 
         Returns:
-            int32 tensor (batch, time), 0-padded (time >= 1).
+            An int32 tensor (batch, time), 0-padded (time >= 1).
 
         Raises:
-            ValueError: no vocabularies, bad ``texts``, or a text longer than
-                :data:`MAX_SOURCE_UNITS` (see :meth:`source_units`).
+            ValueError: if the model carries no vocabularies, ``texts`` is not a string or a
+                non-empty list of strings, or a text is longer than :data:`MAX_SOURCE_UNITS`
+                (see :meth:`source_units`).
 
         Warns:
             UnknownTokensWarning: naming the tokens outside the source vocabulary (read as
@@ -846,36 +1043,62 @@ class Seq2Seq(keras.Model):
         return source_ids
 
     def ids_to_text(self, token_ids):
-        """Strings of decoded token ids (batch, time): each row's tokens before its first end
-        (or 0) token, joined by a space (word-level target) or nothing (char level)."""
+        """Strings of decoded token ids, with the target vocabulary (``target_vectorizer``).
+
+        Args:
+            token_ids: integer token ids (batch, time), e.g. ``generate(...)["tokens"]``.
+
+        Returns:
+            A list of str, one per row: the row's tokens before its first end (or 0) token,
+            joined by a space (word-level target) or by nothing (char level).
+
+        Raises:
+            ValueError: if the model carries no vocabularies.
+        """
         self._require_vocabularies("ids_to_text")
         strings = self.target_vectorizer.detokenize(token_ids, end_id=self.end_id)
         return [s.decode("utf-8") for s in strings.numpy().tolist()]
 
     def translate(self, texts, max_length=None, method="greedy", beam_width=DEFAULT_BEAM_WIDTH,
                   length_penalty=0.0, coverage_penalty=0.0):
-        """Translate strings with the model's vocabularies: :meth:`text_to_ids`, then
-        :meth:`generate` (same arguments; ``max_length`` default :func:`default_decode_length`),
-        then :meth:`ids_to_text`.
+        """Translates strings: :meth:`text_to_ids`, :meth:`generate`, then :meth:`ids_to_text`.
+
+        Needs the model's ``vocabularies``.
 
         Args:
-            texts: a string or a list of strings.
+            texts: a string or a non-empty list of strings.
+            max_length: the most tokens to decode per text; None: :func:`default_decode_length`
+                of :meth:`source_units`.
+            method: "greedy" or "beam".
+            beam_width: hypotheses kept by beam search.
+            length_penalty: beam search's GNMT α (see :meth:`generate`).
+            coverage_penalty: beam search's GNMT β; needs attention.
 
         Returns:
             A string for a string, else a list of strings.
 
         Raises:
-            ValueError: no vocabularies, a bad argument, or a text longer than
-                :data:`MAX_SOURCE_UNITS` (characters when words are decoded into characters,
-                else tokens).
+            ValueError: if the model carries no vocabularies, an argument is not valid, or a
+                text is longer than :data:`MAX_SOURCE_UNITS` (characters when words are decoded
+                into characters, else tokens).
 
         Warns:
             UnknownTokensWarning: naming the tokens outside the source vocabulary.
 
         Example:
 
-        >>> model.translate(["twenty-three", "seven"])
-        ['dreiundzwanzig', 'sieben']
+        ```python
+        import kzoo
+        import kzoo.datasets as kd
+
+        source = kd.TokenVectorizer(["one", "two", "three"], level="word")
+        target = kd.TokenVectorizer(list("einszwdr"), level="char")
+        translator = kzoo.build("seq2seq_attention", units=8,
+                                source_vocab_size=source.vocabulary_size,
+                                target_vocab_size=target.vocabulary_size,
+                                vocabularies={"source": source, "target": target})
+        print(translator.translate(["two three", "one"]))   # untrained: some characters
+        ```
         """
         self._require_vocabularies("translate")
         single = isinstance(texts, str)
@@ -888,8 +1111,9 @@ class Seq2Seq(keras.Model):
 
     @_graph_method
     def translate_graph(self, texts, max_length, compiled=None):
-        """Strings in, strings out, in one graph (the exported ``translate`` signature):
-        :meth:`translate` without the checks and warnings that need Python.
+        """Strings in, strings out, in one graph (the exported ``translate`` signature).
+
+        :meth:`translate` without the checks and warnings that need Python: greedy search.
 
         Args:
             texts: tf.string (batch,), tokenized by ``source_vectorizer`` in the graph.
@@ -909,11 +1133,21 @@ class Seq2Seq(keras.Model):
                 "unknown_tokens": unknown, **result}
 
     def serving_example(self, batch_size=2, time=5, seed=0):
-        """Inputs a served model makes sense of, for sample requests: ``{"source_ids": (batch,
-        time) int32, "max_length": () int32}``. With vocabularies each row is a text of ``time``
-        vocabulary tokens (tokenized as :meth:`text_to_ids` does, so its width may differ), else
-        random ids outside padding, start, end and unknown (3); the last row is half padding;
-        ``max_length`` is the source's :func:`default_decode_length`."""
+        """Inputs a served model makes sense of, for sample requests.
+
+        With vocabularies each row is a text of ``time`` vocabulary tokens (tokenized as
+        :meth:`text_to_ids` does, so its width may differ), else random ids outside padding,
+        start, end and unknown (3); the last row is half padding.
+
+        Args:
+            batch_size: rows (default 2).
+            time: tokens per row (default 5).
+            seed: the seed of the random ids (default 0).
+
+        Returns:
+            A dict ``{"source_ids": (batch, time) int32 array, "max_length": () int32 array}``,
+            ``max_length`` the source's :func:`default_decode_length`.
+        """
         if self.vocabularies is not None:
             tokens = self.vocabularies["source"]["tokens"][len(RESERVED_TOKENS):] or ["?"]
             joiner = " " if self.vocabularies["source"]["level"] == "word" else ""
@@ -950,6 +1184,31 @@ class Seq2Seq(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+# Seq2Seq's ``Args:``: the builders' explanations (``kzoo.models.arguments``, one place for
+# both), and these for the constructor's own arguments, which the builders fix or leave out.
+_CONSTRUCTOR_ARGUMENTS = {
+    "cell": "The recurrent cell of the encoder layers and of the decoder: rnn, lstm or gru.",
+    "attention": "None (the decoder reads the encoder only through its initial state), "
+                 "bahdanau, luong, bahdanau_monotonic or luong_monotonic.",
+    "seed": "Seed of the output dropout and of scheduled sampling's draws; None: unseeded.",
+    "**kwargs": "keras.Model arguments (name, dtype...).",
+}
+
+
+def _with_constructor_args(doc):
+    """``doc`` (Seq2Seq's docstring) with its ``Args:`` section before ``Call arguments:``."""
+    explained = {}
+    for name, parameter in inspect.signature(Seq2Seq).parameters.items():
+        key = f"**{name}" if parameter.kind is parameter.VAR_KEYWORD else name
+        explained[key] = _CONSTRUCTOR_ARGUMENTS.get(key) or \
+            arguments.explain(None, "seq2seq", name)
+    head, tail = inspect.cleandoc(doc).split("\nCall arguments:\n")
+    return f"{head}\n{args_section(explained)}\n\nCall arguments:\n{tail}"
+
+
+Seq2Seq.__doc__ = _with_constructor_args(Seq2Seq.__doc__)
 
 
 # -- the registered models ----------------------------------------------------------------------
@@ -996,7 +1255,9 @@ _ATTENTION_ARGUMENTS = ("luong_score", "attention_scale", "attention_units",
 
 
 def _build(*, name, cell, attention, **config):
-    """Builds a :class:`Seq2Seq` (the architecture is in its docstring)."""
+    """A :class:`kzoo.models.Seq2Seq` named after the model (its docstring has the
+    architecture): ``generate``, ``translate`` (with ``vocabularies``) and the serving
+    functions decode with it."""
     monotonic = config.pop("monotonic")
     if not isinstance(monotonic, bool):
         raise ValueError(f"{name}: `monotonic` must be True or False, got {monotonic!r}")

@@ -11,7 +11,7 @@ pattern: an ``Embedding(mask_zero=True)`` for token ids or plain real-valued fea
 import keras
 
 import kzoo.layers
-from kzoo.checks import check_choice, check_positive_int, check_rate, fail as _fail
+from kzoo.checks import check_choice, check_positive_int, check_rate
 from kzoo.layers.bidirectional import MERGE_MODES
 
 CELLS = ("rnn", "lstm", "gru")

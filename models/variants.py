@@ -8,8 +8,8 @@ its cell.
 """
 
 import inspect
+import textwrap
 
-import keras
 
 from kzoo.layers.dense import Dense
 from kzoo.models.registry import register_model
@@ -30,9 +30,10 @@ def make_builder(base, name, fixed, defaults, summary, omit=()):
     """A registered-style builder: ``base`` with ``fixed`` arguments bound and new ``defaults``.
 
     Its signature (keyword-only, every argument defaulted) is what ``model_info`` reports, and
-    its docstring is ``summary``, the defaults, then ``base``'s docstring. The arguments named
-    in ``omit`` are left out of it: ``base`` gets their own defaults (a model without attention
-    takes no attention arguments).
+    its docstring is ``summary``, the defaults, then ``base``'s docstring (which says what the
+    model is; ``register_model`` adds the ``Args:``, ``Returns:``, ``Raises:`` and ``Example:``
+    sections). The arguments named in ``omit`` are left out of it: ``base`` gets their own
+    defaults (a model without attention takes no attention arguments).
     """
     base_parameters = inspect.signature(base).parameters
     fixed = {**{key: base_parameters[key].default for key in omit}, **fixed}
@@ -53,8 +54,9 @@ def make_builder(base, name, fixed, defaults, summary, omit=()):
     builder.__name__ = builder.__qualname__ = name
     builder.__module__ = base.__module__
     builder.__signature__ = signature
-    builder.__doc__ = (f"{summary}\n\nDefaults: {describe_defaults(signature)}.\n\n"
-                       f"{inspect.getdoc(base)}")
+    defaults_line = textwrap.fill(f"Defaults: {describe_defaults(signature)}.", 96,
+                                  break_on_hyphens=False)
+    builder.__doc__ = f"{summary}\n\n{defaults_line}\n\n{inspect.getdoc(base)}"
     return builder
 
 

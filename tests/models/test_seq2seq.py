@@ -94,7 +94,7 @@ def test_search_step_equals_decode_step(name, config):
     step = model.search_step(memory, keys, memory_mask)
     fast_states = states
     ids = np.full([3], START, "int32")
-    for t in range(4):
+    for _ in range(4):
         logits, states, alignments = model.decode_step(ids, states, memory, keys, memory_mask)
         fast_logits, fast_states, fast_alignments = step(tf.constant(ids), fast_states)
         np.testing.assert_allclose(fast_logits, logits, atol=1e-5)
