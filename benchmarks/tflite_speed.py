@@ -40,11 +40,11 @@ import tensorflow as tf  # noqa: E402
 
 import kzoo  # noqa: E402
 import kzoo.export  # noqa: E402
+from kzoo.choices import QUANTIZE_MODES  # noqa: E402
 from kzoo.export.signatures import LENGTHS_SIGNATURE  # noqa: E402
 
 from common import header, markdown, paired_median_seconds  # noqa: E402
 
-QUANTIZE = (None, "dynamic", "float16", "int8")
 NUM_CLASSES = 10
 FLOAT_TOLERANCE = 1e-4
 SPEED_COLUMNS = ("variant", "kzoo µs", "tf_keras fused µs", "ratio", "kzoo KB", "tf_keras KB",
@@ -316,7 +316,7 @@ def parse_args(argv):
         parser.error(f"--scaling must be comma-separated integers, got {args.scaling!r}")
     if min(args.scaling) <= 0:
         parser.error(f"--scaling lengths must be positive, got {args.scaling}")
-    names = {"float": None, **{q: q for q in QUANTIZE if q}}
+    names = {"float": None, **{q: q for q in QUANTIZE_MODES if q}}
     unknown = sorted(set(args.quantize.split(",")) - set(names))
     if unknown:
         parser.error(f"--quantize: unknown {unknown}; choose from {sorted(names)}")

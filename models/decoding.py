@@ -243,7 +243,8 @@ def greedy_search(step_fn, initial_states, *, batch_size, start_id, end_id, max_
 
     Raises:
         tf.errors.InvalidArgumentError: if ``max_length`` is over :data:`MAX_DECODE_LENGTH`
-            (under ``scan_mode("tflite")``, which has no assert op, it is capped instead).
+            (in a trace for TFLite, ``trace_target("tflite")``, which has no assert op, it is
+            capped instead).
 
     Example:
 
@@ -362,7 +363,7 @@ def beam_search(step_fn, initial_states, *, batch_size, beam_width, start_id, en
         ValueError: if ``beam_width`` is not a positive int, or ``alignment_history`` is asked
             without ``alignment_size``.
         tf.errors.InvalidArgumentError: if ``max_length`` is over :data:`MAX_DECODE_LENGTH`
-            (under ``scan_mode("tflite")`` it is capped instead).
+            (in a trace for TFLite, ``trace_target("tflite")``, it is capped instead).
 
     Example:
 
