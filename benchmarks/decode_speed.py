@@ -38,7 +38,7 @@ import kzoo  # noqa: E402
 import kzoo.datasets  # noqa: E402
 import kzoo.export  # noqa: E402
 from kzoo.export.serving import TARGETS  # noqa: E402
-from kzoo.export.signatures import BEAM_WIDTH  # noqa: E402
+from kzoo.models.seq2seq import DEFAULT_BEAM_WIDTH as BEAM_WIDTH  # noqa: E402
 from kzoo.models.decoding import NEG_INF  # noqa: E402
 
 from common import header, paired_median_seconds, table_head, table_row  # noqa: E402
