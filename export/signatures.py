@@ -32,9 +32,16 @@ Seq2seq models (:class:`kzoo.models.seq2seq.Seq2Seq`):
   token included, 0 after it), ``scores``, ``lengths`` and, with attention, ``attention`` (batch,
   max_length, time): the alignment of every emitted token. A source longer than
   ``kzoo.models.seq2seq.MAX_SOURCE_UNITS`` fails with InvalidArgumentError.
-* ``beam_search``: the same inputs -> ``tokens``/``scores`` of the best hypothesis,
-  ``beam_tokens`` (batch, beam width, max_length), ``beam_scores``, ``lengths`` (beam width
-  ``kzoo.models.seq2seq.DEFAULT_BEAM_WIDTH``, no length or coverage penalty:
+* ``sample``: sampling decode (``model.generate(method="sample")``), the same graph as
+  ``serving_default`` with each token drawn instead of the argmax (``kzoo.models.TokenSampler``).
+  ``source_ids``, ``max_length``, ``temperature`` () float32, ``top_k`` () int32, ``top_p`` ()
+  float32, ``seed`` () int32 -> ``serving_default``'s outputs (``scores``: the model's
+  log-probability of the drawn tokens). A given seed draws the same tokens in Keras, the
+  SavedModel and the TFLite file. Unchecked in the graph (TFLite has no assert op):
+  ``temperature`` <= 0 decodes greedily, ``top_k`` <= 0 and ``top_p`` >= 1 cut nothing.
+* ``beam_search``: the same inputs as ``serving_default`` -> ``tokens``/``scores`` of the best
+  hypothesis, ``beam_tokens`` (batch, beam width, max_length), ``beam_scores``, ``lengths``
+  (beam width ``kzoo.models.seq2seq.DEFAULT_BEAM_WIDTH``, no length or coverage penalty:
   ``model.generate(method="beam")``'s defaults).
 * ``encode``: ``source_ids`` -> ``memory``, ``keys``, ``memory_mask``, ``state_{i}``;
   ``decode_step``: ``token_ids`` (batch,), ``memory``, ``keys``, ``memory_mask``, ``state_{i}`` ->
@@ -60,12 +67,16 @@ import functools
 import inspect
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from kzoo.layers.recurrent import Recurrent
 from kzoo.layers.text import START_ID
 
-SEQ2SEQ_SIGNATURES = ("serving_default", "beam_search", "encode", "decode_step")
+SEQ2SEQ_SIGNATURES = ("serving_default", "sample", "beam_search", "encode", "decode_step")
+# The ``sample`` signature's sampling inputs and what a sample request sends: a plain draw.
+SAMPLING_INPUTS = {"temperature": (tf.float32, 1.0), "top_k": (tf.int32, 0),
+                   "top_p": (tf.float32, 1.0), "seed": (tf.int32, 0)}
 TEXT_SIGNATURE = "translate"
 LENGTHS_SIGNATURE = "with_lengths"
 
@@ -393,6 +404,10 @@ def _seq2seq_signatures(model, jit_compile):
         keep = ("tokens", "scores", "beam_tokens", "beam_scores", "lengths")
         return {key: result[key] for key in keep}
 
+    def sample(source_ids, length, temperature, top_k, top_p, seed):
+        return model.search(source_ids, length, compiled=compiled,
+                            sampling=(temperature, top_k, top_p, seed))
+
     def encode(source_ids):
         memory, keys, memory_mask, states = encode_fn(source_ids)
         return {"memory": memory, "keys": keys, "memory_mask": memory_mask,
@@ -419,7 +434,16 @@ def _seq2seq_signatures(model, jit_compile):
     def example(batch_size, time):
         return model.serving_example(batch_size, time)
 
+    def sample_example(batch_size, time):
+        return {**example(batch_size, time),
+                **{key: np.array(value, dtype.as_numpy_dtype)
+                   for key, (dtype, value) in SAMPLING_INPUTS.items()}}
+
+    sampling_specs = [tf.TensorSpec([], dtype, name=key)
+                      for key, (dtype, _) in SAMPLING_INPUTS.items()]
     return [Signature("serving_default", greedy, [source, max_length], example=example),
+            Signature("sample", sample, [source, max_length, *sampling_specs],
+                      example=sample_example),
             Signature("beam_search", beam, [source, max_length], example=example),
             Signature("encode", encode, [source]),
             Signature("decode_step", decode_step, step_specs, start_id=model.start_id)]

@@ -227,6 +227,9 @@ def _representative_dataset(exported, representative_data, where):
         signature = by_name[name]
         if name in ("serving_default", "beam_search"):
             return {k: sample[k] for k in signature.input_names}
+        if name == "sample":
+            return {**sample_inputs(signature, batch_size=1),
+                    **{k: sample[k] for k in ("source_ids", "max_length")}}
         first = next(iter(sample.values()))
         batch = first.shape[0]
         if name in (LENGTHS_SIGNATURE, "stream"):

@@ -26,6 +26,7 @@ _LAZY = {
                             "MAX_SOURCE_UNITS"),
     "kzoo.models.sampling": ("SequenceLoss", "sequence_loss", "SequenceAccuracy",
                              "TeacherForcingSampler", "ScheduledSampler"),
+    "kzoo.models.token_choice": ("greedy_choice", "TokenSampler"),
     "kzoo.models.decoding": ("greedy_search", "beam_search", "tile_batch", "length_penalty",
                              "coverage_penalty", "MAX_DECODE_LENGTH"),
 }

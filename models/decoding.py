@@ -211,7 +211,7 @@ def _emitted(ids, steps, end_id):
 
 
 def greedy_search(step_fn, initial_states, *, batch_size, start_id, end_id, max_length,
-                  alignment_size=None):
+                  alignment_size=None, choose=None):
     """Greedy decoding in one ``tf.while_loop``: the argmax token is fed back at every step.
 
     From ``start_id``, each step runs ``step_fn`` and takes the most likely token, until every
@@ -234,10 +234,16 @@ def greedy_search(step_fn, initial_states, *, batch_size, start_id, end_id, max_
             :data:`MAX_DECODE_LENGTH`.
         alignment_size: None, or the source length Ts (int or scalar tensor) to also return
             the alignments ``step_fn`` gives.
+        choose: None (the argmax), or the rule that picks each step's token,
+            ``choose(log_probs, step) -> token_ids``: ``log_probs`` (B, V) float32 the
+            log-softmax of the step's logits, ``step`` the int32 step (0 first), ``token_ids``
+            (B,) int32 (tfa's ``CustomSampler``): a :class:`kzoo.models.TokenSampler` draws
+            (sampling decode), and any function of TensorFlow ops will do.
 
     Returns:
         A dict: ``tokens`` (B, max_length) int32, the end token included and 0 after it;
-        ``scores`` (B,) the summed log-probabilities of the emitted tokens; ``lengths`` (B,)
+        ``scores`` (B,) the summed log-probabilities of the emitted tokens (under the model,
+        whatever ``choose`` picked); ``lengths`` (B,)
         the tokens emitted (the end included); and with ``alignment_size``, ``attention``
         (B, max_length, Ts), the alignment of every emitted token (zero after the end).
 
@@ -285,9 +291,14 @@ def greedy_search(step_fn, initial_states, *, batch_size, start_id, end_id, max_
     def body(t, ids, finished, written, states):
         logits, new_states, alignments = step_fn(ids, list(states))
         log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
-        next_ids = tf.argmax(log_probs, -1, output_type=tf.int32)
-        # The chosen token's log-probability is the row's maximum: no one-hot pick needed.
-        values = [next_ids, tf.reduce_max(log_probs, -1)]
+        if choose is None:
+            next_ids = tf.argmax(log_probs, -1, output_type=tf.int32)
+            # The chosen token's log-probability is the row's maximum: no one-hot pick needed.
+            values = [next_ids, tf.reduce_max(log_probs, -1)]
+        else:
+            next_ids = tf.reshape(tf.cast(choose(log_probs, t), tf.int32), [-1])
+            picked = tf.one_hot(next_ids, tf.shape(log_probs)[-1], dtype=tf.float32)
+            values = [next_ids, tf.reduce_sum(log_probs * picked, -1)]
         if with_attention:
             values.append(tf.cast(alignments, tf.float32))
         next_t = t + 1

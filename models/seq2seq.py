@@ -67,12 +67,13 @@ from kzoo.models import arguments, decoding
 from kzoo.models.registry import args_section, register_model
 from kzoo.models.sampling import ScheduledSampler, SequenceAccuracy, SequenceLoss, \
     TeacherForcingSampler, SAMPLING_MODES
+from kzoo.models.token_choice import TokenSampler, check_sampling
 from kzoo.models.stack import check_choice, check_positive_int, check_rate, \
     recurrent_stack, validate_common
 from kzoo.models.variants import make_builder
 
 ATTENTIONS = ("bahdanau", "luong", "bahdanau_monotonic", "luong_monotonic")
-GENERATE_METHODS = ("greedy", "beam")
+GENERATE_METHODS = ("greedy", "beam", "sample")
 # The beam search of generate and translate, and the exported ``beam_search`` signature.
 DEFAULT_BEAM_WIDTH = 4
 VOCABULARY_SIDES = ("source", "target")
@@ -609,12 +610,14 @@ class Seq2Seq(keras.Model):
 
     @_graph_method
     def search(self, source_ids, max_length, beam_width=None, length_penalty=0.0,
-               coverage_penalty=0.0, alignment_history=False, compiled=None):
-        """Greedy or beam search of ``source_ids`` in one graph, its arguments unchecked.
+               coverage_penalty=0.0, alignment_history=False, compiled=None, sampling=None,
+               choose=None):
+        """Greedy, sampling or beam search of ``source_ids`` in one graph, arguments unchecked.
 
         The one search behind :meth:`generate`, :meth:`translate_graph` and the exported
-        ``serving_default`` and ``beam_search`` signatures (``kzoo.models.greedy_search`` or
-        ``beam_search`` over :meth:`search_step`). :meth:`generate` checks its arguments and
+        ``serving_default``, ``sample`` and ``beam_search`` signatures
+        (``kzoo.models.greedy_search``, with a choice rule for sampling, or ``beam_search``,
+        over :meth:`search_step`). :meth:`generate` checks its arguments and
         calls this; call it directly inside a ``tf.function`` of your own (a serving
         signature).
 
@@ -632,6 +635,11 @@ class Seq2Seq(keras.Model):
             compiled: None, or :meth:`xla_functions`, to run the encoder and the decoder step
                 XLA-compiled (the search loops are not: their buffers have a data-dependent
                 size).
+            sampling: None, or ``(temperature, top_k, top_p, seed)`` (scalars or scalar
+                tensors): draw every token with ``kzoo.models.TokenSampler`` of these
+                instead of taking the argmax (``beam_width`` must be None).
+            choose: None, or a choice rule ``choose(log_probs, step) -> token_ids`` for the
+                greedy loop (``kzoo.models.greedy_search``'s ``choose``).
 
         Returns:
             The dict :meth:`generate` describes.
@@ -657,10 +665,13 @@ class Seq2Seq(keras.Model):
         else:
             def step(ids, step_states):
                 return compiled[1](ids, step_states, memory, keys, memory_mask)
+        if sampling is not None:
+            choose = TokenSampler(*sampling)
         if beam_width is None:
             return decoding.greedy_search(step, states, batch_size=batch_size,
                                           start_id=self.start_id, end_id=self.end_id,
-                                          max_length=max_length, alignment_size=alignment_size)
+                                          max_length=max_length, alignment_size=alignment_size,
+                                          choose=choose)
         return decoding.beam_search(
             step, states, batch_size=batch_size, beam_width=beam_width, start_id=self.start_id,
             end_id=self.end_id, max_length=max_length, length_penalty_weight=length_penalty,
@@ -914,28 +925,43 @@ class Seq2Seq(keras.Model):
         return tf.where(max_length > 0, max_length, default_decode_length(units))
 
     def generate(self, source_ids, max_length=None, method="greedy", beam_width=DEFAULT_BEAM_WIDTH,
-                 length_penalty=0.0, coverage_penalty=0.0):
-        """Decodes ``source_ids`` in one graph, by greedy or beam search.
+                 length_penalty=0.0, coverage_penalty=0.0, temperature=1.0, top_k=0, top_p=1.0,
+                 seed=None):
+        """Decodes ``source_ids`` in one graph, by greedy search, sampling or beam search.
 
         :meth:`search` with its arguments checked. Greedy search feeds back the most likely
-        token; beam search keeps the ``beam_width`` best hypotheses by the GNMT score
-        log P(Y) / lp(Y) + cp(Y), lp(Y) = ((5 + |Y|) / 6)^α, cp(Y) = β Σ_i log(min(Σ_t α_ti,
-        1)) (:func:`kzoo.models.beam_search`).
+        token; sampling a token drawn from softmax(logits / ``temperature``) restricted to the
+        ``top_k`` most likely tokens and the ``top_p`` nucleus (:class:`kzoo.models.
+        TokenSampler`; the same ``seed`` gives the same tokens here, in the SavedModel's and in
+        the TFLite file's ``sample`` signature); a callable ``method`` is a choice rule of
+        one's own, ``method(log_probs, step) -> token_ids``, run by the same loop
+        (:func:`kzoo.models.greedy_search`'s ``choose``). Beam search keeps the
+        ``beam_width`` best hypotheses by the GNMT score log P(Y) / lp(Y) + cp(Y),
+        lp(Y) = ((5 + |Y|) / 6)^α, cp(Y) = β Σ_i log(min(Σ_t α_ti, 1))
+        (:func:`kzoo.models.beam_search`).
 
         Args:
             source_ids: integer token ids (batch, time), 0-padded.
             max_length: the most tokens to decode per row, at most
                 ``kzoo.models.MAX_DECODE_LENGTH``; None: :func:`default_decode_length` of
                 :meth:`source_units` (``2 * L + 2``).
-            method: "greedy" or "beam".
+            method: "greedy", "beam", "sample", or a choice rule ``method(log_probs, step)
+                -> token_ids`` (log_probs (batch, V) float32, step an int32 scalar, token_ids
+                (batch,) int32).
             beam_width: hypotheses kept by beam search (default 4).
             length_penalty: beam search's length penalty weight α (0: none).
             coverage_penalty: beam search's coverage penalty weight β (0: none); needs
                 attention.
+            temperature: sampling's temperature, > 0 (default 1.0).
+            top_k: sampling from the ``top_k`` most likely tokens only (default 0: all).
+            top_p: sampling from the nucleus of probability ``top_p``, in (0, 1] (default
+                1.0: all).
+            seed: sampling's seed, an int; None: a random one.
 
         Returns:
-            A dict of tensors. Greedy: ``tokens`` (batch, max_length) int32 (the end token
-            included, 0 after it), ``scores`` (batch,) (the summed log-probabilities),
+            A dict of tensors. Greedy, sampling and a choice rule: ``tokens`` (batch,
+            max_length) int32 (the end token included, 0 after it), ``scores`` (batch,) (the
+            summed log-probabilities of the emitted tokens under the model),
             ``lengths`` (batch,) and, for a model with attention, ``attention``
             (batch, max_length, time) (each emitted token's alignment, zero after the end).
             Beam: ``tokens``, ``scores`` and (with attention) ``attention`` of the best
@@ -955,10 +981,13 @@ class Seq2Seq(keras.Model):
         beam = model.generate(source_ids, method="beam", beam_width=3, length_penalty=0.6,
                               coverage_penalty=0.2, max_length=6)
         print(greedy["scores"].shape, beam["beam_tokens"].shape)   # (2,) (2, 3, 6)
+        sampled = model.generate(source_ids, method="sample", top_p=0.9, seed=1, max_length=6)
+        print(sampled["tokens"].shape)                             # (2, 6)
         ```
         """
         name = self.name
-        check_choice(f"{name}.generate", "method", method, GENERATE_METHODS)
+        if not callable(method):
+            check_choice(f"{name}.generate", "method", method, GENERATE_METHODS)
         if max_length is None:
             max_length = -1
         elif isinstance(max_length, bool) or not isinstance(max_length, int) or \
@@ -973,8 +1002,19 @@ class Seq2Seq(keras.Model):
         source_ids = tf.cast(source_ids, tf.int32)
         self._check_source_length(source_ids)
         max_length = tf.constant(max_length, tf.int32)
+        if callable(method):
+            return self.search(source_ids, max_length, choose=method)
         if method == "greedy":
             return self.search(source_ids, max_length)
+        if method == "sample":
+            if seed is None:
+                seed = int(np.random.default_rng().integers(2**31 - 1))
+            check_sampling(f"{name}.generate", temperature, top_k, top_p, seed)
+            # Tensors, as the ``sample`` signature takes them: one graph for every value.
+            sampling = (tf.constant(temperature, tf.float32),
+                        tf.constant(min(top_k, 2**31 - 1), tf.int32),
+                        tf.constant(top_p, tf.float32), tf.constant(seed % 2**31, tf.int32))
+            return self.search(source_ids, max_length, sampling=sampling)
         check_positive_int(f"{name}.generate", "beam_width", beam_width)
         if self.attention is None and coverage_penalty:
             raise ValueError(f"{name}.generate: `coverage_penalty` needs attention; this model "
@@ -1060,7 +1100,8 @@ class Seq2Seq(keras.Model):
         return [s.decode("utf-8") for s in strings.numpy().tolist()]
 
     def translate(self, texts, max_length=None, method="greedy", beam_width=DEFAULT_BEAM_WIDTH,
-                  length_penalty=0.0, coverage_penalty=0.0):
+                  length_penalty=0.0, coverage_penalty=0.0, temperature=1.0, top_k=0, top_p=1.0,
+                  seed=None):
         """Translates strings: :meth:`text_to_ids`, :meth:`generate`, then :meth:`ids_to_text`.
 
         Needs the model's ``vocabularies``.
@@ -1069,10 +1110,14 @@ class Seq2Seq(keras.Model):
             texts: a string or a non-empty list of strings.
             max_length: the most tokens to decode per text; None: :func:`default_decode_length`
                 of :meth:`source_units`.
-            method: "greedy" or "beam".
+            method: "greedy", "beam", "sample" or a choice rule (see :meth:`generate`).
             beam_width: hypotheses kept by beam search.
             length_penalty: beam search's GNMT α (see :meth:`generate`).
             coverage_penalty: beam search's GNMT β; needs attention.
+            temperature: sampling's temperature (see :meth:`generate`).
+            top_k: sampling's top-k cut (0: none).
+            top_p: sampling's nucleus (1.0: none).
+            seed: sampling's seed; None: a random one.
 
         Returns:
             A string for a string, else a list of strings.
@@ -1105,7 +1150,8 @@ class Seq2Seq(keras.Model):
         source_ids = self._source_ids(texts)
         result = self.generate(source_ids, max_length=max_length, method=method,
                                beam_width=beam_width, length_penalty=length_penalty,
-                               coverage_penalty=coverage_penalty)
+                               coverage_penalty=coverage_penalty, temperature=temperature,
+                               top_k=top_k, top_p=top_p, seed=seed)
         outputs = self.ids_to_text(result["tokens"])
         return outputs[0] if single else outputs
 
