@@ -80,8 +80,9 @@ ARGUMENTS = {
                  "through the source.",
     "scheduled_sampling": "Probability that a training step reads the model's own previous "
                           "prediction instead of the true token (0: pure teacher forcing).",
-    "scheduled_sampling_mode": "What scheduled sampling feeds: argmax (the most likely token) "
-                               "or sample (a token drawn from the softmax).",
+    "scheduled_sampling_mode": "What scheduled sampling feeds: argmax (the most likely token), "
+                               "sample (a token drawn from the softmax) or output (the "
+                               "expected embedding of the output, softmax(logits) E).",
 }
 
 

@@ -1,5 +1,6 @@
 """Training-time samplers and the masked sequence loss of the seq2seq models (tfa.seq2seq's
-``TrainingSampler``, ``ScheduledEmbeddingTrainingSampler``, ``sequence_loss``, ``SequenceLoss``).
+``TrainingSampler``, ``ScheduledEmbeddingTrainingSampler``, ``ScheduledOutputTrainingSampler``,
+``sequence_loss``, ``SequenceLoss``).
 
 A sampler decides, for every decoder step t of a teacher-forced batch, whether the decoder reads
 the ground-truth token y_{t-1} (teacher forcing) or its own prediction at step t-1 (scheduled
@@ -18,6 +19,9 @@ from kzoo.layers.cell import check_choice
 from kzoo.layers.text import PAD_ID
 
 SAMPLING_MODES = ("argmax", "sample")
+# What a Seq2Seq's scheduled sampling may feed: a token (the argmax or a draw), or the output
+# itself as the expected embedding (ScheduledOutputSampler).
+SCHEDULED_SAMPLING_MODES = (*SAMPLING_MODES, "output")
 
 
 def _token_mask(labels, pad_id, dtype):
@@ -314,3 +318,61 @@ class ScheduledSampler(keras.layers.Layer):
     def get_config(self):
         config = {"probability": self.initial_probability, "mode": self.mode, "seed": self.seed}
         return {**super().get_config(), **config}
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class ScheduledOutputSampler(ScheduledSampler):
+    """Scheduled sampling of the outputs: step t > 0 may read the model's own output at t-1.
+
+    While training, with probability ``probability`` (drawn for every row and step), decoder
+    step t > 0 reads, instead of the embedding e(y_{t-1}) of the ground-truth token, the
+    expected embedding of the model's own output at step t-1,
+
+        x_t = softmax(logits_{t-1}) E          (E the target embedding matrix, V x d)
+
+    the output mapped back into the input space and differentiable, so the gradient flows
+    through the fed-back output as in tfa's ``ScheduledOutputTrainingSampler`` (which feeds
+    the cell output itself; a kzoo decoder's output and input widths differ, the expected
+    embedding is the output in the input's units). At inference the decoder reads its own
+    prediction, as with :class:`ScheduledSampler`; ``probability`` is a non-trainable variable
+    a schedule may raise. A :class:`Seq2Seq` built with ``scheduled_sampling=p`` and
+    ``scheduled_sampling_mode="output"`` has one.
+
+    Args:
+        probability: float in [0, 1], the initial probability of reading the output
+            (default 0.25).
+        seed: None or an int, the seed of the draws.
+        **kwargs: ``keras.layers.Layer`` arguments (``name``...).
+
+    Raises:
+        ValueError: if ``probability`` is not in [0, 1].
+
+    Example:
+
+    ```python
+    import numpy as np
+    import kzoo
+
+    sampler = kzoo.models.ScheduledOutputSampler(probability=0.5, seed=0)
+    use_output, noise = sampler.plan(np.array([[1, 4, 5, 6]]), vocab_size=8, training=True)
+    print(use_output.shape, noise)                  # (1, 4) None
+    model = kzoo.build("seq2seq_gru", units=4, source_vocab_size=9, target_vocab_size=9,
+                       scheduled_sampling=0.5, scheduled_sampling_mode="output")
+    print(type(model.sampler).__name__)             # ScheduledOutputSampler
+    ```
+    """
+
+    def __init__(self, probability=0.25, seed=None, **kwargs):
+        kwargs.pop("mode", None)  # (a config of ScheduledSampler's form)
+        super().__init__(probability, mode="argmax", seed=seed, **kwargs)
+        self.mode = "output"
+
+    def next_inputs(self, logits, embeddings):
+        """The expected embedding softmax(logits) E, (batch, d), of (batch, V) logits."""
+        probabilities = tf.nn.softmax(logits)
+        return tf.matmul(probabilities, tf.cast(embeddings, probabilities.dtype))
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("mode")
+        return config

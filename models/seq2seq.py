@@ -65,8 +65,8 @@ from kzoo.layers.text import END_ID, PAD_ID, RESERVED_TOKENS, START_ID, UNKNOWN_
     TokenVectorizer, tokenize
 from kzoo.models import arguments, decoding
 from kzoo.models.registry import args_section, register_model
-from kzoo.models.sampling import ScheduledSampler, SequenceAccuracy, SequenceLoss, \
-    TeacherForcingSampler, SAMPLING_MODES
+from kzoo.models.sampling import ScheduledOutputSampler, ScheduledSampler, SequenceAccuracy, \
+    SequenceLoss, TeacherForcingSampler, SCHEDULED_SAMPLING_MODES
 from kzoo.models.token_choice import TokenSampler, check_sampling
 from kzoo.models.stack import check_choice, check_positive_int, check_rate, \
     recurrent_stack, validate_common
@@ -279,7 +279,8 @@ class Seq2Seq(keras.Model):
     the expected monotonic alignment (Raffel et al. 2017). Without attention,
     logits_t = W_o dropout(o_t) + b_o. ``scheduled_sampling`` p > 0 replaces e_t, for t > 0
     and with probability p while training, by the embedding of the model's own prediction at
-    step t-1 (:class:`ScheduledSampler`).
+    step t-1 (:class:`ScheduledSampler`), or with ``scheduled_sampling_mode="output"`` by the
+    expected embedding softmax(logits_{t-1}) E of its output (:class:`ScheduledOutputSampler`).
 
     ``vocabularies`` ``{"source": v, "target": v}`` takes each ``v`` as a
     ``kzoo.layers.TokenVectorizer`` (a dataset's ``info.vectorizers[side]``) or as
@@ -342,7 +343,8 @@ class Seq2Seq(keras.Model):
         check_choice(where, "luong_score", luong_score, LUONG_SCORES)
         check_positive_int(where, "attention_units", attention_units, allow_none=True)
         check_positive_int(where, "attention_layer_size", attention_layer_size, allow_none=True)
-        check_choice(where, "scheduled_sampling_mode", scheduled_sampling_mode, SAMPLING_MODES)
+        check_choice(where, "scheduled_sampling_mode", scheduled_sampling_mode,
+                     SCHEDULED_SAMPLING_MODES)
         if isinstance(scheduled_sampling, bool) or not isinstance(scheduled_sampling,
                                                                   (int, float)) \
                 or not 0.0 <= scheduled_sampling <= 1.0:
@@ -434,7 +436,10 @@ class Seq2Seq(keras.Model):
         self.output_dropout = keras.layers.Dropout(dropout, seed=seed, name="output_dropout")
         self.output_layer = kzoo.layers.Dense(target_vocab_size, name="logits")
         self.output_layer.build((None, self.output_width))
-        if self.scheduled_sampling > 0:
+        if self.scheduled_sampling > 0 and scheduled_sampling_mode == "output":
+            self.sampler = ScheduledOutputSampler(self.scheduled_sampling, seed=seed,
+                                                  name="sampler")
+        elif self.scheduled_sampling > 0:
             self.sampler = ScheduledSampler(self.scheduled_sampling, mode=scheduled_sampling_mode,
                                             seed=seed, name="sampler")
         else:
@@ -719,7 +724,11 @@ class Seq2Seq(keras.Model):
                 logits = self.output_layer(carry[0])
                 if noise is not None:
                     logits = logits + x_t[:, width + 1:]
-                predicted = self.target_embedding(tf.argmax(logits, -1, output_type=tf.int32))
+                if self.sampler.mode == "output":
+                    predicted = self.sampler.next_inputs(logits, self.target_embedding.embeddings)
+                else:
+                    predicted = self.target_embedding(tf.argmax(logits, -1,
+                                                                output_type=tf.int32))
                 x = tf.where(x_t[:, width:width + 1] > 0.5, predicted, x_t[:, :width])
                 output, new_states, _ = self._step(x, carry[1:], memory, keys, memory_mask,
                                                    training=training)

@@ -85,7 +85,7 @@ def test_saved_model_cli_lists_dynamic_batch_and_time(exported):
     def signature_text(text, name):
         return text.split(f"signature_def['{name}']")[1].split("signature_def[")[0]
 
-    for name in ("serving_default", "beam_search", "encode", "decode_step"):
+    for name in ("serving_default", "sample", "beam_search", "encode", "decode_step"):
         assert f"signature_def['{name}']" in shown["seq2seq_attention"]
     default = signature_text(shown["seq2seq_attention"], "serving_default")
     assert re.search(r"inputs\['source_ids'\] tensor_info:\s+dtype: DT_INT32\s+"

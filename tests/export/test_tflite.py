@@ -30,10 +30,16 @@ def _held_out_sources(count=20, vocab=30, seed=11):
     return sources
 
 
-def test_seq2seq_decodes_like_generate_greedy_and_beam(exported):
-    model, saved, path = exported["seq2seq_attention"]
+@pytest.fixture(scope="module")
+def served_seq2seq(exported):
+    """The exported seq2seq_attention SavedModel, loaded once for the tests that compare it."""
+    return tf.saved_model.load(exported["seq2seq_attention"][1])
+
+
+def test_seq2seq_decodes_like_generate_greedy_and_beam(exported, served_seq2seq):
+    model, _, path = exported["seq2seq_attention"]
     sources = _held_out_sources()
-    loaded = tf.saved_model.load(saved).signatures
+    loaded = served_seq2seq.signatures
     for method, signature in (("greedy", "serving_default"), ("beam", "beam_search")):
         expected = model.generate(sources, method=method)
         lite_out = _runner(path, signature)(source_ids=sources,
@@ -49,6 +55,33 @@ def test_seq2seq_decodes_like_generate_greedy_and_beam(exported):
     with open(path, "rb") as handle:
         ops = lite.op_names(handle.read())
     assert "WHILE" in ops and not any("Flex" in op for op in ops)
+
+
+def test_seq2seq_sample_signature_draws_what_generate_draws(exported, served_seq2seq):
+    # One seed, the same tokens in Keras, the SavedModel and the builtins-only LiteRT file:
+    # the draws are counter-based integer arithmetic, not TensorFlow random ops.
+    model, _, path = exported["seq2seq_attention"]
+    sources = _held_out_sources(count=6)
+    loaded = served_seq2seq.signatures["sample"]
+    runner = _runner(path, "sample")
+    for kwargs in ({"seed": 3}, {"seed": 4, "temperature": 0.7, "top_k": 3, "top_p": 0.8}):
+        expected = model.generate(sources, method="sample", **kwargs)
+        inputs = {"temperature": np.float32(kwargs.get("temperature", 1.0)),
+                  "top_k": np.int32(kwargs.get("top_k", 0)),
+                  "top_p": np.float32(kwargs.get("top_p", 1.0)),
+                  "seed": np.int32(kwargs["seed"])}
+        lite_out = runner(source_ids=sources, max_length=np.array(0, np.int32),
+                          **{k: np.array(v) for k, v in inputs.items()})
+        served = loaded(source_ids=tf.constant(sources), max_length=tf.constant(0),
+                        **{k: tf.constant(v) for k, v in inputs.items()})
+        for out in (lite_out, served):
+            np.testing.assert_array_equal(np.asarray(out["tokens"]), expected["tokens"])
+            np.testing.assert_allclose(out["scores"], expected["scores"], atol=1e-4)
+    greedy = model.generate(sources)["tokens"]
+    cold = runner(source_ids=sources, max_length=np.array(0, np.int32),
+                  temperature=np.array(0.0, np.float32), top_k=np.array(0, np.int32),
+                  top_p=np.array(1.0, np.float32), seed=np.array(0, np.int32))
+    np.testing.assert_array_equal(cold["tokens"], greedy)   # temperature <= 0: greedy
 
 
 def test_seq2seq_encode_and_decode_step_signatures(exported):

@@ -157,8 +157,8 @@ def test_tflite_leaves_the_string_signature_out(tmp_path):
     path = kzoo.export.tflite(model, tmp_path / "translator.tflite")
     with open(path, "rb") as handle:
         interpreter = Interpreter(model_content=handle.read())
-    assert set(interpreter.get_signature_list()) == {"serving_default", "beam_search", "encode",
-                                                     "decode_step"}
+    assert set(interpreter.get_signature_list()) == {"serving_default", "sample",
+                                                     "beam_search", "encode", "decode_step"}
     source_ids = np.array([[6, 4], [5, 0]], np.int32)                # "three one", "two"
     out = interpreter.get_signature_runner("serving_default")(
         source_ids=source_ids, max_length=np.array(0, np.int32))

@@ -69,3 +69,52 @@ def test_scheduled_sampler_plans():
         ScheduledSampler(1.5)
     with pytest.raises(ValueError, match="mode"):
         ScheduledSampler(0.5, mode="nucleus")
+
+
+def test_scheduled_output_sampler_feeds_the_expected_embedding_of_the_output():
+    """tfa's ScheduledOutputTrainingSampler: probability 1 feeds every step t > 0 the model's
+    own output (as softmax(logits) E), probability 0 is teacher forcing; gradients flow
+    through the fed-back output."""
+    import keras
+
+    import kzoo
+    from kzoo.models import ScheduledOutputSampler
+
+    keras.utils.set_random_seed(3)
+    model = kzoo.build("seq2seq_attention", units=4, source_vocab_size=9, target_vocab_size=9,
+                       source_embedding_dim=4, target_embedding_dim=4, scheduled_sampling=1.0,
+                       scheduled_sampling_mode="output")
+    assert isinstance(model.sampler, ScheduledOutputSampler)
+    source_ids = np.array([[4, 5, 6], [7, 8, 0]], "int32")
+    target_in = np.array([[1, 6, 6, 6], [1, 5, 5, 0]], "int32")
+    logits = model((source_ids, target_in), training=True)
+    # By hand: the start token's embedding, then softmax(previous logits) E at every step.
+    memory, keys, memory_mask, states = model._encode(source_ids, training=False)
+    embeddings = model.target_embedding.embeddings
+    inputs = tf.gather(embeddings, target_in[:, 0])
+    for t in range(4):
+        output, states, _ = model._step(inputs, states, memory, keys, memory_mask)
+        step_logits = model.output_layer(output)
+        np.testing.assert_allclose(logits[:, t], step_logits, atol=1e-5)
+        inputs = tf.matmul(tf.nn.softmax(step_logits), embeddings)
+    teacher = model((source_ids, target_in), training=False)
+    assert not np.allclose(teacher[:, 1:], logits[:, 1:], atol=1e-4)
+    paths = [v.path for v in model.trainable_variables]
+
+    def last_step_gradient():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(model((source_ids, target_in), training=True)[:, -1]**2)
+        gradients = tape.gradient(loss, model.trainable_variables)
+        return gradients[paths.index("logits/kernel")].numpy()
+
+    fed_back = last_step_gradient()
+    model.sampler.probability.assign(0.0)
+    np.testing.assert_allclose(model((source_ids, target_in), training=True), teacher,
+                               atol=1e-6)
+    # The output kernel reaches the last step through the fed-back outputs too: the gradient
+    # is not teacher forcing's.
+    assert not np.allclose(fed_back, last_step_gradient(), rtol=1e-3, atol=0)
+    config = model.sampler.get_config()
+    assert "mode" not in config and config["probability"] == 1.0
+    assert ScheduledOutputSampler.from_config(config).mode == "output"
+    assert type(model.from_config(model.get_config()).sampler) is ScheduledOutputSampler
