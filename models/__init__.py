@@ -29,7 +29,8 @@ _LAZY = {
                              "ScheduledOutputSampler"),
     "kzoo.models.token_choice": ("greedy_choice", "TokenSampler"),
     "kzoo.models.decoding": ("greedy_search", "beam_search", "tile_batch", "length_penalty",
-                             "coverage_penalty", "MAX_DECODE_LENGTH"),
+                             "coverage_penalty", "gather_tree", "gather_tree_from_array",
+                             "MAX_DECODE_LENGTH"),
 }
 _LAZY_MODULES = {name: module for module, names in _LAZY.items() for name in names}
 

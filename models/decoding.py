@@ -63,13 +63,19 @@ def tile_batch(x, multiplier):
     (B, ...) -> (B * multiplier, ...), rows b*k .. b*k + k-1 being copies of row b (tfa's
     ``tile_batch``): what :func:`beam_search` needs of the initial states and of whatever its
     ``step_fn`` closes over (the encoder memory, its keys and mask), one row per hypothesis.
+    A nested structure (a list, tuple or dict of tensors, e.g. an LSTM's ``[h, c]``) has each
+    of its tensors tiled, the structure kept; None stays None.
 
     Args:
-        x: a tensor or array of rank >= 1, the batch first.
+        x: a tensor or array of rank >= 1, the batch first, or a nested structure of them.
         multiplier: int, the copies of each row (the beam width).
 
     Returns:
-        A tensor (B * multiplier, ...) of ``x``'s dtype.
+        A tensor (B * multiplier, ...) of ``x``'s dtype, or the structure of ``x`` with each
+        tensor tiled.
+
+    Raises:
+        ValueError: if a tensor of ``x`` is a scalar (it has no batch dimension).
 
     Example:
 
@@ -79,9 +85,18 @@ def tile_batch(x, multiplier):
 
     print(tile_batch(np.array([[1, 2], [3, 4]]), 2).numpy().tolist())
     # [[1, 2], [1, 2], [3, 4], [3, 4]]
+    h, c = tile_batch([np.zeros((2, 3)), np.ones((2, 3))], 2)   # each tensor tiled
+    print(h.shape, c.shape)                                     # (4, 3) (4, 3)
     ```
     """
+    return tf.nest.map_structure(lambda t: None if t is None else _tile_rows(t, multiplier), x)
+
+
+def _tile_rows(x, multiplier):
     x = tf.convert_to_tensor(x)
+    if x.shape.rank == 0:
+        raise ValueError("tile_batch: every tensor must have a batch dimension (rank >= 1), "
+                         "got a scalar")
     # expand_dims + tile, not tf.repeat: the same copy in far fewer graph nodes, which every
     # beam search call pays for each tensor it tiles (docs/engine-notes.md,
     # benchmarks/decode_speed.py); and the target shape a constant where x's dimensions are known.
@@ -167,26 +182,30 @@ class _History:
     """One (B, ...) value per step, collected as (B, max_length, ...) after the loop, zeros past
     the last step. In TensorFlow a TensorArray (constant cost per step); under
     ``trace_target("tflite")``, which cannot hold a TensorList, a zero buffer of the full size
-    written by one-hot adds."""
+    written by one-hot adds. A ``row_shape`` with a None (a size only the loop learns, e.g. the
+    vocabulary) needs the TensorArray."""
 
     def __init__(self, batch_size, max_length, dtype, row_shape=()):
         self.buffered = tracing_for_tflite()
         self.batch_size, self.max_length, self.dtype = batch_size, max_length, dtype
         self.row_shape = list(row_shape)
+        self.sized = all(d is not None for d in self.row_shape)
 
     def initial(self):
         if self.buffered:
             return tf.zeros([self.batch_size, self.max_length, *self.row_shape], self.dtype)
-        # Element 0 is a row of zeros, step t goes to t + 1: the stack is never of an empty
-        # list (which a TensorList with a dynamic batch cannot do), even when no step ran.
         array = tf.TensorArray(self.dtype, size=0, dynamic_size=True,
                                element_shape=tf.TensorShape([None] + [
                                    d if isinstance(d, int) else None for d in self.row_shape]))
+        if not self.sized:
+            return array
+        # Element 0 is a row of zeros, step t goes to t + 1: the stack is never of an empty
+        # list (which a TensorList with a dynamic batch cannot do), even when no step ran.
         return array.write(0, tf.zeros([self.batch_size, *self.row_shape], self.dtype))
 
     def write(self, history, t, next_t, value):
         if not self.buffered:
-            return history.write(next_t, value)
+            return history.write(next_t if self.sized else t, value)
         column = tf.one_hot(t, self.max_length, dtype=self.dtype)
         # expand_dims/reshape, not [:, None]: TFLite's builtin StridedSlice rejects that.
         column = tf.reshape(column, [1, -1] + [1] * len(self.row_shape))
@@ -195,11 +214,35 @@ class _History:
     def read(self, history, steps):
         if self.buffered:
             return history
-        stacked = history.stack()[1:]                                 # (steps, B, ...)
         rank = 2 + len(self.row_shape)
-        stacked = tf.transpose(stacked, [1, 0] + list(range(2, rank)))
         padding = [[0, 0], [0, self.max_length - steps]] + [[0, 0]] * len(self.row_shape)
-        return tf.pad(stacked, padding)
+
+        def stacked():
+            values = history.stack()
+            values = values[1:] if self.sized else values                   # (steps, B, ...)
+            return tf.pad(tf.transpose(values, [1, 0] + list(range(2, rank))), padding)
+
+        if self.sized:
+            return stacked()
+        # No step ran: nothing tells the unknown sizes; they are 0.
+        return tf.cond(steps > 0, stacked, lambda: tf.zeros(
+            [self.batch_size, self.max_length] + [0] * len(self.row_shape), self.dtype))
+
+
+def start_tokens(start_id, batch_size):
+    """The first step's tokens, int32 (batch_size,): ``start_id`` (an int, or a vector of one
+    token per row) broadcast to the batch.
+
+    Raises:
+        ValueError: if ``start_id`` is not a scalar or a vector.
+    """
+    if isinstance(start_id, int):
+        return tf.fill([batch_size], tf.constant(start_id, tf.int32))
+    start_id = tf.cast(start_id, tf.int32)
+    if start_id.shape.rank not in (0, 1):
+        raise ValueError(f"decoding: `start_id` must be an int or a (batch,) vector of ints, "
+                         f"got shape {tuple(start_id.shape)}")
+    return tf.broadcast_to(start_id, [batch_size])
 
 
 def _emitted(ids, steps, end_id):
@@ -228,7 +271,8 @@ def greedy_search(step_fn, initial_states, *, batch_size, start_id, end_id, max_
             (B, V), ``alignments`` (B, Ts) or None.
         initial_states: the list of the states' initial values (B, ...); may be empty.
         batch_size: int or int32 scalar tensor, B.
-        start_id: int, the token fed at the first step.
+        start_id: int, the token fed at the first step, or an int (B,) vector of one per row
+            (tfa's ``start_tokens``).
         end_id: int, the token that ends a row (it is emitted).
         max_length: int or int32 scalar tensor, the most steps, at most
             :data:`MAX_DECODE_LENGTH`.
@@ -306,7 +350,7 @@ def greedy_search(step_fn, initial_states, *, batch_size, start_id, end_id, max_
         finished = tf.logical_or(finished, tf.equal(next_ids, end_id))
         return next_t, next_ids, finished, written, list(new_states)
 
-    loop_vars = (tf.constant(0), tf.fill([batch_size], tf.constant(start_id, tf.int32)),
+    loop_vars = (tf.constant(0), start_tokens(start_id, batch_size),
                  tf.zeros([batch_size], tf.bool), [h.initial() for h in histories],
                  initial_states)
     steps, _, _, written, _ = tf.while_loop(cond, _keeping_shapes(body), loop_vars)
@@ -320,9 +364,13 @@ def greedy_search(step_fn, initial_states, *, batch_size, start_id, end_id, max_
     return output
 
 
+PENALTY_RULES = ("gnmt", "stepwise")
+
+
 def beam_search(step_fn, initial_states, *, batch_size, beam_width, start_id, end_id,
                 max_length, length_penalty_weight=0.0, coverage_penalty_weight=0.0,
-                alignment_size=None, alignment_history=False):
+                alignment_size=None, alignment_history=False, output_all_scores=False,
+                penalty_rule="gnmt"):
     """Beam search in one ``tf.while_loop``, hypotheses ranked by the GNMT score.
 
     Every step extends each of the ``beam_width`` hypotheses of a batch row by every token and
@@ -331,18 +379,32 @@ def beam_search(step_fn, initial_states, *, batch_size, beam_width, start_id, en
         score(Y) = log P(Y) / lp(Y) + cp(Y),   lp(Y) = ((5 + |Y|) / 6)^α,
         cp(Y) = β Σ_i log(min(Σ_t α_ti, 1))
 
-    (:func:`length_penalty`, :func:`coverage_penalty`), |Y| the tokens of Y including the end
-    token, α_ti the attention weights of its steps; with α = β = 0 the score is log P(Y). A
-    hypothesis that emitted ``end_id`` stays in the beam, its score frozen, until every
-    hypothesis has ended or ``max_length`` steps ran (tfa's ``BeamSearchDecoder`` with
-    ``dynamic_decode``; the results come sorted, tokens in order, no ``gather_tree`` needed).
+    (:func:`length_penalty`, :func:`coverage_penalty`), α_ti the attention weights of Y's
+    steps; with α = β = 0 the score is log P(Y). ``penalty_rule`` says when the penalties
+    count:
+
+    - ``"gnmt"`` (the default, TF Addons' ``BeamSearchDecoder`` and GNMT): cp counts only for
+      hypotheses that have ended, and an extension by ``end_id`` is ranked with the length
+      before it, |Y| growing by the end token from the next step on. A migrated model ranks its
+      beams as it did under TF Addons.
+    - ``"stepwise"``: cp counts for every hypothesis at every step, and |Y| includes the end
+      token at once, so a finished hypothesis' score never changes (kzoo's rule before).
+
+    A hypothesis that emitted ``end_id`` stays in the beam until every hypothesis has ended or
+    ``max_length`` steps ran (tfa's ``BeamSearchDecoder`` with ``dynamic_decode``; the results
+    come sorted, tokens in order, no :func:`gather_tree` needed). The returned scores are
+    those of the last step's ranking. When a batch row has fewer candidates than
+    ``beam_width`` (a vocabulary smaller than the beam at the first step), the beams left over
+    are empty: log-probability and score -inf, length 0, tokens 0 (TF Addons gives -inf
+    and 0 too; a TFLite file may show -inf as -3.4e38, the lowest float32).
 
     ``initial_states`` and whatever ``step_fn`` closes over (the encoder memory) must already be
     tiled to ``batch_size * beam_width`` rows with :func:`tile_batch` (row b*K + j is hypothesis
     j of batch row b). A penalty weight that is a Python 0 (the default) is left out of the
-    graph. With ``alignment_history``, every step records each new hypothesis' alignment and
-    parent, and the best one's line is traced back once after the loop (tfa's
-    ``gather_tree``), so the loop carries no (B*K, max_length, Ts) buffer.
+    graph. With ``alignment_history`` or ``output_all_scores``, every step records each new
+    hypothesis' parent and what is asked, and the lines of the final hypotheses are traced back
+    once after the loop, so the loop carries no (B*K, max_length, ...) buffer that follows the
+    parents.
 
     Args:
         step_fn: ``step_fn(token_ids, states) -> (logits, new_states, alignments)`` over
@@ -351,7 +413,8 @@ def beam_search(step_fn, initial_states, *, batch_size, beam_width, start_id, en
         initial_states: the list of the states' initial values, tiled to (B*K, ...).
         batch_size: int or int32 scalar tensor, B (batch rows, not hypotheses).
         beam_width: int K > 0 (a Python int).
-        start_id: int, the token fed at the first step.
+        start_id: int, the token fed at the first step, or an int (B,) vector of one per
+            batch row (tfa's ``start_tokens``).
         end_id: int, the token that ends a hypothesis (it is emitted).
         max_length: int or int32 scalar tensor, the most steps, at most
             :data:`MAX_DECODE_LENGTH`.
@@ -359,20 +422,30 @@ def beam_search(step_fn, initial_states, *, batch_size, beam_width, start_id, en
         coverage_penalty_weight: β (float or scalar tensor; default 0); used only with
             ``alignment_size`` and a ``step_fn`` that returns alignments.
         alignment_size: None, or the source length Ts (int or scalar tensor).
-        alignment_history: bool, also return the best hypothesis' attention (needs
+        alignment_history: bool, also return the hypotheses' attention (needs
             ``alignment_size``).
+        output_all_scores: bool, also return every step's scores of the hypotheses
+            (``step_scores``) and of every token they could have taken (``all_scores``,
+            TF Addons' ``output_all_scores``; not in a trace for TFLite).
+        penalty_rule: "gnmt" (default) or "stepwise", see above.
 
     Returns:
         A dict: ``tokens`` (B, max_length) int32 and ``scores`` (B,) of the best hypothesis;
         ``beam_tokens`` (B, K, max_length) and ``beam_scores`` (B, K), best first;
-        ``log_probs`` (B, K), each hypothesis' log P(Y); ``lengths`` (B, K); with
-        ``alignment_history``, ``attention`` (B, max_length, Ts), the alignment of every token
-        the best hypothesis emitted (zero after its end), as :func:`greedy_search` returns it.
-        Tokens after a hypothesis' end are 0.
+        ``log_probs`` (B, K), each hypothesis' log P(Y); ``lengths`` (B, K), the end token
+        included. With ``alignment_history``, ``attention`` (B, max_length, Ts), the
+        alignment of every token the best hypothesis emitted (zero after its end), as
+        :func:`greedy_search` returns it, and ``beam_attention`` (B, K, max_length, Ts), the
+        same for every hypothesis (TF Addons' alignment history of the final beams). With
+        ``output_all_scores``, ``step_scores`` (B, K, max_length), the score each hypothesis'
+        prefix had after every step, and ``all_scores`` (B, K, max_length, V), the scores of
+        every extension of its prefix at every step (0 after the steps that ran). Tokens after a
+        hypothesis' end are 0.
 
     Raises:
-        ValueError: if ``beam_width`` is not a positive int, or ``alignment_history`` is asked
-            without ``alignment_size``.
+        ValueError: if ``beam_width`` is not a positive int, ``penalty_rule`` is not one of
+            "gnmt", "stepwise", ``alignment_history`` is asked without ``alignment_size``, or
+            ``output_all_scores`` in a trace for TFLite.
         tf.errors.InvalidArgumentError: if ``max_length`` is over :data:`MAX_DECODE_LENGTH`
             (in a trace for TFLite, ``trace_target("tflite")``, it is capped instead).
 
@@ -411,6 +484,12 @@ def beam_search(step_fn, initial_states, *, batch_size, beam_width, start_id, en
     if isinstance(beam_width, bool) or not isinstance(beam_width, int) or beam_width <= 0:
         raise ValueError(f"beam_search: `beam_width` must be a positive integer, got "
                          f"{beam_width!r}")
+    if penalty_rule not in PENALTY_RULES:
+        raise ValueError(f"beam_search: `penalty_rule` must be one of {PENALTY_RULES}, got "
+                         f"{penalty_rule!r}")
+    if output_all_scores and tracing_for_tflite():
+        raise ValueError("beam_search: `output_all_scores` is not available in a trace for "
+                         "TFLite (its (V,) rows need a TensorList)")
     k = beam_width
     max_length = limited_length(max_length)
     batch_size = tf.convert_to_tensor(batch_size, tf.int32)
@@ -420,6 +499,7 @@ def beam_search(step_fn, initial_states, *, batch_size, beam_width, start_id, en
         raise ValueError("beam_search: `alignment_history` needs `alignment_size` (the source "
                          "length) and a step_fn that returns alignments")
     penalized = use_length or use_coverage
+    gnmt = penalty_rule == "gnmt"
     alpha = tf.cast(length_penalty_weight, tf.float32)
     beta = tf.cast(coverage_penalty_weight, tf.float32)
     initial_states = [tf.convert_to_tensor(s) for s in initial_states]
@@ -428,9 +508,15 @@ def beam_search(step_fn, initial_states, *, batch_size, beam_width, start_id, en
     first_rows = tf.expand_dims(tf.range(batch_size) * k, 1)      # (B, 1) row of hypothesis 0
     positions = tf.range(max_length)                                # token buffer columns
     rows = batch_size * k
-    histories = [_History(rows, max_length, tf.int32),
-                 _History(rows, max_length, tf.float32, [alignment_size])] \
-        if alignment_history else []
+    # What the loop records per step, each traced back along the final hypotheses' lines.
+    recorded = (["alignments"] if alignment_history else []) + \
+        (["step_scores", "all_scores"] if output_all_scores else [])
+    histories = {"parents": _History(rows, max_length, tf.int32)} if recorded else {}
+    if alignment_history:
+        histories["alignments"] = _History(rows, max_length, tf.float32, [alignment_size])
+    if output_all_scores:
+        histories["step_scores"] = _History(rows, max_length, tf.float32)
+        histories["all_scores"] = _History(rows, max_length, tf.float32, [None])
 
     def cond(t, ids, hypotheses, states, written):
         return tf.logical_and(t < max_length,
@@ -444,9 +530,11 @@ def beam_search(step_fn, initial_states, *, batch_size, beam_width, start_id, en
             vocab = tf.shape(step_log_probs)[-1]
             frozen = tf.expand_dims(tf.where(tf.equal(tf.range(vocab), PAD_ID), 0.0, NEG_INF),
                                     0)
-        else:  # a constant in the graph, not three ops at every step
+            is_end = tf.expand_dims(tf.equal(tf.range(vocab), end_id), 0)
+        else:  # constants in the graph, not three ops at every step
             frozen = tf.constant([[0.0 if i == PAD_ID else NEG_INF for i in range(vocab)]],
                                  tf.float32)
+            is_end = tf.constant([[i == end_id for i in range(vocab)]])
         finished = hypotheses["finished"]                                          # (N, 1)
         # A finished hypothesis has one continuation (PAD_ID) at no cost: it stays as it is.
         step_log_probs = tf.where(finished, frozen, step_log_probs)
@@ -455,11 +543,18 @@ def beam_search(step_fn, initial_states, *, batch_size, beam_width, start_id, en
         if penalized:
             running = tf.logical_not(finished)
             new_lengths = hypotheses["lengths"] + tf.cast(running, tf.int32)       # per parent
-            scores = total / length_penalty(new_lengths, alpha)
+            if gnmt and use_length:  # the end token counts from the next step on
+                scores = total / tf.where(is_end, length_penalty(hypotheses["lengths"], alpha),
+                                          length_penalty(new_lengths, alpha))
+            elif use_length:
+                scores = total / length_penalty(new_lengths, alpha)
             if use_coverage:
                 coverage = hypotheses["coverage"] + tf.where(
                     running, tf.cast(alignments, tf.float32), 0.0)
-                scores = scores + tf.expand_dims(coverage_penalty(coverage, beta), 1)
+                penalty = tf.expand_dims(coverage_penalty(coverage, beta), 1)
+                if gnmt:  # only the hypotheses that have ended
+                    penalty = tf.where(finished, penalty, 0.0)
+                scores = scores + penalty
         width = [-1, k * vocab] if isinstance(vocab, int) else [batch_size, -1]
         top_scores, top_index = tf.math.top_k(tf.reshape(scores, width), k)       # (B, K)
         # Flat row of each new hypothesis' parent; every reordering is one gather by it.
@@ -481,57 +576,211 @@ def beam_search(step_fn, initial_states, *, batch_size, beam_width, start_id, en
         else:  # the score is the log-probability
             updated["log_probs"] = tf.reshape(top_scores, [-1, 1])
         new_states = [tf.gather(s, parents) for s in new_states]
-        if alignment_history:  # token t of hypothesis j was chosen under its parent's alignment
-            values = [parents, tf.gather(tf.cast(alignments, tf.float32), parents)]
-            written = [h.write(w, t, t + 1, v) for h, w, v in zip(histories, written, values)]
+        if recorded:  # token t of hypothesis j was chosen from its parent's step
+            values = {"parents": parents}
+            if alignment_history:
+                values["alignments"] = tf.gather(tf.cast(alignments, tf.float32), parents)
+            if output_all_scores:
+                values["step_scores"] = tf.reshape(top_scores, [-1])
+                values["all_scores"] = tf.gather(scores, parents)
+            written = {key: histories[key].write(w, t, t + 1, values[key])
+                       for key, w in written.items()}
         return t + 1, tf.reshape(next_ids, [-1]), updated, new_states, written
 
-    first_beam_only = tf.where(tf.equal(tf.range(k), 0), 0.0, NEG_INF)
+    # Only hypothesis 0 of a row is alive at first; the others are empty beams (finished, -inf),
+    # which stay below every real candidate and fill the beam only where those run out.
+    first_beam_only = tf.tile(tf.equal(tf.range(k), 0), [batch_size])
     hypotheses = {"tokens": tf.zeros([rows, max_length], tf.int32),
-                  "finished": tf.zeros([rows, 1], tf.bool),
-                  "log_probs": tf.reshape(tf.tile(first_beam_only, [batch_size]), [-1, 1])}
+                  "finished": tf.reshape(tf.logical_not(first_beam_only), [-1, 1]),
+                  "log_probs": tf.reshape(tf.where(first_beam_only, 0.0, -float("inf")),
+                                          [-1, 1])}
     if penalized:
         hypotheses["scores"] = tf.zeros([rows, 1])
         hypotheses["lengths"] = tf.zeros([rows, 1], tf.int32)
         if use_coverage:
             hypotheses["coverage"] = tf.zeros([rows, alignment_size])
-    loop_vars = (tf.constant(0), tf.fill([rows], tf.constant(start_id, tf.int32)), hypotheses,
-                 initial_states, [h.initial() for h in histories])
+    start = _tile_rows(start_tokens(start_id, batch_size), k) \
+        if not isinstance(start_id, int) else start_tokens(start_id, rows)
+    loop_vars = (tf.constant(0), start, hypotheses, initial_states,
+                 {key: h.initial() for key, h in histories.items()})
     steps, _, hypotheses, _, written = tf.while_loop(cond, _keeping_shapes(body), loop_vars)
 
     def per_row(x):
         return tf.reshape(x, tf.concat([[batch_size, k], tf.shape(x)[1:]], 0))
 
-    beam_tokens = per_row(hypotheses["tokens"])
+    flat_tokens = hypotheses["tokens"]
+    beam_tokens = per_row(flat_tokens)
     log_probs = per_row(hypotheses["log_probs"][:, 0])
     scores = per_row(hypotheses["scores"][:, 0]) if penalized else log_probs
     if penalized:
         lengths = per_row(hypotheses["lengths"][:, 0])
-    else:  # tokens up to the first end token, or every step that ran
-        emitted = _emitted(hypotheses["tokens"], steps, end_id)
-        lengths = per_row(tf.reduce_sum(tf.cast(emitted, tf.int32), 1))
+    else:  # tokens up to the first end token, or every step that ran; 0 for an empty beam
+        emitted = _emitted(flat_tokens, steps, end_id)
+        empty = tf.logical_and(hypotheses["finished"][:, 0], tf.logical_not(
+            tf.reduce_any(tf.equal(flat_tokens, end_id), 1)))
+        lengths = per_row(tf.where(empty, 0, tf.reduce_sum(tf.cast(emitted, tf.int32), 1)))
     output = {"tokens": beam_tokens[:, 0], "scores": scores[:, 0], "beam_tokens": beam_tokens,
               "beam_scores": scores, "log_probs": log_probs, "lengths": lengths}
-    if alignment_history:
-        parents, alignments = [h.read(w, steps) for h, w in zip(histories, written)]
-        attention = _trace_back(parents, alignments, first_rows[:, 0], steps)
-        emitted = _emitted(output["tokens"], steps, end_id)
-        output["attention"] = tf.where(tf.expand_dims(emitted, -1), attention, 0.0)
+    if recorded:
+        read = {key: histories[key].read(w, steps) for key, w in written.items()}
+        lineage = _lineage(read["parents"], tf.range(rows), steps)          # (N, max_length)
+        emitted = tf.expand_dims(_emitted(flat_tokens, steps, end_id), -1)
+        if alignment_history:
+            attention = tf.where(emitted, _along(read["alignments"], lineage), 0.0)
+            output["beam_attention"] = per_row(attention)
+            output["attention"] = output["beam_attention"][:, 0]
+        if output_all_scores:
+            output["step_scores"] = per_row(_along(read["step_scores"], lineage))
+            output["all_scores"] = per_row(_along(read["all_scores"], lineage))
     return output
 
 
-def _trace_back(parents, values, final_rows, steps):
-    """(B, max_length, ...) values along the line of each of ``final_rows`` (B,): ``parents``
-    (N, max_length) is the row each step's hypothesis came from, ``values`` (N, max_length, ...)
-    what each step recorded for it; row r at step t descends from row ``parents[r, t]`` at step
-    t - 1."""
-    # Rows at steps steps-2 .. 0, walking back from the final rows (reverse=True).
-    earlier = tf.scan(lambda rows, step_parents: tf.gather(step_parents, rows),
-                      tf.transpose(parents[:, 1:steps]), initializer=final_rows, reverse=True)
-    lineage = tf.concat([earlier, tf.expand_dims(final_rows, 0)], 0)          # (steps, B)
-    lineage = tf.transpose(lineage)                                             # (B, steps)
-    columns = tf.broadcast_to(tf.range(steps), tf.shape(lineage))
-    traced = tf.gather_nd(values, tf.stack([lineage, columns], -1))             # (B, steps, ...)
-    padding = [[0, 0], [0, tf.shape(values)[1] - steps]] + \
-        [[0, 0]] * (values.shape.rank - 2)
-    return tf.pad(traced, padding)
+def _lineage(parents, final_rows, steps, last_steps=None):
+    """(M, max_length) int32: the row of each of ``final_rows`` (M,)'s ancestors at every step.
+
+    ``parents`` (N, max_length): row r at step t descends from row ``parents[r, t]`` at step
+    t - 1. Each line is walked back from its last step (``last_steps`` (M,), default
+    ``steps - 1``); at the steps after it the line holds its final row. One ``tf.while_loop``
+    over tensors of a fixed shape (no TensorList), so a TFLite file can hold it."""
+    max_length = tf.shape(parents)[1]
+    if last_steps is None:
+        last_steps = tf.fill(tf.shape(final_rows), steps - 1)
+    positions = tf.expand_dims(tf.range(max_length), 0)
+
+    def body(t, later_rows, lineage):
+        # later_rows: the rows at step t + 1 (the final rows while t + 1 > the last step).
+        column = tf.gather(parents, tf.minimum(t + 1, max_length - 1), axis=1)
+        rows_t = tf.where(t >= last_steps, final_rows, tf.gather(column, later_rows))
+        lineage = tf.where(tf.equal(positions, t), tf.expand_dims(rows_t, 1), lineage)
+        return t - 1, rows_t, lineage
+
+    lineage = tf.broadcast_to(tf.expand_dims(final_rows, 1),
+                              tf.stack([tf.shape(final_rows)[0], max_length]))
+    _, _, lineage = tf.while_loop(lambda t, *_: t >= 0, body,
+                                  (steps - 1, final_rows, lineage))
+    return lineage
+
+
+def _along(values, lineage):
+    """(M, max_length, ...): ``values`` (N, max_length, ...) at ``lineage`` (M, max_length)'s
+    rows, step by step."""
+    columns = tf.broadcast_to(tf.range(tf.shape(lineage)[1]), tf.shape(lineage))
+    return tf.gather_nd(values, tf.stack([lineage, columns], -1))
+
+
+def gather_tree(step_ids, parent_ids, max_sequence_lengths, end_token):
+    """The token sequences of the final beams, from the tokens and parents of every step.
+
+    A beam search that records, at every step t, each beam's new token ``step_ids[t, b, j]``
+    and the beam it extends ``parent_ids[t, b, j]`` (a beam of step t - 1) holds its
+    hypotheses as a tree; this follows each final beam j of batch row b back from step
+    ``max_sequence_lengths[b] - 1`` to step 0 (tfa's ``gather_tree``, time-major like it).
+    Steps at or after ``max_sequence_lengths[b]`` and every step after a beam's first
+    ``end_token`` hold ``end_token``. :func:`beam_search` returns its hypotheses already in
+    order; this is for searches of one's own. One ``tf.while_loop`` of builtin ops (no
+    TensorList): a TFLite file can hold it.
+
+    Args:
+        step_ids: int (max_time, batch, beam), the token each beam took at each step.
+        parent_ids: int (max_time, batch, beam), the beam of the step before each beam
+            extends, in [0, beam).
+        max_sequence_lengths: int (batch,), the steps of each batch row (clipped to
+            [0, max_time]).
+        end_token: int, the end token.
+
+    Returns:
+        An int32 tensor (max_time, batch, beam): the beams' tokens in order.
+
+    Raises:
+        tf.errors.InvalidArgumentError: if a parent id on a traced line is outside
+            [0, beam) (in a trace for TFLite, which has no assert op, it is clipped).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kzoo.models import gather_tree
+
+    # 1 batch row, 3 beams, 3 steps (time-major: step_ids[t, 0, j])
+    step_ids = np.array([[[1, 2, 3]], [[4, 5, 6]], [[7, 8, 9]]])
+    parent_ids = np.array([[[0, 0, 0]], [[0, 1, 1]], [[2, 1, 2]]])
+    beams = gather_tree(step_ids, parent_ids, max_sequence_lengths=[3], end_token=10)
+    print(beams.numpy()[:, 0].T.tolist())    # [[2, 6, 7], [2, 5, 8], [2, 6, 9]]
+    ```
+    """
+    step_ids = tf.cast(step_ids, tf.int32)
+    parent_ids = tf.cast(parent_ids, tf.int32)
+    end_token = tf.cast(end_token, tf.int32)
+    shape = tf.shape(step_ids)
+    max_time, batch, beams = shape[0], shape[1], shape[2]
+    lengths = tf.clip_by_value(tf.cast(max_sequence_lengths, tf.int32), 0, max_time)
+    last_steps = tf.reshape(tf.tile(tf.expand_dims(lengths - 1, 1), [1, beams]), [-1])  # (N,)
+    in_time = tf.expand_dims(tf.range(max_time), 0) <= tf.expand_dims(last_steps, 1)
+    # Flat rows b*beams + j, steps along axis 1, as beam_search's histories are.
+    flat_parents = tf.reshape(tf.transpose(parent_ids, [1, 2, 0]), [-1, max_time])
+    if tracing_for_tflite():
+        flat_parents = tf.clip_by_value(flat_parents, 0, beams - 1)
+    else:
+        # The parent of step t counts for t in 1 .. last step: step 0 has none.
+        used = tf.logical_and(in_time, tf.expand_dims(tf.range(max_time), 0) > 0)
+        valid = tf.logical_or(tf.logical_not(used), tf.logical_and(flat_parents >= 0,
+                                                                   flat_parents < beams))
+        check = tf.debugging.assert_equal(
+            tf.reduce_all(valid), True,
+            message="gather_tree: a parent id is outside [0, beam_width)")
+        with tf.control_dependencies([check]):
+            flat_parents = tf.clip_by_value(flat_parents, 0, beams - 1)
+    rows = tf.range(batch * beams)
+    flat_parents = flat_parents + tf.expand_dims(rows // beams * beams, 1)
+    lineage = _lineage(flat_parents, rows, max_time, last_steps)
+    flat_ids = tf.reshape(tf.transpose(step_ids, [1, 2, 0]), [-1, max_time])
+    tokens = tf.where(in_time, _along(flat_ids, lineage), end_token)
+    ended = tf.cumsum(tf.cast(tf.equal(tokens, end_token), tf.int32), axis=1, exclusive=True)
+    tokens = tf.where(ended > 0, end_token, tokens)
+    return tf.transpose(tf.reshape(tokens, [batch, beams, max_time]), [2, 0, 1])
+
+
+def gather_tree_from_array(t, parent_ids, sequence_length):
+    """Any per-step beam values reordered along the final beams' lines (tfa's
+    ``gather_tree_from_array``): e.g. the attention a beam search recorded at every step.
+
+    Value ``t[s, b, j]`` belongs to beam j of step s; the result holds, at step s of final
+    beam j, the value of its ancestor at step s, for s < ``sequence_length[b, j]``, and beam
+    j's own value ``t[s, b, j]`` at the steps after (:func:`gather_tree` of the beam ids).
+
+    Args:
+        t: a tensor (max_time, batch * beam, ...) or (max_time, batch, beam, ...).
+        parent_ids: int (max_time, batch, beam), as for :func:`gather_tree`.
+        sequence_length: int (batch, beam), each final beam's length.
+
+    Returns:
+        A tensor of ``t``'s shape and dtype.
+
+    Raises:
+        tf.errors.InvalidArgumentError: as :func:`gather_tree`.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from kzoo.models import gather_tree_from_array
+
+    values = np.array([[[1., 2., 3.]], [[4., 5., 6.]], [[7., 8., 9.]]])   # (3, 1, 3)
+    parent_ids = np.array([[[0, 0, 0]], [[0, 1, 1]], [[2, 1, 2]]])
+    ordered = gather_tree_from_array(values, parent_ids, [[3, 3, 3]])
+    print(ordered.numpy()[:, 0].T.tolist())   # [[2., 6., 7.], [2., 5., 8.], [2., 6., 9.]]
+    ```
+    """
+    t = tf.convert_to_tensor(t)
+    parent_ids = tf.cast(parent_ids, tf.int32)
+    sequence_length = tf.cast(sequence_length, tf.int32)
+    shape = tf.shape(parent_ids)
+    max_time, batch, beams = shape[0], shape[1], shape[2]
+    beam_ids = tf.broadcast_to(tf.range(beams), shape)
+    # An end token that is no beam id: the lines are never cut short.
+    traced = gather_tree(beam_ids, parent_ids, tf.reduce_max(sequence_length, 1), beams + 1)
+    in_time = tf.transpose(tf.sequence_mask(sequence_length, max_time), [2, 0, 1])
+    traced = tf.where(in_time, traced, beam_ids)                      # (max_time, batch, beam)
+    grouped = tf.reshape(t, tf.stack([max_time, batch, beams, -1]))
+    ordered = tf.gather(grouped, traced, axis=2, batch_dims=2)
+    return tf.reshape(ordered, tf.shape(t))

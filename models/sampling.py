@@ -8,8 +8,9 @@ sampling, Bengio et al. 2015). The decisions (and, for ``mode="sample"``, the Gu
 turns an argmax into a draw from softmax(logits)) are drawn for all steps at once *before* the
 decoder loop, so the loop itself holds no random op.
 
-``sequence_loss(labels, logits)`` is the token-level cross-entropy averaged over the non-pad
-tokens of the whole batch (pad id 0): sum_{b,t: y_bt != 0} -log p(y_bt) / #{y_bt != 0}.
+``sequence_loss(labels, logits)`` is by default the token-level cross-entropy averaged over the
+non-pad tokens of the whole batch (pad id 0): sum_{b,t: y_bt != 0} -log p(y_bt) / #{y_bt != 0};
+it has TF Addons' averages and sums over either axis too.
 """
 
 import keras
@@ -28,31 +29,69 @@ def _token_mask(labels, pad_id, dtype):
     return tf.cast(tf.not_equal(labels, pad_id), dtype)
 
 
-def sequence_loss(labels, logits, weights=None, *, pad_id=PAD_ID, from_logits=True):
-    """Token-level cross-entropy averaged over the tokens that are not padding.
+def _check_reductions(where, average_across_timesteps, average_across_batch, sum_over_timesteps,
+                      sum_over_batch):
+    """TF Addons' rules: per axis one of average/sum, and no average over one axis with a
+    sum over the other (which to take first would change the result)."""
+    pairs = (("average_across_timesteps", average_across_timesteps, "sum_over_timesteps",
+              sum_over_timesteps, ""),
+             ("average_across_batch", average_across_batch, "sum_over_batch", sum_over_batch,
+              ""),
+             ("average_across_batch", average_across_batch, "sum_over_timesteps",
+              sum_over_timesteps, " because of ambiguous order"),
+             ("sum_over_batch", sum_over_batch, "average_across_timesteps",
+              average_across_timesteps, " because of ambiguous order"))
+    for name_a, a, name_b, b, why in pairs:
+        if a and b:
+            raise ValueError(f"{where}: `{name_a}` and `{name_b}` cannot both be True{why}")
 
-    With m_bt = [y_bt != pad_id] and w_bt the ``weights`` (1 without):
 
-        sequence_loss = Σ_{b,t} w_bt m_bt (-log p_bt(y_bt)) / Σ_{b,t} w_bt m_bt,
-        p_bt = softmax(logits_bt) (``from_logits``) or ``logits_bt`` itself (probabilities)
+def sequence_loss(labels, logits, weights=None, *, pad_id=PAD_ID, from_logits=True,
+                  average_across_timesteps=True, average_across_batch=True,
+                  sum_over_timesteps=False, sum_over_batch=False, softmax_loss_function=None):
+    """Weighted token-level cross-entropy of a batch of sequences (tfa's ``sequence_loss``).
 
-    a mean over the non-pad tokens of the whole batch (tfa's ``sequence_loss`` with
-    ``average_across_timesteps`` and ``average_across_batch``). A batch without a non-pad token
-    (or of zero total weight) gives 0, not NaN.
+    With ℓ_bt = -log p_bt(y_bt) the cross-entropy of token t of row b, m_bt = [y_bt != pad_id]
+    and w_bt the ``weights`` (1 without), each token counts with the weight v_bt = w_bt m_bt:
+
+        both averages (the default):  Σ_bt v_bt ℓ_bt / Σ_bt v_bt
+        average_across_timesteps only:  (B,)  Σ_t v_bt ℓ_bt / Σ_t v_bt
+        average_across_batch only:      (T,)  Σ_b v_bt ℓ_bt / Σ_b v_bt
+        sum_over_timesteps and sum_over_batch:  Σ_bt v_bt ℓ_bt / #{v_bt != 0}
+        sum_over_timesteps only:        (B,)  Σ_t v_bt ℓ_bt / #_t{v_bt != 0}
+        sum_over_batch only:            (T,)  Σ_b v_bt ℓ_bt / #_b{v_bt != 0}
+        none of them:                   (B, T)  v_bt ℓ_bt
+
+    (TF Addons' definitions: its "sum over" divides by the count of tokens of non-zero weight;
+    with 0/1 weights it equals the average.) A division by 0 (no token of non-zero weight)
+    gives 0, not NaN. The default is the mean over the non-pad tokens of the whole batch.
+    Unlike TF Addons' ``sequence_loss(logits, targets, weights)``, the labels come first, as in
+    every Keras loss; ``pad_id=None`` masks nothing, as TF Addons.
 
     Args:
-        labels: integer token ids (batch, time).
+        labels: integer token ids (batch, time), or one-hot (or soft) labels
+            (batch, time, vocab); a one-hot row's token is its argmax.
         logits: float (batch, time, vocab): logits, or probabilities with
             ``from_logits=False``.
         weights: None, or float (batch, time) weights of the tokens.
-        pad_id: int, the padding id left out of the mean (default 0).
+        pad_id: int, the padding id left out (default 0), or None to mask nothing.
         from_logits: bool, whether ``logits`` are logits (default) or probabilities.
+        average_across_timesteps: bool, average over time (default True).
+        average_across_batch: bool, average over the batch (default True).
+        sum_over_timesteps: bool, sum over time, divided by the tokens of non-zero weight.
+        sum_over_batch: bool, sum over the batch, divided by the tokens of non-zero weight.
+        softmax_loss_function: None, or ``f(labels=..., logits=...)`` giving the loss of each
+            token from the flattened (batch * time,) labels and (batch * time, vocab) logits,
+            instead of the softmax cross-entropy (e.g. a sampled softmax).
 
     Returns:
-        A float scalar tensor.
+        A float32 tensor of rank 0, 1 or 2, as above.
 
     Raises:
-        ValueError: if ``logits`` is not of rank 3 or ``labels`` not of rank 2.
+        ValueError: if ``logits`` is not of rank 3, ``labels`` not of rank 2 or 3,
+            ``weights`` not of rank 2, or an average and a sum over the same axis (or an
+            average over one axis and a sum over the other, whose order is ambiguous) are
+            both asked.
 
     Example:
 
@@ -63,50 +102,98 @@ def sequence_loss(labels, logits, weights=None, *, pad_id=PAD_ID, from_logits=Tr
     labels = np.array([[4, 5, 2, 0]])              # the last token is padding
     logits = np.zeros((1, 4, 6), "float32")        # uniform over 6 ids
     print(float(sequence_loss(labels, logits)))    # 1.7917... = log(6), over 3 tokens
+    print(sequence_loss(labels, logits, average_across_timesteps=False,
+                        average_across_batch=False).numpy())   # [[1.79 1.79 1.79 0.  ]]
     ```
     """
-    labels = tf.cast(labels, tf.int32)
-    logits = tf.convert_to_tensor(logits)
-    if logits.shape.rank != 3 or labels.shape.rank != 2:
-        raise ValueError(f"sequence_loss: expects logits (batch, time, vocab) and labels "
-                         f"(batch, time), got shapes {tuple(logits.shape)} and "
-                         f"{tuple(labels.shape)}")
-    if from_logits:
-        token_losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+    where = "sequence_loss"
+    _check_reductions(where, average_across_timesteps, average_across_batch,
+                      sum_over_timesteps, sum_over_batch)
+    logits = tf.cast(tf.convert_to_tensor(logits), tf.float32)
+    labels = tf.convert_to_tensor(labels)
+    if logits.shape.rank != 3 or labels.shape.rank not in (2, 3):
+        raise ValueError(f"{where}: expects logits (batch, time, vocab) and labels (batch, "
+                         f"time) or one-hot (batch, time, vocab), got shapes "
+                         f"{tuple(logits.shape)} and {tuple(labels.shape)}")
+    one_hot = labels.shape.rank == 3
+    ids = tf.argmax(labels, -1, output_type=tf.int32) if one_hot else tf.cast(labels, tf.int32)
+    if softmax_loss_function is not None:
+        vocab = tf.shape(logits)[2]
+        token_losses = tf.reshape(
+            softmax_loss_function(labels=tf.reshape(ids, [-1]),
+                                  logits=tf.reshape(logits, [-1, vocab])), tf.shape(ids))
+    elif one_hot:
+        soft = tf.cast(labels, tf.float32)
+        token_losses = tf.nn.softmax_cross_entropy_with_logits(soft, logits) if from_logits \
+            else keras.losses.categorical_crossentropy(soft, logits)
+    elif from_logits:
+        token_losses = tf.nn.sparse_softmax_cross_entropy_with_logits(ids, logits)
     else:
-        token_losses = keras.losses.sparse_categorical_crossentropy(labels, logits)
-    mask = _token_mask(labels, pad_id, token_losses.dtype)
+        token_losses = keras.losses.sparse_categorical_crossentropy(ids, logits)
+    token_losses = tf.cast(token_losses, tf.float32)
+    mask = tf.ones_like(token_losses) if pad_id is None else \
+        _token_mask(ids, pad_id, tf.float32)
     if weights is not None:
-        mask = mask * tf.cast(weights, token_losses.dtype)
-    return tf.math.divide_no_nan(tf.reduce_sum(token_losses * mask), tf.reduce_sum(mask))
+        weights = tf.cast(weights, tf.float32)
+        if weights.shape.rank != 2:
+            raise ValueError(f"{where}: `weights` must be (batch, time), got shape "
+                             f"{tuple(weights.shape)}")
+        mask = mask * weights
+    weighted = token_losses * mask
+    if average_across_timesteps and average_across_batch:
+        return tf.math.divide_no_nan(tf.reduce_sum(weighted), tf.reduce_sum(mask))
+    if sum_over_timesteps and sum_over_batch:
+        return tf.math.divide_no_nan(tf.reduce_sum(weighted), _nonzero(mask))
+    if average_across_timesteps or average_across_batch:
+        axis = 0 if average_across_batch else 1
+        return tf.math.divide_no_nan(tf.reduce_sum(weighted, axis), tf.reduce_sum(mask, axis))
+    if sum_over_timesteps or sum_over_batch:
+        axis = 0 if sum_over_batch else 1
+        return tf.math.divide_no_nan(tf.reduce_sum(weighted, axis), _nonzero(mask, axis))
+    return weighted
+
+
+def _nonzero(x, axis=None):
+    return tf.reduce_sum(tf.cast(tf.not_equal(x, 0.0), tf.float32), axis)
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
 class SequenceLoss(keras.losses.Loss):
-    """:func:`sequence_loss` as a Keras loss, for ``compile``: the mean over non-pad tokens.
+    """:func:`sequence_loss` as a Keras loss, for ``compile`` (tfa's ``SequenceLoss``).
 
-    Each token's term is -log p_bt(y_bt) / N, N the number of non-pad tokens of the batch (at
-    least 1), and the terms are summed (reduction "sum"): the loss is the mean over the
-    non-pad tokens, a ``sample_weight`` multiplying each token's term (N stays the token
-    count). It masks by the labels itself and sums already normalized terms, so a Keras mask
-    carried by the predictions (which only multiplies under "sum") cannot count the padding
-    twice. Under a ``tf.distribute`` strategy of R replicas each term is divided by R too, as
-    Keras divides its own mean reductions: the replicas' gradients are summed.
+    ``SequenceLoss(...)(y_true, y_pred, sample_weight)`` is exactly
+    ``sequence_loss(y_true, y_pred, sample_weight, ...)`` with the same options: by default the
+    mean over the non-pad tokens, ``sample_weight`` weighting each token in the numerator and
+    the denominator alike. It masks by the labels itself, so a Keras mask carried by the
+    predictions cannot count the padding twice (it is not used). Under a ``tf.distribute``
+    strategy of R replicas a scalar loss is divided by R too, as Keras divides its own mean
+    reductions: the replicas' gradients are summed. TF Addons' class defaults to
+    ``sum_over_timesteps=sum_over_batch=True`` (divide by the count of tokens of non-zero
+    weight), this one to the averages of its function: the same with 0/1 weights.
 
     Args:
-        pad_id: int, the padding id left out of the mean (default 0).
+        pad_id: int, the padding id left out (default 0), or None.
         from_logits: bool, whether the predictions are logits (default) or probabilities.
+        average_across_timesteps: bool (default True), see :func:`sequence_loss`.
+        average_across_batch: bool (default True).
+        sum_over_timesteps: bool (default False).
+        sum_over_batch: bool (default False).
+        softmax_loss_function: None, or ``f(labels=..., logits=...)``, see
+            :func:`sequence_loss` (a registered Keras object to save the loss with a model).
         name: str, the loss' name (default "sequence_loss").
-        **kwargs: ``keras.losses.Loss`` arguments (``dtype``; ``reduction``, default "sum":
-            another reduction is not the mean over tokens).
+        **kwargs: ``keras.losses.Loss`` arguments (``dtype``; ``reduction``, default "sum",
+            which is not used: the options above reduce).
 
     Call arguments:
-        y_true: integer token ids (batch, time).
+        y_true: integer token ids (batch, time), or one-hot labels (batch, time, vocab).
         y_pred: logits (or probabilities) (batch, time, vocab).
-        sample_weight: None, or weights broadcastable to (batch, time).
+        sample_weight: None, or weights (batch, time).
 
     Returns:
-        (from a call) the scalar loss.
+        (from a call) the loss, of rank 0, 1 or 2 as :func:`sequence_loss`'s.
+
+    Raises:
+        ValueError: for the combinations of options :func:`sequence_loss` refuses.
 
     Example:
 
@@ -118,31 +205,59 @@ class SequenceLoss(keras.losses.Loss):
     labels = np.array([[4, 5, 2, 0]])              # the last token is padding
     logits = np.zeros((1, 4, 6), "float32")        # uniform over 6 ids
     print(float(loss(labels, logits)))             # 1.7917... = log(6), over 3 tokens
+    print(float(loss(labels, logits, sample_weight=np.array([[1., 1., 0., 0.]]))))  # the same
     # model.compile("adam", loss=loss, metrics=[kzoo.models.SequenceAccuracy()])
     ```
     """
 
-    def __init__(self, pad_id=PAD_ID, from_logits=True, name="sequence_loss", **kwargs):
+    def __init__(self, pad_id=PAD_ID, from_logits=True, average_across_timesteps=True,
+                 average_across_batch=True, sum_over_timesteps=False, sum_over_batch=False,
+                 softmax_loss_function=None, name="sequence_loss", **kwargs):
         kwargs.setdefault("reduction", "sum")
         super().__init__(name=name, **kwargs)
-        self.pad_id = int(pad_id)
+        _check_reductions("SequenceLoss", average_across_timesteps, average_across_batch,
+                          sum_over_timesteps, sum_over_batch)
+        self.pad_id = None if pad_id is None else int(pad_id)
         self.from_logits = bool(from_logits)
+        self.average_across_timesteps = bool(average_across_timesteps)
+        self.average_across_batch = bool(average_across_batch)
+        self.sum_over_timesteps = bool(sum_over_timesteps)
+        self.sum_over_batch = bool(sum_over_batch)
+        self.softmax_loss_function = softmax_loss_function
 
-    def call(self, y_true, y_pred):
-        labels = tf.cast(y_true, tf.int32)
-        if self.from_logits:
-            token_losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, y_pred)
-        else:
-            token_losses = keras.losses.sparse_categorical_crossentropy(labels, y_pred)
-        mask = _token_mask(labels, self.pad_id, token_losses.dtype)
-        count = tf.maximum(tf.reduce_sum(mask), 1.0)
-        if self.reduction == "sum":
-            # (Keras scales only its mean reductions, and multiplies the loss it reports back.)
-            count = count * tf.distribute.get_strategy().num_replicas_in_sync
-        return token_losses * mask / count
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        # The whole reduction is sequence_loss's (Keras' would weight the terms but not the
+        # count they are divided by).
+        loss = self.call(y_true, y_pred, sample_weight)
+        if loss.shape.rank == 0:
+            loss = loss / tf.cast(tf.distribute.get_strategy().num_replicas_in_sync, loss.dtype)
+        return loss
+
+    def call(self, y_true, y_pred, sample_weight=None):
+        return sequence_loss(
+            y_true, y_pred, sample_weight, pad_id=self.pad_id, from_logits=self.from_logits,
+            average_across_timesteps=self.average_across_timesteps,
+            average_across_batch=self.average_across_batch,
+            sum_over_timesteps=self.sum_over_timesteps, sum_over_batch=self.sum_over_batch,
+            softmax_loss_function=self.softmax_loss_function)
 
     def get_config(self):
-        return {**super().get_config(), "pad_id": self.pad_id, "from_logits": self.from_logits}
+        function = self.softmax_loss_function
+        return {**super().get_config(), "pad_id": self.pad_id, "from_logits": self.from_logits,
+                "average_across_timesteps": self.average_across_timesteps,
+                "average_across_batch": self.average_across_batch,
+                "sum_over_timesteps": self.sum_over_timesteps,
+                "sum_over_batch": self.sum_over_batch,
+                "softmax_loss_function": None if function is None else
+                keras.saving.serialize_keras_object(function)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if config.get("softmax_loss_function") is not None:
+            config["softmax_loss_function"] = keras.saving.deserialize_keras_object(
+                config["softmax_loss_function"])
+        return cls(**config)
 
 
 @keras.saving.register_keras_serializable(package="kzoo")

@@ -975,7 +975,9 @@ class Seq2Seq(keras.Model):
             (batch, max_length, time) (each emitted token's alignment, zero after the end).
             Beam: ``tokens``, ``scores`` and (with attention) ``attention`` of the best
             hypothesis, plus ``beam_tokens`` (batch, beam_width, max_length), ``beam_scores``,
-            ``log_probs`` and ``lengths`` (batch, beam_width), best first.
+            ``log_probs`` and ``lengths`` (batch, beam_width), best first, and (with attention)
+            ``beam_attention`` (batch, beam_width, max_length, time). Beams are ranked by
+            :func:`kzoo.models.beam_search`'s default rule, TF Addons' (GNMT).
 
         Raises:
             ValueError: a bad argument, or a source longer than :data:`MAX_SOURCE_UNITS` (in

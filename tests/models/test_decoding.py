@@ -83,22 +83,29 @@ def gnmt_score(log_prob, length, alpha):
     return log_prob / ((5.0 + length) / 6.0) ** alpha
 
 
-def test_length_penalty_flips_the_choice_exactly_where_the_formula_says():
+@pytest.mark.parametrize("rule, counted", [("stepwise", 3), ("gnmt", 2)])
+def test_length_penalty_flips_the_choice_exactly_where_the_formula_says(rule, counted):
+    # The long hypothesis ends at the last step: "stepwise" counts its end token at once
+    # (|Y| = 3), "gnmt" ranks it with the length before the end (|Y| = 2); the short one ended
+    # at step 1 and has |Y| = 1 under both by then.
     table = SHORT_OR_LONG
     log_short = np.log(table[START, END])
     log_long = np.log(table[START, 3] * table[3, 4] * table[4, END])
-    # score_short = log_short / 1, score_long = log_long / (8/6)^alpha: equal at alpha*.
-    alpha_star = math.log(log_long / log_short) / math.log(8.0 / 6.0)
-    assert 0.3 < alpha_star < 1.0
+    # score_short = log_short / 1, score_long = log_long / ((5 + counted) / 6)^alpha: equal
+    # at alpha*.
+    alpha_star = math.log(log_long / log_short) / math.log((5.0 + counted) / 6.0)
+    assert 0.3 < alpha_star < 1.2
     for alpha, expected in ((0.0, [END, 0, 0, 0]), (alpha_star - 0.05, [END, 0, 0, 0]),
-                            (alpha_star + 0.05, [3, 4, END, 0]), (1.0, [3, 4, END, 0])):
-        out = run_beam(table, beam_width=2, max_length=4, length_penalty_weight=alpha)
+                            (alpha_star + 0.05, [3, 4, END, 0])):
+        out = run_beam(table, beam_width=2, max_length=4, length_penalty_weight=alpha,
+                       penalty_rule=rule)
         np.testing.assert_array_equal(out["tokens"][0], expected, err_msg=f"alpha={alpha}")
-        scores = sorted([gnmt_score(log_short, 1, alpha), gnmt_score(log_long, 3, alpha)],
+        scores = sorted([gnmt_score(log_short, 1, alpha), gnmt_score(log_long, counted, alpha)],
                         reverse=True)
         np.testing.assert_allclose(out["beam_scores"][0], scores, rtol=1e-5)
         np.testing.assert_allclose(sorted(out["log_probs"][0].numpy(), reverse=True),
                                    sorted([log_short, log_long], reverse=True), rtol=1e-5)
+        np.testing.assert_array_equal(sorted(out["lengths"][0].numpy()), [1, 3])
 
 
 def test_max_length_cuts_unfinished_hypotheses():
@@ -166,22 +173,30 @@ def test_coverage_penalty_formula_and_tile_batch():
 def test_coverage_penalty_prefers_hypotheses_that_cover_the_source():
     # Two first tokens with equal probability; token 3 attends to source position 0 only,
     # token 4 spreads over both positions. With beta > 0 the covering hypothesis wins.
-    table = table_from({START: {3: 0.45, 4: 0.45}, 3: {END: 1.0}, 4: {END: 1.0}})
+    # Under "gnmt" the penalty counts once a hypothesis has ended, so a third hypothesis (5,
+    # which never ends) keeps the search running a step after [3, END] and [4, END] end.
+    table = table_from({START: {3: 0.45, 4: 0.45, 5: 0.09}, 3: {END: 1.0}, 4: {END: 1.0},
+                        5: {5: 1.0}})
     log_table = tf.constant(np.log(table), tf.float32)
     attention = tf.constant([[0.5, 0.5]] * 3 + [[1.0, 0.0], [0.5, 0.5], [0.5, 0.5]])
 
     def step_fn(token_ids, states):
         return tf.gather(log_table, token_ids), states, tf.gather(attention, token_ids)
 
-    def run(beta):
-        return decoding.beam_search(step_fn, [tf.zeros([2, 1])], batch_size=1, beam_width=2,
+    def run(beta, rule, k):
+        return decoding.beam_search(step_fn, [tf.zeros([k, 1])], batch_size=1, beam_width=k,
                                     start_id=START, end_id=END, max_length=3,
-                                    coverage_penalty_weight=beta, alignment_size=2)
+                                    coverage_penalty_weight=beta, alignment_size=2,
+                                    penalty_rule=rule)
 
-    np.testing.assert_array_equal(run(1.0)["tokens"][0], [4, END, 0])
-    # The winner covered both positions (.5 + .5 each): cp = 0, score = log P.
-    np.testing.assert_allclose(run(1.0)["beam_scores"][0, 0],
-                               np.log(table[START, 4] * table[4, END]), rtol=1e-4)
+    for rule, k in (("stepwise", 2), ("gnmt", 3)):
+        out = run(1.0, rule, k)
+        np.testing.assert_array_equal(out["tokens"][0], [4, END, 0], err_msg=rule)
+        # The winner covered both positions (.5 + .5 each): cp = 0, score = log P; [3, END]
+        # covered position 1 by .5 only: cp = log(.5).
+        np.testing.assert_allclose(out["beam_scores"][0, :2],
+                                   [np.log(table[START, 4]), np.log(table[START, 3] * 0.5)],
+                                   rtol=1e-4)
 
 
 def test_bad_beam_width():
