@@ -230,7 +230,7 @@ def test_bad_cell_and_attention_name_the_argument():
     with pytest.raises(ValueError, match="attention"):
         Seq2Seq(attention="bahdanu")
     with pytest.raises(ValueError, match="method"):
-        Seq2Seq(**SMALL).generate(sources(), method="sample")
+        Seq2Seq(**SMALL).generate(sources(), method="nucleus")
 
 
 def reversal_data(n, rng, shortest=4, longest=6):
