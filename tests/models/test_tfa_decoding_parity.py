@@ -248,3 +248,46 @@ def test_per_row_start_tokens_as_tfa_test_step_with_greedy_embedding_helper():
     with pytest.raises(ValueError, match="start_id"):
         decoding.greedy_search(successor_step, [], batch_size=2, start_id=[[1, 6]], end_id=END,
                                max_length=2)
+
+
+@pytest.mark.slow
+def test_beam_search_and_gather_tree_in_a_tflite_file_equal_tensorflow():
+    # Builtin ops only (no TensorList): 8 beams over 5 tokens, per-row start tokens, the
+    # alignment history traced back, and gather_tree of beam_search_ops_test.py's arrays.
+    from kzoo.export import lite
+
+    table = np.log(np.array([[.05, .05, .1, .5, .3], [.05, .05, .5, .2, .2], [.2] * 5,
+                             [.05, .05, .6, .1, .2], [.05, .05, .3, .3, .3]], "float32"))
+
+    def search(start_ids, max_length, step_ids, parent_ids):
+        def step_fn(ids, states):
+            return tf.gather(tf.constant(table), ids), states, tf.one_hot(ids, 5)
+
+        out = decoding.beam_search(step_fn, [], batch_size=tf.shape(start_ids)[0], beam_width=8,
+                                   start_id=start_ids, end_id=END, max_length=max_length,
+                                   alignment_size=5, alignment_history=True,
+                                   length_penalty_weight=0.6)
+        out = {key: out[key] for key in ("beam_tokens", "log_probs", "lengths",
+                                         "beam_attention")}
+        out["tree"] = decoding.gather_tree(step_ids, parent_ids, [3], 10)
+        return out
+
+    content = lite.convert(search, [tf.TensorSpec([None], tf.int32),
+                                    tf.TensorSpec([], tf.int32),
+                                    tf.TensorSpec([None, None, None], tf.int32),
+                                    tf.TensorSpec([None, None, None], tf.int32)])
+    assert not any(op.startswith("FLEX") or "TensorList" in op for op in lite.op_names(content))
+    for max_length in (1, 4):      # 1: the last 3 beams are empty
+        inputs = [np.array([1, 3], "int32"), np.array(max_length, "int32"),
+                  ONE_STEP_IDS.astype("int32"), ONE_PARENTS.astype("int32")]
+        expected = search(*[tf.constant(x) for x in inputs])
+        # LiteRT returns the outputs in the order of their sorted names.
+        got = dict(zip(sorted(expected), lite.run(content, *inputs)))
+        for key in ("beam_tokens", "lengths", "beam_attention", "tree"):
+            np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
+        log_probs = expected["log_probs"].numpy()
+        finite = np.isfinite(log_probs)
+        assert finite.all() == (max_length == 4)
+        np.testing.assert_allclose(got["log_probs"][finite], log_probs[finite], atol=1e-5)
+        # -inf, or the lowest float32 where the converter stored it so
+        assert (got["log_probs"][~finite] <= np.finfo("float32").min).all()
