@@ -146,7 +146,7 @@ def test_only_the_saved_model_gets_the_string_signature():
 
 @pytest.mark.slow
 def test_tflite_leaves_the_string_signature_out(tmp_path):
-    """String ops are not TFLite builtins: the file holds the four id signatures, and its
+    """String ops are not TFLite builtins: the file holds the five id signatures, and its
     default decode length is the model's (counted in characters for words to characters)."""
     from ai_edge_litert.interpreter import Interpreter
 
