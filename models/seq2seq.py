@@ -489,20 +489,6 @@ class Seq2Seq(keras.Model):
     def search_step(self, memory, keys, memory_mask):
         """The decoder step the search loops of :meth:`search` run, built for one search.
 
-<<<<<<< HEAD
-        It is built once per search, before the loop, and takes out of the loop what does not
-        change from step to step (TensorFlow's executor pays a fixed cost per node and step): the
-        input projection of every target token, ``project_inputs`` of its embedding (and of a zero
-        attention vector with input feeding), is one (V, gates) table, so a step gathers a row
-        instead of embedding the ids, checking them (they come from argmax or top-k, always in the
-        vocabulary) and multiplying by the embedding half of the kernel; and the memory loses the
-        Keras mask the encoder attached to it, which the attention layer would otherwise combine
-        with ``memory_mask`` at every step (both are ``source_ids != 0``). The weights are still
-        read inside the loop: read once outside, each becomes one more tensor carried through the
-        loop, which costs the executor as much per step as the read, or more (measured). Under
-        ``trace_target("tflite")`` it is :meth:`decode_step`'s own step: the TFLite export folds the
-        weights into constants inside the loop, where post-training quantization reaches them.
-=======
         Equal to :meth:`decode_step` up to float rounding. It is built once per search, before
         the loop, and takes out of the loop what does not change from step to step
         (TensorFlow's executor pays a fixed cost per node and step): the input projection of
@@ -514,7 +500,7 @@ class Seq2Seq(keras.Model):
         combine with ``memory_mask`` at every step (both are ``source_ids != 0``). The weights
         are still read inside the loop: read once outside, each becomes one more tensor carried
         through the loop, which costs the executor as much per step as the read, or more
-        (``benchmarks/decode_speed.py``; docs/engine-notes.md). Under ``scan_mode("tflite")``
+        (``benchmarks/decode_speed.py``; docs/engine-notes.md). Under ``trace_target("tflite")``
         it is :meth:`decode_step`'s own step: the TFLite export folds the weights into
         constants inside the loop, where post-training quantization reaches them.
 
@@ -528,7 +514,6 @@ class Seq2Seq(keras.Model):
             ``step_fn(token_ids, states) -> (logits, new_states, alignments)``, what
             :func:`kzoo.models.greedy_search` and :func:`kzoo.models.beam_search` take
             (alignments None without attention).
->>>>>>> main
         """
         cell = self.decoder if self.attention is None else self.decoder.cell
         if tracing_for_tflite() or getattr(cell, "layer_norm", False):
