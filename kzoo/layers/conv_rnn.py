@@ -28,7 +28,7 @@ from kzoo.layers.scan import scan
 _LSTM_ONLY_OPTIONS = {"use_forget_gate": True, "peephole": False, "layer_norm": False,
                       "proj_units": None}
 _DENSE_ONLY_CONFIG = ("units", "use_forget_gate", "peephole", "layer_norm", "norm_epsilon",
-                      "proj_units")
+                      "proj_units", "implementation")
 
 
 def _int_pair(layer_name, name, value):
@@ -332,7 +332,8 @@ class ConvGRU2DCell(_ConvFrames, GRUCell):
         return self._conv_state(h, kernel)
 
     def get_config(self):
-        config = {k: v for k, v in super().get_config().items() if k != "units"}
+        config = {k: v for k, v in super().get_config().items()
+                  if k not in ("units", "implementation")}
         return {**config, **self._conv_config()}
 
 
