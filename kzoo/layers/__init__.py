@@ -8,6 +8,7 @@ from kzoo.layers.simple_rnn import SimpleRNN, SimpleRNNCell
 from kzoo.layers.lstm import LSTM, LSTMCell
 from kzoo.layers.gru import GRU, GRUCell
 from kzoo.layers.jordan import Jordan, JordanCell
+from kzoo.layers.rnn import RNN
 from kzoo.layers.bidirectional import Bidirectional
 from kzoo.layers.conv_rnn import ConvGRU2D, ConvGRU2DCell, ConvLSTM2D, ConvLSTM2DCell
 from kzoo.layers.attention import (BahdanauAttention, BahdanauMonotonicAttention,
@@ -22,7 +23,7 @@ __all__ = [
     "AttentionWrapper", "BahdanauAttention", "BahdanauMonotonicAttention", "Bidirectional",
     "ConvGRU2D", "ConvGRU2DCell", "ConvLSTM2D", "ConvLSTM2DCell", "Dense", "GRU", "GRUCell",
     "Jordan", "JordanCell", "LSTM", "LSTMCell", "LuongAttention", "LuongMonotonicAttention",
-    "Recurrent", "RecurrentCell", "SimpleRNN", "SimpleRNNCell", "TokenEmbedding",
+    "RNN", "Recurrent", "RecurrentCell", "SimpleRNN", "SimpleRNNCell", "TokenEmbedding",
     "TokenVectorizer", "from_torch", "get_scan_mode", "get_trace_target", "record_plans", "scan",
     "scan_mode", "to_torch", "to_torch_state_dict", "trace_target",
 ]

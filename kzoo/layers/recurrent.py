@@ -123,7 +123,7 @@ class Recurrent(keras.layers.Layer):
     def _check_shape(self, shape):
         shape = tuple(shape)
         rank = self._rank
-        if len(shape) != rank:
+        if rank is not None and len(shape) != rank:
             expected = ("(batch, time, features)" if rank == 3
                         else "(batch, time, rows, cols, channels)")
             raise ValueError(f"{self._describe()} expects inputs of rank {rank} {expected}, "
@@ -140,6 +140,16 @@ class Recurrent(keras.layers.Layer):
                 and shape[-1] != expected_features:
             raise ValueError(f"{self._describe()} was built for inputs with last dimension "
                              f"{expected_features}, got shape {shape}")
+
+    def _check_batch(self, sequences):
+        """A stateful layer's batch size is the one its states were made for."""
+        if self.stateful and self.states:
+            expected = self.states[0].shape[0]
+            batch = sequences.shape[0]
+            if batch is not None and expected is not None and batch != expected:
+                raise ValueError(f"{self._describe()} is stateful: the batch size of the inputs "
+                                 f"must be the batch size its states were made for, {expected}, "
+                                 f"got {batch}")
 
     def _check_dtype(self, sequences):
         dtype = tf.as_dtype(sequences.dtype)
@@ -222,6 +232,7 @@ class Recurrent(keras.layers.Layer):
     def call(self, sequences, initial_state=None, mask=None, training=False):
         self._check_dtype(sequences)
         self._check_shape(sequences.shape)
+        self._check_batch(sequences)
         sequences = tf.cast(sequences, self.cell.compute_dtype)
         mask = self._check_mask(sequences, mask)
         if mask is not None and not tracing_for_tflite():

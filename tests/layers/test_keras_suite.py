@@ -1,11 +1,14 @@
 """Keras 3.15's own RNN tests, pointed at kzoo's classes."""
 
+
 import importlib
 
 import pytest
 from keras.src import layers as keras_layers
 
 import kzoo
+
+pytestmark = pytest.mark.slow
 
 KZOO_NAMES = ("SimpleRNN", "LSTM", "GRU", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D",
               "Bidirectional", "RNN", "SimpleRNNCell", "LSTMCell", "GRUCell")
