@@ -124,8 +124,9 @@ class Recurrent(keras.layers.Layer):
         shape = tuple(shape)
         rank = self._rank
         if rank is not None and len(shape) != rank:
-            expected = ("(batch, time, features)" if rank == 3
-                        else "(batch, time, rows, cols, channels)")
+            expected = {3: "(batch, time, features)", 4: "(batch, time, steps, channels)",
+                        5: "(batch, time, rows, cols, channels)",
+                        6: "(batch, time, depth, rows, cols, channels)"}[rank]
             raise ValueError(f"{self._describe()} expects inputs of rank {rank} {expected}, "
                              f"got shape {shape}")
         if shape[1] == 0:
