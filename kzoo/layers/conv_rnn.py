@@ -83,8 +83,8 @@ class _ConvFrames:
         self.data_format = "channels_last"
         self.dilation_rate = _int_tuple(name, "dilation_rate", dilation_rate, rank)
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
-            raise ValueError(f"{name}: `strides` > 1 cannot be combined with `dilation_rate` "
-                             f"> 1, got strides={self.strides}, "
+            raise ValueError(f"{name}: Specifying `strides > 1` is not compatible with "
+                             f"`dilation_rate > 1` (as in Keras), got strides={self.strides}, "
                              f"dilation_rate={self.dilation_rate}")
         # Known once built from the input frame shape.
         self.frame_shape = None

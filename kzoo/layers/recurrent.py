@@ -262,8 +262,15 @@ class Recurrent(keras.layers.Layer):
                 variable.assign(value)
         output = outputs if self.return_sequences else last_output
         if self.return_state:
-            return [output, *final_states]
-        return output
+            return self._in_layer_dtype([output, *final_states])
+        return self._in_layer_dtype(output)
+
+    def _in_layer_dtype(self, results):
+        """The results in the layer's compute dtype, as Keras returns them (a cell made apart
+        may compute in another)."""
+        dtype = self.compute_dtype
+        return tf.nest.map_structure(
+            lambda x: x if x.dtype == dtype else tf.cast(x, dtype), results)
 
     def _run(self, sequences, states, mask, recurrent_mask):
         cell = self.cell

@@ -195,7 +195,10 @@ class RNN(Recurrent):
             else (batch, self._output_size())
         if not self.return_state:
             return output
-        states = [(batch, s) if isinstance(s, int) else [(batch, d) for d in s]
+        # As Keras writes them: one shape per int, a list per cell of a stack (a kzoo cell's
+        # one-state list [units] is Keras' int units).
+        states = [(batch, s) if isinstance(s, int) else
+                  (batch, s[0]) if len(s) == 1 else [(batch, d) for d in s]
                   for s in self._state_sizes()]
         return (output, *states)
 
@@ -259,8 +262,9 @@ class RNN(Recurrent):
                 variable.assign(value)
         output = outputs if self.return_sequences else last_output
         if self.return_state:
-            return [output, *tf.nest.pack_sequence_as(structure, final_states)]
-        return output
+            return self._in_layer_dtype(
+                [output, *tf.nest.pack_sequence_as(structure, final_states)])
+        return self._in_layer_dtype(output)
 
     # -- config ---------------------------------------------------------------------------------
     def get_config(self):
