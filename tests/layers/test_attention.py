@@ -382,8 +382,13 @@ def test_bad_arguments_give_clear_errors(rng):
         LuongAttention("dot", units=4)
     with pytest.raises(ValueError, match="BahdanauAttention: `units` must be a positive integer"):
         BahdanauAttention(0)
-    with pytest.raises(ValueError, match=r"`mode` must be one of \('parallel', 'hard'\)"):
-        BahdanauMonotonicAttention(4, mode="recursive")
+    with pytest.raises(ValueError, match=r"`mode` must be one of \('recursive', 'parallel', "
+                                         r"'hard'\)"):
+        BahdanauMonotonicAttention(4, mode="soft")
+    with pytest.raises(ValueError, match="`probability_fn` must be one of"):
+        LuongAttention(probability_fn="sparsemax")
+    with pytest.raises(ValueError, match="takes no `probability_fn`"):
+        BahdanauMonotonicAttention(4, probability_fn="hardmax")
     with pytest.raises(ValueError, match="`sigmoid_noise` must be a float >= 0"):
         LuongMonotonicAttention(sigmoid_noise=-1.0)
 
