@@ -434,8 +434,8 @@ class BahdanauAttention(BaseAttention):
     ```
     """
 
-    def __init__(self, units, normalize=False, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, units, normalize=False, probability_fn="softmax", **kwargs):
+        super().__init__(probability_fn=probability_fn, **kwargs)
         self.units = check_positive_int(type(self).__name__, "units", units)
         self.normalize = bool(normalize)
 
@@ -530,8 +530,8 @@ class LuongAttention(BaseAttention):
     ```
     """
 
-    def __init__(self, score="dot", units=None, scale=False, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, score="dot", units=None, scale=False, probability_fn="softmax", **kwargs):
+        super().__init__(probability_fn=probability_fn, **kwargs)
         name = type(self).__name__
         self.score = check_choice(name, "score", score, LUONG_SCORES)
         if score == "concat":
