@@ -267,3 +267,27 @@ def test_keras_file_round_trip_keeps_mechanisms_layers_and_cell_input_fn(rng, tm
     assert clone.cell_input_fn is inputs_only
     as_json = lambda config: json.loads(json.dumps(config))  # noqa: E731 (tuples become lists)
     assert as_json(clone.get_config()) == as_json(wrapper.get_config())
+
+
+@keras.saving.register_keras_serializable(package="kzoo_tests")
+def half_previous_alignment(scores, previous_alignment):
+    return 0.5 * tf.nn.softmax(scores) + 0.5 * previous_alignment
+
+
+def test_probability_fn_of_the_previous_alignment_gets_the_states_alignment(rng):
+    keras.utils.set_random_seed(5)
+    wrapper = AttentionWrapper(GRUCell(4), BahdanauAttention(
+        5, probability_fn=half_previous_alignment), memory_dim=6)
+    wrapper.build((None, 2))
+    softmax = BahdanauAttention(5)
+    softmax.build((None, 4), (None, None, 6))
+    softmax.set_weights(wrapper.attention.get_weights())
+    memory = tf.constant(rng.normal(size=(2, 4, 6)).astype("float32"))
+    states = wrapper.get_initial_state(memory=memory)
+    previous = np.zeros((2, 4), "float32")                     # tfa's initial alignments
+    for _ in range(2):
+        _, states, alignments = wrapper.step(tf.constant(rng.normal(size=(2, 2)), tf.float32),
+                                             states, memory)
+        _, weights = softmax(states[0], memory)
+        np.testing.assert_allclose(alignments, 0.5 * weights + 0.5 * previous, atol=1e-6)
+        previous = alignments.numpy()
