@@ -192,8 +192,20 @@ LAYER_CASES = {
     "AttentionWrapper.unroll": (
         lambda: _wrapper(L.LSTMCell(6), L.BahdanauAttention(5), attention_layer_size=5),
         lambda wrapper: wrapper.unroll(X, MEMORY, MEMORY_MASK, mask=X_MASK)),
+    # Built by its first unroll, as a user builds it: no memory_dim, float32 memory and inputs.
+    "AttentionWrapper.unroll unbuilt": (
+        lambda: L.AttentionWrapper(L.LSTMCell(6), L.LuongAttention("general", scale=True),
+                                   attention_layer_size=4),
+        lambda wrapper: wrapper.unroll(X, MEMORY, MEMORY_MASK)),
     "AttentionWrapper in keras.layers.RNN": (
         lambda: _wrapper(L.GRUCell(6), L.LuongAttention("general")), _wrapper_in_keras_rnn),
+    # (dot: no weights, as hardmax passes no gradient to the score's)
+    "LuongAttention dot hardmax": (lambda: L.LuongAttention("dot", probability_fn="hardmax"),
+                                   lambda layer: layer(QUERY, MEMORY, mask=MEMORY_MASK)),
+    "AttentionWrapper.unroll several mechanisms": (
+        lambda: _wrapper(L.GRUCell(6), [L.BahdanauAttention(5), L.LuongMonotonicAttention()],
+                         attention_layer=[keras.layers.Dense(3), L.Dense(2)]),
+        lambda wrapper: wrapper.unroll(X, MEMORY, MEMORY_MASK, mask=X_MASK)),
     "AttentionWrapper.step monotonic": (
         lambda: _wrapper(L.SimpleRNNCell(6), L.LuongMonotonicAttention("dot")),
         _wrapper_step),

@@ -18,9 +18,17 @@ zero weights and a zero context.
 The key-side projection (W₂ h_j, W h_j) depends only on the source sequence:
 ``keys = layer.project_keys(values)`` computes it once, and ``layer(query_t, values, keys=keys)``
 reuses it at every decoder step.
+
+``BahdanauAttention`` and ``LuongAttention`` take ``probability_fn``: ``"softmax"`` (the
+default), ``"hardmax"`` (all weight on the best key, :func:`hardmax`) or a callable of
+``(scores)`` or ``(scores, previous_alignment)`` as TensorFlow Addons' ``probability_fn``. The
+functions :func:`monotonic_attention`, :func:`safe_cumprod` and :func:`hardmax` are TensorFlow
+Addons' ones, under their names and signatures.
 """
 
+import inspect
 import math
+import warnings
 
 import keras
 import numpy as np
@@ -31,7 +39,8 @@ from kzoo.layers.cell import check_choice, check_positive_int, dense, in_compute
 from kzoo.layers.scan import scan
 
 LUONG_SCORES = ("dot", "general", "concat")
-MONOTONIC_MODES = ("parallel", "hard")
+MONOTONIC_MODES = ("recursive", "parallel", "hard")
+PROBABILITY_FNS = ("softmax", "hardmax")
 
 
 class BaseAttention(keras.layers.Layer):
@@ -42,8 +51,9 @@ class BaseAttention(keras.layers.Layer):
     """
 
     def __init__(self, kernel_initializer="glorot_uniform", kernel_regularizer=None,
-                 kernel_constraint=None, **kwargs):
+                 kernel_constraint=None, probability_fn="softmax", **kwargs):
         super().__init__(**kwargs)
+        self.probability_fn = check_probability_fn(type(self).__name__, probability_fn)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.kernel_constraint = keras.constraints.get(kernel_constraint)
@@ -171,16 +181,51 @@ class BaseAttention(keras.layers.Layer):
         score has a cheaper rank-2 form override it (a decoding loop runs it at every step)."""
         return tf.squeeze(self._score(tf.expand_dims(query, 1), keys), 1)
 
-    def call(self, query, values, mask=None, keys=None, training=None, values_mask=None):
+    @property
+    def uses_previous_alignment(self):
+        """True when the weights depend on the previous step's alignment (a ``probability_fn``
+        of ``(scores, previous_alignment)``, or monotonic attention): a decoder then passes it
+        as ``previous_alignment``."""
+        return takes_state(self.probability_fn)
+
+    def _probabilities(self, scores, mask, previous_alignment):
+        """The weights from ``scores`` by ``probability_fn``; masked keys get exactly 0."""
+        if self.probability_fn == "softmax":
+            return masked_softmax(scores, mask)
+        if mask is not None and scores.shape.rank == 3:
+            mask = tf.expand_dims(mask, 1)
+        if mask is not None:
+            scores = tf.where(mask, scores, tf.cast(large_negative(scores.dtype), scores.dtype))
+        if self.probability_fn == "hardmax":
+            weights = hardmax(scores)
+        elif takes_state(self.probability_fn):
+            if previous_alignment is None:
+                previous_alignment = tf.zeros_like(scores)
+            weights = self.probability_fn(
+                scores, tf.cast(tf.convert_to_tensor(previous_alignment), scores.dtype))
+        else:
+            weights = self.probability_fn(scores)
+        weights = tf.cast(weights, scores.dtype)
+        if mask is not None:
+            weights = tf.where(mask, weights, tf.zeros([], weights.dtype))
+        return weights
+
+    def call(self, query, values, mask=None, keys=None, previous_alignment=None, training=None,
+             values_mask=None):
         query, values, keys, mask, single_step = self._prepare(query, values, mask, keys,
                                                                values_mask)
         if single_step:
             # One decoder step: scores and weights stay (B, Tv), no query axis to add and drop.
-            weights = masked_softmax(self._step_score(query, keys), mask)
+            weights = self._probabilities(self._step_score(query, keys), mask, previous_alignment)
             context = tf.squeeze(tf.matmul(tf.expand_dims(weights, 1), values), 1)
             return context, weights
+        if self.uses_previous_alignment:
+            raise ValueError(f"{self._describe()}: a `probability_fn` of (scores, "
+                             f"previous_alignment) chains the steps, so it takes one query step "
+                             f"(batch, features) at a time, got `query` of shape "
+                             f"{tuple(query.shape)}")
         scores = self._score(query, keys)
-        weights = masked_softmax(scores, mask)
+        weights = self._probabilities(scores, mask, None)
         return self._finish(weights, values, single_step=False)   # one step returned above
 
     @staticmethod
@@ -196,8 +241,102 @@ class BaseAttention(keras.layers.Layer):
             "kernel_initializer": s(self.kernel_initializer),
             "kernel_regularizer": s(self.kernel_regularizer),
             "kernel_constraint": s(self.kernel_constraint),
+            "probability_fn": serialize_callable(self._describe(), "probability_fn",
+                                                 self.probability_fn),
         }
         return {**super().get_config(), **config}
+
+
+def serialize_callable(where, name, value):
+    """``value`` as a config entry: strings and None as they are, a function through
+    ``keras.saving.serialize_keras_object``.
+
+    Raises:
+      ValueError: a function that Keras cannot load back (a lambda, or a function not decorated
+        with ``keras.saving.register_keras_serializable``).
+    """
+    if value is None or isinstance(value, str):
+        return value
+    try:
+        with warnings.catch_warnings():   # Keras warns of a lambda; the error below says more
+            warnings.simplefilter("ignore")
+            config = keras.saving.serialize_keras_object(value)
+            keras.saving.deserialize_keras_object(config)
+    except (TypeError, ValueError, OSError) as error:
+        raise ValueError(
+            f"{where}: `{name}` {getattr(value, '__name__', value)!r} cannot be saved in a "
+            f"config: decorate it with `@keras.saving.register_keras_serializable()` (lambdas "
+            f"cannot be saved) [{type(error).__name__}: {str(error)[:120]}]") from None
+    return config
+
+
+def deserialize_callable(where, name, value):
+    """The inverse of :func:`serialize_callable`, with one clear error when Keras cannot find
+    the function."""
+    if not isinstance(value, dict):
+        return value
+    try:
+        return keras.saving.deserialize_keras_object(value)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{where}: cannot load `{name}` {value.get('config')!r}: register it "
+                         f"with `@keras.saving.register_keras_serializable()` and import it "
+                         f"before loading [{str(error)[:120]}]") from None
+
+
+def takes_state(function):
+    """True for a callable with two or more required positional parameters (TensorFlow
+    Addons' ``probability_fn(scores, state)``), False for ``fn(scores)`` and for strings."""
+    if not callable(function):
+        return False
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    required = [p for p in parameters if p.kind in positional and p.default is p.empty]
+    return len(required) >= 2
+
+
+def check_probability_fn(where, probability_fn):
+    """``"softmax"``, ``"hardmax"`` or a callable (a serialized one is loaded)."""
+    probability_fn = deserialize_callable(where, "probability_fn", probability_fn)
+    if isinstance(probability_fn, str):
+        return check_choice(where, "probability_fn", probability_fn, PROBABILITY_FNS)
+    if not callable(probability_fn):
+        raise ValueError(f"{where}: `probability_fn` must be 'softmax', 'hardmax' or a callable "
+                         f"of (scores) or (scores, previous_alignment), got {probability_fn!r}")
+    return probability_fn
+
+
+def hardmax(logits, name=None):
+    """The one-hot encoding of the argmax of ``logits`` over the last axis (TensorFlow Addons'
+    ``tfa.seq2seq.hardmax``); ties go to the first maximum.
+
+    Args:
+      logits: a tensor of any rank >= 1.
+      name: an optional name scope.
+
+    Returns:
+      A tensor of the shape and dtype of ``logits``, 1 at the argmax and 0 elsewhere.
+
+    Example:
+
+    ```python
+    from kzoo.layers.attention import hardmax
+
+    print(hardmax([[1.0, 3.0, 2.0]]).numpy())        # [[0. 1. 0.]]
+    ```
+    """
+    with tf.name_scope(name or "hardmax"):
+        logits = tf.convert_to_tensor(logits)
+        return tf.one_hot(tf.argmax(logits, -1), tf.shape(logits)[-1], dtype=logits.dtype)
+
+
+def large_negative(dtype):
+    """The score given to masked keys: finite, not -inf, so a fully masked row does not produce
+    NaN (-inf - -inf) in the softmax; and not near the dtype's max either: LiteRT's softmax
+    turns -0.7 * float32 max into NaN."""
+    return -min(1e9, 0.5 * float(np.finfo(tf.as_dtype(dtype).as_numpy_dtype).max))
 
 
 def masked_softmax(scores, mask):
@@ -212,10 +351,7 @@ def masked_softmax(scores, mask):
         return tf.nn.softmax(scores, axis=-1)
     if scores.shape.rank == 3:
         mask = tf.expand_dims(mask, 1)
-    # Finite, not -inf: a fully masked row must not produce NaN (-inf - -inf) in the softmax.
-    # And not near the dtype's max either: LiteRT's softmax turns -0.7 * float32 max into NaN.
-    large_negative = -min(1e9, 0.5 * float(np.finfo(scores.dtype.as_numpy_dtype).max))
-    scores = tf.where(mask, scores, tf.cast(large_negative, scores.dtype))
+    scores = tf.where(mask, scores, tf.cast(large_negative(scores.dtype), scores.dtype))
     weights = tf.nn.softmax(scores, axis=-1)
     # A scalar zero, broadcast by the select: one node fewer than zeros_like.
     return tf.where(mask, weights, tf.zeros([], weights.dtype))
@@ -258,6 +394,12 @@ class BahdanauAttention(BaseAttention):
     Args:
       units: positive int, the size of tanh(W₁ s + W₂ h_j).
       normalize: use the weight-normalized score (``g`` and ``b``); default False.
+      probability_fn: how scores become weights: ``"softmax"`` (default), ``"hardmax"``
+        (:func:`hardmax`: all weight on the best key) or a callable of ``(scores)`` or
+        ``(scores, previous_alignment)`` (scores (B, Tv), masked keys already at a large
+        negative value; the previous step's alignment, zeros at the first step). A callable is
+        saved in the config only when registered with
+        ``keras.saving.register_keras_serializable`` (``get_config`` raises otherwise).
       **kwargs: ``kernel_initializer`` (default ``"glorot_uniform"``), ``kernel_regularizer``,
         ``kernel_constraint`` (of W₁, W₂ and v), and ``keras.layers.Layer`` arguments.
 
@@ -266,6 +408,8 @@ class BahdanauAttention(BaseAttention):
       values: ``(batch, Tv, d_v)``, the encoder states h_j.
       mask: ``(batch, Tv)`` bool, False at padded keys (combined with ``values``' Keras mask).
       keys: ``project_keys(values)`` computed once per source sequence; computed when None.
+      previous_alignment: ``(batch, Tv)``, the previous step's weights, passed to a
+        ``probability_fn`` of ``(scores, previous_alignment)`` (one query step only).
       training: unused; Keras' usual argument.
       values_mask: the Keras mask of ``values``, passed by Keras itself.
 
@@ -274,7 +418,8 @@ class BahdanauAttention(BaseAttention):
       ``(batch, Tq, d_v)`` and ``(batch, Tq, Tv)`` for a rank-3 one.
 
     Raises:
-      ValueError: a ``units`` that is not a positive int, or inputs of the wrong rank.
+      ValueError: a ``units`` that is not a positive int, an unknown ``probability_fn``, or
+        inputs of the wrong rank.
 
     Example:
 
@@ -289,8 +434,8 @@ class BahdanauAttention(BaseAttention):
     ```
     """
 
-    def __init__(self, units, normalize=False, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, units, normalize=False, probability_fn="softmax", **kwargs):
+        super().__init__(probability_fn=probability_fn, **kwargs)
         self.units = check_positive_int(type(self).__name__, "units", units)
         self.normalize = bool(normalize)
 
@@ -346,6 +491,12 @@ class LuongAttention(BaseAttention):
       score: ``"dot"`` (default), ``"general"`` or ``"concat"``.
       units: positive int, the size of tanh(W [s; h_j]); only (and required) with ``"concat"``.
       scale: multiply the score by a learned scalar ``g``; default False.
+      probability_fn: how scores become weights: ``"softmax"`` (default), ``"hardmax"``
+        (:func:`hardmax`: all weight on the best key) or a callable of ``(scores)`` or
+        ``(scores, previous_alignment)`` (scores (B, Tv), masked keys already at a large
+        negative value; the previous step's alignment, zeros at the first step). A callable is
+        saved in the config only when registered with
+        ``keras.saving.register_keras_serializable`` (``get_config`` raises otherwise).
       **kwargs: ``kernel_initializer`` (default ``"glorot_uniform"``), ``kernel_regularizer``,
         ``kernel_constraint`` (of W and v), and ``keras.layers.Layer`` arguments.
 
@@ -354,6 +505,8 @@ class LuongAttention(BaseAttention):
       values: ``(batch, Tv, d_v)``, the encoder states h_j.
       mask: ``(batch, Tv)`` bool, False at padded keys (combined with ``values``' Keras mask).
       keys: ``project_keys(values)`` computed once per source sequence; computed when None.
+      previous_alignment: ``(batch, Tv)``, the previous step's weights, passed to a
+        ``probability_fn`` of ``(scores, previous_alignment)`` (one query step only).
       training: unused; Keras' usual argument.
       values_mask: the Keras mask of ``values``, passed by Keras itself.
 
@@ -377,8 +530,8 @@ class LuongAttention(BaseAttention):
     ```
     """
 
-    def __init__(self, score="dot", units=None, scale=False, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, score="dot", units=None, scale=False, probability_fn="softmax", **kwargs):
+        super().__init__(probability_fn=probability_fn, **kwargs)
         name = type(self).__name__
         self.score = check_choice(name, "score", score, LUONG_SCORES)
         if score == "concat":
@@ -467,7 +620,11 @@ def monotonic_alignment(p_choose, log_not_chosen, previous_alignment, mode):
     tfa, the clip makes it approximate once c falls below 1e-10 where α_{i-1} still has mass.
     ``"hard"`` (p in {0, 1}): from the previously attended key on, attend to the first key with
     p = 1:  p' = p ⊙ cumsum(α_{i-1}),  α_i = p' ⊙ cumprod_excl(1 - p').
+    ``"recursive"`` runs the recurrence itself over the keys (``log_not_chosen`` is unused):
+    exact where the parallel form's clip is not, one step per key.
     """
+    if mode == "recursive":
+        return recursive_alignment(p_choose, previous_alignment)
     if mode == "hard":
         p_choose = p_choose * tf.cumsum(previous_alignment, axis=-1)
         return p_choose * exclusive_cumprod(1 - p_choose)
@@ -476,6 +633,97 @@ def monotonic_alignment(p_choose, log_not_chosen, previous_alignment, mode):
     floor = max(1e-10, float(np.finfo(p_choose.dtype.as_numpy_dtype).tiny))
     return p_choose * cumprod_not_chosen * tf.cumsum(
         previous_alignment / tf.clip_by_value(cumprod_not_chosen, floor, 1.0), axis=-1)
+
+
+def recursive_alignment(p_choose, previous_alignment):
+    """α_i = p ⊙ q with q_j = (1 - p_{j-1}) q_{j-1} + α_{i-1,j}, q_1 = α_{i-1,1}, run key by key
+    through the scan engine (TensorFlow Addons' ``mode="recursive"``)."""
+    not_chosen_before = tf.concat([tf.ones_like(p_choose[:, :1]), 1 - p_choose[:, :-1]], 1)
+
+    def step(pair, states):
+        decay, previous = tf.unstack(pair, 2, axis=-1)
+        q = tf.expand_dims(decay, -1) * states[0] + tf.expand_dims(previous, -1)
+        return q, [q]
+
+    _, q, _ = scan(step, tf.stack([not_chosen_before, previous_alignment], -1),
+                   [tf.zeros_like(p_choose[:, :1])])
+    return p_choose * tf.squeeze(q, -1)
+
+
+def safe_cumprod(x, axis=0, exclusive=False, reverse=False, name=None):
+    """The cumulative product of ``x`` in [0, 1] as exp(cumsum(log(clip(x, tiny, 1)))), which
+    never underflows to NaN gradients (TensorFlow Addons' ``tfa.seq2seq.safe_cumprod``; the
+    arguments are ``tf.math.cumprod``'s). Factors below the dtype's smallest normal number count
+    as that number, so a product after a 0 is tiny rather than 0 (:func:`exclusive_cumprod` keeps
+    exact zeros).
+
+    Args:
+      x: a float tensor, values in [0, 1].
+      axis: the axis of the product; default 0, as ``tf.math.cumprod``.
+      exclusive: Π_{k<j} instead of Π_{k<=j}.
+      reverse: accumulate from the end.
+      name: an optional name scope.
+
+    Returns:
+      A tensor of the shape and dtype of ``x``.
+
+    Example:
+
+    ```python
+    from kzoo.layers.attention import safe_cumprod
+
+    print(safe_cumprod([0.1, 0.2, 0.3]).numpy())     # [0.1   0.02  0.006]
+    ```
+    """
+    with tf.name_scope(name or "safe_cumprod"):
+        x = tf.convert_to_tensor(x)
+        tiny = float(np.finfo(x.dtype.as_numpy_dtype).tiny)
+        return tf.exp(tf.cumsum(tf.math.log(tf.clip_by_value(x, tiny, 1.0)), axis=axis,
+                                exclusive=exclusive, reverse=reverse))
+
+
+def monotonic_attention(p_choose_i, previous_attention, mode):
+    """The expected monotonic alignment of one output step (Raffel et al. 2017), with TensorFlow
+    Addons' signature and numbers (``tfa.seq2seq.monotonic_attention``).
+
+        α_ij = p_ij Σ_{k<=j} α_{i-1,k} Π_{k<=l<j} (1 - p_il)
+
+    Args:
+      p_choose_i: (batch, memory_time), the probability of stopping at each memory key.
+      previous_attention: (batch, memory_time), α_{i-1} (one-hot at key 0 for the first step).
+      mode: ``"recursive"`` (the recurrence, key by key), ``"parallel"`` (the closed form with
+        cumulative products, fast but inexact when a product of (1 - p) falls below 1e-10) or
+        ``"hard"`` (``p_choose_i`` in {0, 1} and a one-hot ``previous_attention``).
+
+    Returns:
+      α_i, (batch, memory_time), in the dtype of ``p_choose_i``.
+
+    Raises:
+      ValueError: an unknown ``mode``, or inputs that are not two tensors of one
+        (batch, memory_time) shape.
+
+    Example:
+
+    ```python
+    from kzoo.layers.attention import monotonic_attention
+
+    alignment = monotonic_attention([[0.5, 0.5, 0.5]], [[1.0, 0.0, 0.0]], "recursive")
+    print(alignment.numpy())                       # [[0.5   0.25  0.125]]
+    ```
+    """
+    check_choice("monotonic_attention", "mode", mode, MONOTONIC_MODES)
+    p_choose_i = tf.convert_to_tensor(p_choose_i)
+    if not p_choose_i.dtype.is_floating:
+        p_choose_i = tf.cast(p_choose_i, tf.float32)
+    previous_attention = tf.cast(tf.convert_to_tensor(previous_attention), p_choose_i.dtype)
+    if p_choose_i.shape.rank != 2 or not p_choose_i.shape.is_compatible_with(
+            previous_attention.shape):
+        raise ValueError(f"monotonic_attention: `p_choose_i` and `previous_attention` must both "
+                         f"be (batch, memory_time), got shapes {tuple(p_choose_i.shape)} and "
+                         f"{tuple(previous_attention.shape)}")
+    tiny = float(np.finfo(p_choose_i.dtype.as_numpy_dtype).tiny)
+    log_not_chosen = tf.math.log(tf.clip_by_value(1 - p_choose_i, tiny, 1.0))
+    return monotonic_alignment(p_choose_i, log_not_chosen, previous_attention, mode)
 
 
 class MonotonicAttention(BaseAttention):
@@ -509,6 +757,10 @@ class MonotonicAttention(BaseAttention):
         self.sigmoid_noise = float(sigmoid_noise)
         self.score_bias_init = float(score_bias_init)
         self.mode = check_choice(name, "mode", mode, MONOTONIC_MODES)
+        if self.probability_fn != "softmax":
+            raise ValueError(f"{name}: monotonic attention computes its weights from σ(score) "
+                             f"(see `mode`), so it takes no `probability_fn`, got "
+                             f"{self.probability_fn!r}")
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed=seed)
 
@@ -517,6 +769,10 @@ class MonotonicAttention(BaseAttention):
         self.score_bias = self.add_weight(
             name="score_bias", shape=(),
             initializer=keras.initializers.Constant(self.score_bias_init))
+
+    @property
+    def uses_previous_alignment(self):
+        return True
 
     def _choose_probabilities(self, scores, mask, training):
         """p and log(1 - p), both (B, Tq, Tv); masked keys have p = 0."""
@@ -612,8 +868,9 @@ class BahdanauMonotonicAttention(MonotonicAttention, BahdanauAttention):
       sigmoid_noise: float >= 0, the standard deviation of the noise added to the score
         before the sigmoid in training ("parallel" mode); default 0.
       score_bias_init: the initial value of the learned ``score_bias``; default 0.
-      mode: ``"parallel"`` (default, the expected alignment) or ``"hard"`` (p is 0 or 1, for
-        inference).
+      mode: ``"parallel"`` (default, the expected alignment in closed form), ``"recursive"``
+        (the same expectation by its recurrence over the keys: exact, one step per key) or
+        ``"hard"`` (p is 0 or 1, for inference); see :func:`monotonic_attention`.
       seed: int or None, the seed of the noise.
       **kwargs: the ``kernel_*`` arguments and ``keras.layers.Layer`` arguments.
 

@@ -371,6 +371,84 @@ def test_converts_to_builtin_tflite_and_matches(case, rng):
             np.testing.assert_allclose(a, b, atol=1e-5, rtol=0, err_msg=name)
 
 
+# -- probability_fn (tfa's probability_fn and hardmax) ------------------------------------------
+@keras.saving.register_keras_serializable(package="kzoo_tests")
+def sharpened_softmax(scores):
+    return tf.nn.softmax(2 * scores)
+
+
+@keras.saving.register_keras_serializable(package="kzoo_tests")
+def half_previous(scores, previous_alignment):
+    return 0.5 * tf.nn.softmax(scores) + 0.5 * previous_alignment
+
+
+@pytest.mark.parametrize("case", ["bahdanau", "luong_general_scaled"])
+def test_probability_fn_hardmax_and_callables(case, rng):
+    layer, query_dim = make_layer(case, rng)
+    query, values, mask = make_inputs(rng, query_dim)
+    mask = np.array([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 0, 0, 0, 0]], bool)
+    _, softmax = layer(query, values, mask=mask)
+    softmax = softmax.numpy()
+
+    def clone(probability_fn):
+        config = {**layer.get_config(), "probability_fn": probability_fn}
+        other = type(layer).from_config(config)
+        other.build((None, None, query_dim), (None, None, VALUE_DIM))
+        other.set_weights(layer.get_weights())
+        return other
+
+    # hardmax: all weight on the key softmax weighs most; the context is that key's value.
+    context, weights = clone("hardmax")(query, values, mask=mask)
+    best = softmax.argmax(-1)
+    np.testing.assert_array_equal(weights, np.eye(VALUE_TIME)[best])
+    np.testing.assert_allclose(context, np.take_along_axis(values[:, None], best[..., None, None],
+                                                           2)[:, :, 0], atol=1e-6)
+    # A callable of the (masked) scores: softmax(2 s) = w² / Σ w² over the unmasked keys.
+    sharp = clone(sharpened_softmax)
+    np.testing.assert_allclose(sharp(query, values, mask=mask)[1],
+                               softmax ** 2 / (softmax ** 2).sum(-1, keepdims=True), atol=1e-5)
+    assert type(layer).from_config(sharp.get_config()).probability_fn is sharpened_softmax
+    # A callable of (scores, previous_alignment), one query step at a time.
+    blend = clone(half_previous)
+    assert blend.uses_previous_alignment and not sharp.uses_previous_alignment
+    previous = rng.uniform(size=(BATCH, VALUE_TIME)).astype("float32")
+    np.testing.assert_allclose(
+        blend(query[:, 0], values, mask=mask, previous_alignment=previous)[1],
+        np.where(mask, 0.5 * softmax[:, 0] + 0.5 * previous, 0), atol=1e-5)
+    with pytest.raises(ValueError, match="one query step"):
+        blend(query, values, mask=mask)
+    with pytest.raises(ValueError, match="cannot be saved in a config"):
+        clone(lambda scores: scores).get_config()
+    config = {**sharp.get_config(), "probability_fn": {**sharp.get_config()["probability_fn"],
+                                                       "config": "kzoo_tests>missing"}}
+    # (Keras' from_config re-raises the constructor's error as a TypeError quoting it.)
+    with pytest.raises((TypeError, ValueError), match="cannot load `probability_fn`"):
+        type(layer).from_config(config)
+
+
+def test_hardmax_attention_converts_to_builtin_tflite(rng):
+    layer = LuongAttention("general", probability_fn="hardmax")
+    layer.build((None, 3), (None, None, VALUE_DIM))
+
+    @tf.function(input_signature=[tf.TensorSpec((None, 3), tf.float32, name="query"),
+                                  tf.TensorSpec((None, None, VALUE_DIM), tf.float32,
+                                                name="values"),
+                                  tf.TensorSpec((None, None), tf.bool, name="mask")])
+    def attend(query, values, mask):
+        return layer(query, values, mask=mask)
+
+    with trace_target("tflite"):
+        concrete = attend.get_concrete_function()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    query = rng.normal(size=(2, 3)).astype("float32")
+    values = rng.normal(size=(2, 6, VALUE_DIM)).astype("float32")
+    mask = np.array([[1] * 6, [1, 1, 0, 0, 0, 0]], bool)
+    got = run_litert(converter.convert(), {"query": query, "values": values, "mask": mask})
+    for a, b in zip(got, layer(query, values, mask=mask)):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
 # -- errors -------------------------------------------------------------------------------------
 def test_bad_arguments_give_clear_errors(rng):
     with pytest.raises(ValueError, match=r"LuongAttention: `score` must be one of "
@@ -382,8 +460,13 @@ def test_bad_arguments_give_clear_errors(rng):
         LuongAttention("dot", units=4)
     with pytest.raises(ValueError, match="BahdanauAttention: `units` must be a positive integer"):
         BahdanauAttention(0)
-    with pytest.raises(ValueError, match=r"`mode` must be one of \('parallel', 'hard'\)"):
-        BahdanauMonotonicAttention(4, mode="recursive")
+    with pytest.raises(ValueError, match=r"`mode` must be one of \('recursive', 'parallel', "
+                                         r"'hard'\)"):
+        BahdanauMonotonicAttention(4, mode="soft")
+    with pytest.raises(ValueError, match="`probability_fn` must be one of"):
+        LuongAttention(probability_fn="sparsemax")
+    with pytest.raises(ValueError, match="takes no `probability_fn`"):
+        BahdanauMonotonicAttention(4, probability_fn="hardmax")
     with pytest.raises(ValueError, match="`sigmoid_noise` must be a float >= 0"):
         LuongMonotonicAttention(sigmoid_noise=-1.0)
 
