@@ -135,3 +135,100 @@ def _up_to_end(ids, end_id):
             break
         kept.append(int(i))
     return kept
+
+
+def predict_file(run_dir, input_path, output_path=None):
+    """Predicts every window or row of a file with a run trained on a data file (what ``kzoo
+    predict RUN --input FILE`` runs).
+
+    A forecaster (a run on a CSV series) reads ``input_path`` as its data file was read (the
+    same columns, ``fill`` and delimiter; at least ``window`` rows) and forecasts after every
+    window of ``window`` consecutive rows: one output row per window, keyed by the window's
+    last time (its ``time_column``, else its data row, the first 1), with the ``horizon`` values
+    forecast after it, in the target's units (``TARGET+1``, ``TARGET+2``...). A many-to-many
+    forecaster gives the forecast of its last step.
+
+    Args:
+        run_dir: a finished run directory trained with ``data=`` (``kzoo train --data``).
+        input_path: a CSV file like the run's data file.
+        output_path: where the CSV of predictions goes (written atomically); None: only
+            returned.
+
+    Returns:
+        The CSV text of the predictions (a header line, then one line per window).
+
+    Raises:
+        FileNotFoundError: ``run_dir`` is not a finished run, or ``input_path`` is missing.
+        ValueError: a run not trained on a forecasting file, or a bad input file (the
+            reader's ``DataFileError`` names the file, line and column), fewer rows than
+            one window.
+
+    Example:
+
+    ```python
+    import kzoo.datasets
+    import kzoo.training
+
+    series = kzoo.datasets.example_file("series.csv")
+    run = kzoo.training.train("many_to_one_gru", out="runs/forecaster", data=series,
+                              dataset_options={"target": "temp", "time_column": "date",
+                                               "window": 12},
+                              epochs=1, steps_per_epoch=2, model_config={"units": 4},
+                              verbose=0)
+    print(kzoo.training.predict_file(run.directory, series).splitlines()[:2])
+    ```
+    """
+    import numpy as np
+
+    config = read_run(run_dir)
+    options = config.get("data_options") or {}
+    if not config.get("data_file") or "window" not in options or "target" not in options:
+        raise ValueError(f"predict --input forecasts with a run trained on a series file "
+                         f"(kzoo train --data series.csv); {str(run_dir)!r} is not one")
+    from kzoo.datasets.files import lines as file_lines
+    from kzoo.datasets.files.series import read_table
+
+    input_path = file_lines.check_file(input_path)
+    window, horizon = int(options["window"]), int(options.get("horizon", 1))
+    table = read_table(input_path, target=options["target"], features=options.get("features"),
+                       time_column=options.get("time_column"),
+                       delimiter=options.get("delimiter", ","), fill=options.get("fill"))
+    rows = len(table.values)
+    if rows < window:
+        raise ValueError(f"{input_path}: {rows} row(s), fewer than the run's window of "
+                         f"{window}: a forecast reads {window} consecutive rows")
+    windows = np.lib.stride_tricks.sliding_window_view(table.values, window, axis=0)
+    windows = np.ascontiguousarray(np.moveaxis(windows, -1, 1))  # (n, window, features)
+    forecast = np.asarray(load_run_model(run_dir).predict(windows, verbose=0))
+    if forecast.ndim == 3:   # many-to-many: the forecast after the last step
+        forecast = forecast[:, -1]
+    forecast = forecast.reshape(len(windows), -1)[:, :horizon]
+    key = options.get("time_column") or "row"
+    keys = table.times[window - 1:] if table.times is not None else \
+        [str(i + 1) for i in range(window - 1, rows)]   # data rows, the first is 1
+    lines = [",".join([_csv_cell(key), *(f"{options['target']}+{k}"
+                                         for k in range(1, horizon + 1))])]
+    lines += [",".join([_csv_cell(k), *(f"{v:.6g}" for v in values)])
+              for k, values in zip(keys, forecast)]
+    text = "\n".join(lines) + "\n"
+    if output_path is not None:
+        _write_text_atomically(output_path, text)
+    return text
+
+
+def _csv_cell(text):
+    """A CSV field: quoted when it holds a comma, quote or line break."""
+    text = str(text)
+    if any(c in text for c in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _write_text_atomically(path, text):
+    import os
+    import pathlib
+
+    path = pathlib.Path(path)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
