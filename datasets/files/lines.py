@@ -1,0 +1,101 @@
+"""Reading a user's text file line by line, in bounded memory, with errors that name the line.
+
+Both readers of a file agree on what a line is: the Python pass that checks the file and counts
+its tokens (:func:`read_rows`) and the ``tf.data`` pipeline that feeds training
+(:func:`text_lines`). A line ends at ``\\n`` (a ``\\r`` before it is dropped); an empty line is
+skipped; a UTF-8 byte-order mark at the start of the file is dropped.
+"""
+
+import csv
+import pathlib
+
+import tensorflow as tf
+
+from kzoo.datasets.files.errors import DataFileError
+
+FORMATS = ("tsv", "csv")
+_BOM = "\ufeff"
+
+
+def check_file(path):
+    """``path`` as a ``pathlib.Path`` of an existing, non-empty file, else a DataFileError."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise DataFileError(path, "no such file" if not path.exists() else "not a file")
+    if path.stat().st_size == 0:
+        raise DataFileError(path, "the file is empty")
+    return path
+
+
+def all_lines(path):
+    """``(line number, text)`` of every line of ``path`` (1-based; empty lines too, so two
+    files stay aligned), one at a time.
+
+    Raises:
+        DataFileError: a line that is not UTF-8, naming the line and the byte.
+    """
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                byte = raw[error.start:error.start + 1].hex()
+                raise DataFileError(path, f"not UTF-8 text (byte 0x{byte} at character "
+                                          f"{error.start + 1}); save the file as UTF-8",
+                                    line=number) from None
+            if number == 1:
+                text = text.removeprefix(_BOM)
+            yield number, text.rstrip("\n").removesuffix("\r")
+
+
+def decoded_lines(path):
+    """``(line number, text)`` of each non-empty line of ``path`` (1-based), one at a time.
+
+    Raises:
+        DataFileError: a line that is not UTF-8 (naming the line and the byte), or a file
+            without any non-empty line.
+    """
+    seen = False
+    for number, text in all_lines(path):
+        if text:
+            seen = True
+            yield number, text
+    if not seen:
+        raise DataFileError(path, "the file has no line of data (it is empty or blank)")
+
+
+def split_fields(text, file_format):
+    """The fields of one line: tab-separated, or one CSV record (quotes as in RFC 4180)."""
+    if file_format == "tsv":
+        return text.split("\t")
+    return next(csv.reader([text]))
+
+
+def text_lines(path, header=False):
+    """``tf.data`` of the non-empty lines of ``path`` (as :func:`decoded_lines` sees them),
+    streamed from the file; ``header`` skips its first non-empty line."""
+    lines = tf.data.TextLineDataset(str(path)).map(clean_line)
+    lines = lines.filter(lambda line: tf.strings.length(line) > 0)
+    return lines.skip(1) if header else lines
+
+
+def clean_line(line):
+    line = tf.strings.regex_replace(line, "\r$", "")
+    return tf.strings.regex_replace(line, "^\ufeff", "")
+
+
+def field_lookup(path, header_fields, name, role):
+    """The index of column ``name`` (a header name, or an int index) in ``header_fields``."""
+    if isinstance(name, int) and not isinstance(name, bool):
+        if header_fields is not None and not 0 <= name < len(header_fields):
+            raise DataFileError(path, f"the {role} column index {name} is outside the "
+                                      f"{len(header_fields)} columns")
+        return name
+    if header_fields is None:
+        raise DataFileError(path, f"the {role} column {name!r} is named, but the file has no "
+                                  f"header line (give column numbers, or a CSV with a header)")
+    if name not in header_fields:
+        found = ", ".join(repr(f) for f in header_fields)
+        raise DataFileError(path, f"no {role} column {name!r} in the header; columns found: "
+                                  f"{found}", line=1)
+    return header_fields.index(name)
