@@ -163,6 +163,15 @@ def load_file_split(data_file, split, *, batch_size, seed=0, shuffle=None, optio
 
     if not os.path.exists(data_file.path):
         raise FileNotFoundError(f"the data file {data_file.path!r} is gone")
-    return kzoo.datasets.from_file(data_file.path, format=data_file.format, split=split,
-                                   batch_size=batch_size, seed=seed, shuffle=shuffle,
-                                   **dict(options or {}))
+    options = dict(options or {})
+    read = getattr(kzoo.datasets, "from_file", None)
+    if read is not None:
+        return read(data_file.path, format=data_file.format, split=split,
+                    batch_size=batch_size, seed=seed, shuffle=shuffle, **options)
+    # TEMPORARY until kzoo.datasets.from_file: a series names its target.
+    if "target" in options or data_file.format == "series":
+        return kzoo.datasets.from_csv(data_file.path, split, batch_size=batch_size, seed=seed,
+                                      shuffle=shuffle, **options)
+    return kzoo.datasets.from_text_pairs(data_file.path, split, batch_size=batch_size,
+                                         seed=seed, shuffle=shuffle,
+                                         file_format=data_file.format, **options)
