@@ -21,6 +21,15 @@ import pathlib
 
 HASH_BLOCK = 1 << 20   # bytes read at a time: memory stays flat whatever the file's size
 
+# The model settings ``train`` uses on a data file unless ``model_config`` says otherwise, by
+# the model's pattern. The zoo's defaults are small (units=64) so that every model builds and
+# tests fast; on a file of a few thousand sentence pairs that translator reached 0.80 exact
+# match in 3 minutes where a hand-written Keras GRU of 256 units reached 0.99, and so did this
+# one at 256 units (benchmarks/own_data.py, docs/performance.md).
+FILE_MODEL_DEFAULTS = {
+    "seq2seq": {"units": 256, "source_embedding_dim": 256, "target_embedding_dim": 256},
+}
+
 
 class DataChangedError(ValueError):
     """The data file of a run changed since the run was trained on it."""
@@ -77,6 +86,19 @@ class DataFile:
     def name(self):
         """The file's name, for messages."""
         return os.path.basename(self.path)
+
+
+def file_model_defaults(info):
+    """The model settings of :data:`FILE_MODEL_DEFAULTS` for a model, those it takes.
+
+    Args:
+        info: the model's ``kzoo.model_info``.
+
+    Returns:
+        ``{config key: value}``, possibly empty.
+    """
+    defaults = FILE_MODEL_DEFAULTS.get(info.pattern, {})
+    return {key: value for key, value in defaults.items() if key in info.default_config}
 
 
 def data_sha256(path):

@@ -17,7 +17,7 @@ import types
 
 from kzoo.checks import check_choice
 from kzoo.training.callbacks import ResetStatesEvery, history_callback
-from kzoo.training.data_file import DataFile, check_unchanged
+from kzoo.training.data_file import DataFile, check_unchanged, file_model_defaults
 from kzoo.training.data import EXAMPLE_DATASET, count_batches, epoch_stream, even_batches, \
     full_batches, load_data, tbptt_chunks
 from kzoo.training.plots import write_plots
@@ -252,14 +252,16 @@ def _train_in(run_dir, run_config, model, optimizer, dist, data, *, strategy, ep
 
 def _training_data(model_name, info, dataset, dataset_options, overrides, batch_size, seed,
                    data_dir, tbptt, replicas, strategy):
-    """The train and validation batches of a run, its model config (the dataset's, then
+    """The train and validation batches of a run, its model config (for a data file
+    :func:`~kzoo.training.data_file.file_model_defaults`, then the dataset's, then
     ``overrides``) and the dataset's info; with ``tbptt``, the chunks of its full batches and
     how many chunks a batch gives; with several replicas, batches cut to a multiple of their
     count."""
     train_data, data_info = load_data(dataset, "train", batch_size=batch_size,
                                       model_name=model_name, model_config=overrides, seed=seed,
                                       data_dir=data_dir, options=dataset_options)
-    config = {**dict(getattr(data_info, "model_config", {}) or {}), **overrides}
+    config = {**(file_model_defaults(info) if isinstance(dataset, DataFile) else {}),
+              **dict(getattr(data_info, "model_config", {}) or {}), **overrides}
     chunks_per_batch = tbptt_steps = None
     if tbptt is not None:
         if "stateful" not in info.default_config:
