@@ -54,8 +54,10 @@ def from_labelled_text(path, split="train", *, text_column="text", label_column=
             holding one sub-folder per class (its name is the label) of text files, one
             example each.
         split: ``"train"``, ``"validation"`` or ``"test"`` (default ``"train"``).
-        text_column, label_column: the columns' header names (or 0-based indices); defaults
-            ``"text"`` and ``"label"`` (a tab-separated file without header: 0 and 1).
+        text_column: the text's column, a header name or 0-based index (default ``"text"``;
+            a tab-separated file without header: 0).
+        label_column: the label's column, the same way (default ``"label"``; without header:
+            1).
         file_format: ``"tsv"`` or ``"csv"``; None (default): from the extension.
         header: whether the first line names the columns; None (default): True for CSV.
         level: ``"word"`` (default) or ``"char"``.
@@ -280,7 +282,8 @@ def from_labelled_sequences(path, split="train", *, label_column="label", inputs
             sequence per row: ``label_column`` and one column per step (in order).
         split: ``"train"``, ``"validation"`` or ``"test"`` (default ``"train"``).
         label_column: the CSV's label column (default ``"label"``).
-        inputs_key, labels_key: the ``.npz`` arrays' names (default ``"x"`` and ``"y"``).
+        inputs_key: the ``.npz`` array of sequences (default ``"x"``).
+        labels_key: the ``.npz`` array of labels (default ``"y"``).
         split_fractions: train, validation and test shares (default ``(0.8, 0.1, 0.1)``); an
             example's split is a hash of its values.
         batch_size: examples per batch (default 32).

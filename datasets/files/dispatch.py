@@ -30,6 +30,18 @@ def data_format_of(path, options=None):
     Returns:
         One of ``DATA_FORMATS``: ``"text_pairs"``, ``"series"``, ``"text_classes"``,
         ``"sequence_classes"``.
+
+    Raises:
+        DataFileError: a CSV file that is missing, empty or not UTF-8 (its header decides).
+
+    Example:
+
+    ```python
+    import kzoo.datasets as kd
+
+    print(kd.data_format_of(kd.example_file("pairs.tsv")))                 # text_pairs
+    print(kd.data_format_of("sales.csv", {"target": "units"}))             # series
+    ```
     """
     path = pathlib.Path(path)
     options = dict(options or {})
@@ -81,7 +93,9 @@ def from_file(path, split="train", *, data_format=None, batch_size=32, shuffle=N
             ``"series"`` (:func:`~kzoo.datasets.from_csv`), ``"text_classes"``
             (:func:`~kzoo.datasets.from_labelled_text`), ``"sequence_classes"``
             (:func:`~kzoo.datasets.from_labelled_sequences`); None (default): from the path.
-        batch_size, shuffle, seed: as for every reader.
+        batch_size: examples per batch (default 32).
+        shuffle: shuffle (seeded, every epoch); None (default): the train split only.
+        seed: the shuffle's seed (default 0).
         **options: the reader's own options.
 
     Returns:
@@ -117,8 +131,26 @@ def from_file(path, split="train", *, data_format=None, batch_size=32, shuffle=N
 
 
 def reader_options(data_format):
-    """``{option: default}`` of the reader of ``data_format`` (batch_size, shuffle and seed
-    left out)."""
+    """The options of the reader of ``data_format``, with their defaults.
+
+    Args:
+        data_format: one of ``DATA_FORMATS``.
+
+    Returns:
+        ``{option: default}`` (``batch_size``, ``shuffle`` and ``seed``, common to every
+        reader, left out).
+
+    Raises:
+        ValueError: an unknown ``data_format``.
+
+    Example:
+
+    ```python
+    import kzoo.datasets as kd
+
+    print(kd.reader_options("series")["window"])      # 24
+    ```
+    """
     import inspect
 
     check_choice("reader_options", "data_format", data_format, DATA_FORMATS)

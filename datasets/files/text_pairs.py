@@ -60,20 +60,23 @@ def from_text_pairs(path, split="train", *, batch_size=32, shuffle=None, seed=0,
             both sides are columns of ``path``.
         file_format: ``"tsv"`` or ``"csv"``; None (default): from the file's extension
             (``.csv`` is CSV, anything else tab-separated).
-        source_column, target_column: the columns of the two sides: a name of the header, or a
-            0-based index. None (default): columns 0 and 1.
+        source_column: the source's column: a name of the header, or a 0-based index; None
+            (default): column 0.
+        target_column: the target's column, the same way; None (default): column 1.
         header: whether the first line names the columns; None (default): True for CSV, False
             for tab-separated files.
         level: ``"word"`` or ``"char"`` for both sides; None (default) leaves them to
             ``source_level`` and ``target_level``.
-        source_level, target_level: ``"word"`` (default: split on whitespace) or ``"char"``.
+        source_level: the source's tokens: ``"word"`` (default: split on whitespace) or
+            ``"char"`` (Unicode characters).
+        target_level: the target's tokens, the same way (default ``"word"``).
         standardize: ``"lower_and_strip_punctuation"`` (default), ``"lower"`` or None (the
             text as it is), for both sides.
         max_length: the tokens kept of each side, from the start; None (default): all.
         vocab_size: the largest vocabulary of each side, the 4 reserved ids included; None
             (default): every token counted at least ``min_count`` times.
-        source_vocab_size, target_vocab_size: the same for one side (they win over
-            ``vocab_size``).
+        source_vocab_size: the same for the source side alone (it wins over ``vocab_size``).
+        target_vocab_size: the same for the target side alone.
         min_count: tokens seen fewer times in the train split become unknown (default 1).
         split_fractions: the train, validation and test shares, summing to 1 (default
             ``(0.8, 0.1, 0.1)``).
