@@ -22,7 +22,7 @@ def words_of(data, vocabulary):
             for (source, _), _ in data.unbatch().as_numpy_iterator()]
 
 
-# -- sentence pairs ---------------------------------------------------------------------------------
+# -- sentence pairs --------------------------------------------------------------------------------
 WORDS = [a + b + c for a in "abcd" for b in "abcd" for c in "ab"]          # 32 distinct sources
 
 
@@ -116,7 +116,7 @@ def test_bounded_counter_is_exact_below_capacity_and_keeps_the_frequent_above():
     assert small.max_pruned_count == 2
 
 
-# -- bad input --------------------------------------------------------------------------------------
+# -- bad input -------------------------------------------------------------------------------------
 def test_bad_pair_files_raise_one_error_naming_file_and_line(tmp_path):
     bad = write(tmp_path / "bad.tsv", "one\tun\ntwo\tdeux\nthree only\nfour\tquatre\n")
     with pytest.raises(kd.DataFileError, match=r"bad\.tsv, line 3: 1 column\(s\), expected at "
@@ -141,13 +141,13 @@ def test_bad_pair_files_raise_one_error_naming_file_and_line(tmp_path):
         kd.from_text_pairs(write(tmp_path / "long.txt", "a\nb\nc\n"), target_path=short)
     with pytest.raises(kd.DataFileError, match="the test split would be empty"):
         kd.from_text_pairs(write(tmp_path / "few.tsv", "a\tb\n"), "test")
-    with pytest.raises(FileNotFoundError if False else kd.DataFileError, match="no such file"):
+    with pytest.raises(kd.DataFileError, match="no such file"):
         kd.from_text_pairs(tmp_path / "missing.tsv")
     with pytest.raises(ValueError, match="split_fractions"):
         kd.from_text_pairs(bad, split_fractions=(0.5, 0.5, 0.5))
 
 
-# -- series -----------------------------------------------------------------------------------------
+# -- series ----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def ramp_file(tmp_path_factory):
     # value = the row's index, so every window and target says where it came from.
@@ -232,7 +232,7 @@ def test_bad_series_files_raise_one_clear_error(tmp_path, ramp_file):
         kd.from_csv(write(tmp_path / "ragged.csv", "a,b,c\n1,2\n"), target="a")
 
 
-# -- labelled sequences -----------------------------------------------------------------------------
+# -- labelled sequences ----------------------------------------------------------------------------
 def test_labelled_text_from_csv_and_folder(tmp_path):
     rows = "".join(f"good film {i},pos\nbad film {i},neg\n" for i in range(30))
     data, info = kd.from_labelled_text(write(tmp_path / "r.csv", "text,label\n" + rows),
@@ -282,7 +282,7 @@ def test_labelled_sequences_from_npz_and_csv(tmp_path):
         kd.from_labelled_sequences(tmp_path / "s.npz", inputs_key="inputs")
 
 
-# -- dispatch and examples --------------------------------------------------------------------------
+# -- dispatch and examples -------------------------------------------------------------------------
 def test_from_file_picks_the_reader(tmp_path):
     assert kd.data_format_of(kd.example_file("pairs.tsv")) == "text_pairs"
     assert kd.data_format_of(kd.example_file("series.csv")) == "series"
