@@ -16,10 +16,14 @@ from kzoo.datasets.core import DatasetInfo, dataset_spec, list_datasets, load, S
 from kzoo.datasets.text import TokenVectorizer, build_vocabulary, decode, tokenize, \
     PAD_ID, START_ID, END_ID, UNKNOWN_ID, RESERVED_TOKENS
 from kzoo.datasets.windows import sliding_window
-from kzoo.datasets.files import DataFileError, from_csv, from_text_pairs, with_scaling
+from kzoo.datasets.files import DATA_FORMATS, DataFileError, data_format_of, from_csv, \
+    from_file, from_labelled_sequences, from_labelled_text, from_text_pairs, reader_options, \
+    with_scaling
 from kzoo.datasets.examples import example_file
 
 __all__ = ["DatasetInfo", "dataset_spec", "list_datasets", "load", "SPLITS", "TokenVectorizer",
            "build_vocabulary", "decode", "tokenize", "sliding_window", "PAD_ID", "START_ID",
-           "END_ID", "UNKNOWN_ID", "RESERVED_TOKENS", "DataFileError", "from_csv",
-           "from_text_pairs", "with_scaling", "example_file"]
+           "END_ID", "UNKNOWN_ID", "RESERVED_TOKENS", "DATA_FORMATS", "DataFileError",
+           "data_format_of", "from_csv", "from_file", "from_labelled_sequences",
+           "from_labelled_text", "from_text_pairs", "reader_options", "with_scaling",
+           "example_file"]

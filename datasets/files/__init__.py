@@ -6,8 +6,13 @@ Every problem with a file is a :class:`DataFileError` naming the file, line and 
 before any batch is made. docs/own_data.md lists every option.
 """
 
+from kzoo.datasets.files.classes import from_labelled_sequences, from_labelled_text
+from kzoo.datasets.files.dispatch import DATA_FORMATS, data_format_of, from_file, \
+    reader_options
 from kzoo.datasets.files.errors import DataFileError
 from kzoo.datasets.files.series import from_csv, with_scaling
 from kzoo.datasets.files.text_pairs import from_text_pairs
 
-__all__ = ["DataFileError", "from_csv", "from_text_pairs", "with_scaling"]
+__all__ = ["DATA_FORMATS", "DataFileError", "data_format_of", "from_csv", "from_file",
+           "from_labelled_sequences", "from_labelled_text", "from_text_pairs",
+           "reader_options", "with_scaling"]

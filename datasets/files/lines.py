@@ -99,3 +99,78 @@ def field_lookup(path, header_fields, name, role):
         raise DataFileError(path, f"no {role} column {name!r} in the header; columns found: "
                                   f"{found}", line=1)
     return header_fields.index(name)
+
+
+class TwoColumns:
+    """Two columns of every good line of a TSV or CSV file (sentence pairs, text and label).
+
+    ``rows()`` checks and yields them in Python, counting skipped lines in ``skipped``;
+    ``dataset()`` streams the same strings through ``tf.data`` (pure TensorFlow for a
+    tab-separated file; Python's ``csv`` for CSV, whose quoting TensorFlow's reader does not
+    share). Call ``dataset()`` after one full ``rows()`` pass has checked the file.
+
+    Args:
+        path: the file.
+        file_format: ``"tsv"`` or ``"csv"``.
+        header: whether the first non-empty line names the columns.
+        first, second: each column's header name or 0-based index.
+        skip_bad_lines: skip (and count) lines with a wrong number of columns instead of
+            raising.
+        roles: the two columns' roles, for error messages (e.g. ``("source", "target")``).
+    """
+
+    def __init__(self, path, file_format, header, first, second, skip_bad_lines,
+                 roles=("first", "second")):
+        self.path = path
+        self.file_format = file_format
+        self.header = header
+        self.names = (first, second)
+        self.skip_bad_lines = skip_bad_lines
+        self.roles = roles
+        self.skipped = 0
+        self.columns = None
+        self.num_fields = None
+        self.exact = False
+
+    def _resolve(self, header_fields):
+        self.columns = tuple(field_lookup(self.path, header_fields, name, role)
+                             for name, role in zip(self.names, self.roles))
+        self.exact = header_fields is not None and self.file_format == "csv"
+        self.num_fields = len(header_fields) if self.exact else max(self.columns) + 1
+
+    def rows(self, count_skipped=True):
+        """``(first, second)`` of every good line, checking each (DataFileError naming it)."""
+        numbered = decoded_lines(self.path)
+        header_fields = None
+        if self.header:
+            _, first = next(numbered)
+            header_fields = split_fields(first, self.file_format)
+        self._resolve(header_fields)
+        kind = "comma-separated" if self.file_format == "csv" else "tab-separated"
+        needed = self.num_fields
+        for number, text in numbered:
+            fields = split_fields(text, self.file_format)
+            if len(fields) != needed if self.exact else len(fields) < needed:
+                if self.skip_bad_lines:
+                    self.skipped += count_skipped
+                    continue
+                expected = f"{needed}" if self.exact else f"at least {needed}"
+                raise DataFileError(self.path, f"{len(fields)} column(s), expected {expected} "
+                                               f"({kind}); skip_bad_lines=True skips such "
+                                               f"lines", line=number)
+            yield fields[self.columns[0]], fields[self.columns[1]]
+
+    def dataset(self):
+        """A ``tf.data`` of the ``(first, second)`` strings ``rows()`` yields, in file order."""
+        if self.file_format == "csv":
+            return tf.data.Dataset.from_generator(
+                lambda: self.rows(count_skipped=False),
+                output_signature=(tf.TensorSpec((), tf.string), tf.TensorSpec((), tf.string)))
+        first, second = self.columns
+        needed = self.num_fields
+        rows = text_lines(self.path, header=self.header).map(
+            lambda line: tf.strings.split(line, "\t"), num_parallel_calls=tf.data.AUTOTUNE)
+        if self.skip_bad_lines:
+            rows = rows.filter(lambda row: tf.size(row) >= needed)
+        return rows.map(lambda row: (row[first], row[second]),
+                        num_parallel_calls=tf.data.AUTOTUNE)

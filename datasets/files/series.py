@@ -177,6 +177,8 @@ def with_scaling(model, info):
     the target's ``mu_y``, ``sigma_y`` (``info.statistics`` of :func:`from_csv`), held by two
     ``keras.layers.Normalization`` layers, so they are saved in the ``.keras`` file and in
     every export. Train the result on the raw batches: its loss is in the target's units.
+    Statistics without ``target_mean`` (a classifier's, ``from_labelled_sequences``) scale
+    the inputs only.
 
     Args:
         model: a Keras model of real inputs ``(batch, time, features)``.
@@ -211,12 +213,13 @@ def with_scaling(model, info):
     scaled = keras.layers.Normalization(axis=-1, mean=mean, variance=np.square(std),
                                         name="input_scaling")(inputs)
     outputs = model(scaled)
-    width = outputs.shape[-1]
-    unscaled = keras.layers.Normalization(
-        axis=-1, mean=np.full(width, statistics["target_mean"], "float32"),
-        variance=np.full(width, statistics["target_std"] ** 2, "float32"), invert=True,
-        name="target_scaling")(outputs)
-    return keras.Model(inputs, unscaled, name=model.name)
+    if "target_mean" in statistics:
+        width = outputs.shape[-1]
+        outputs = keras.layers.Normalization(
+            axis=-1, mean=np.full(width, statistics["target_mean"], "float32"),
+            variance=np.full(width, statistics["target_std"] ** 2, "float32"), invert=True,
+            name="target_scaling")(outputs)
+    return keras.Model(inputs, outputs, name=model.name)
 
 
 # -- reading the table ----------------------------------------------------------------------------

@@ -60,20 +60,23 @@ def from_text_pairs(path, split="train", *, batch_size=32, shuffle=None, seed=0,
             both sides are columns of ``path``.
         file_format: ``"tsv"`` or ``"csv"``; None (default): from the file's extension
             (``.csv`` is CSV, anything else tab-separated).
-        source_column, target_column: the columns of the two sides: a name of the header, or a
-            0-based index. None (default): columns 0 and 1.
+        source_column: the source's column: a name of the header, or a 0-based index; None
+            (default): column 0.
+        target_column: the target's column, the same way; None (default): column 1.
         header: whether the first line names the columns; None (default): True for CSV, False
             for tab-separated files.
         level: ``"word"`` or ``"char"`` for both sides; None (default) leaves them to
             ``source_level`` and ``target_level``.
-        source_level, target_level: ``"word"`` (default: split on whitespace) or ``"char"``.
+        source_level: the source's tokens: ``"word"`` (default: split on whitespace) or
+            ``"char"`` (Unicode characters).
+        target_level: the target's tokens, the same way (default ``"word"``).
         standardize: ``"lower_and_strip_punctuation"`` (default), ``"lower"`` or None (the
             text as it is), for both sides.
         max_length: the tokens kept of each side, from the start; None (default): all.
         vocab_size: the largest vocabulary of each side, the 4 reserved ids included; None
             (default): every token counted at least ``min_count`` times.
-        source_vocab_size, target_vocab_size: the same for one side (they win over
-            ``vocab_size``).
+        source_vocab_size: the same for the source side alone (it wins over ``vocab_size``).
+        target_vocab_size: the same for the target side alone.
         min_count: tokens seen fewer times in the train split become unknown (default 1).
         split_fractions: the train, validation and test shares, summing to 1 (default
             ``(0.8, 0.1, 0.1)``).
@@ -240,13 +243,12 @@ def _options(path, *, target_path, file_format, source_column, target_column, he
 # -- the checking pass ----------------------------------------------------------------------------
 @dataclasses.dataclass
 class PairScan:
-    """What one pass over the file found: rows per split, skipped lines, the column indices
-    and the train split's token counts."""
+    """What one pass over the file found: rows per split, skipped lines, the reader of a
+    one-file layout (its columns resolved) and the train split's token counts."""
 
     rows: dict
     skipped_lines: int
-    columns: tuple
-    num_fields: int
+    reader: object
     source_counts: BoundedCounter
     target_counts: BoundedCounter
 
@@ -275,9 +277,14 @@ def _scan(options):
     source_counts = BoundedCounter(options.max_table_size)
     target_counts = BoundedCounter(options.max_table_size)
     rows = dict.fromkeys(core.SPLITS, 0)
-    state = {"skipped": 0, "columns": (0, 1), "num_fields": 0}
-    pairs = _two_file_pairs(options) if options.target_path is not None else \
-        _one_file_pairs(options, state)
+    reader = None
+    if options.target_path is None:
+        reader = file_lines.TwoColumns(options.path, options.file_format, options.header,
+                                       options.source_column, options.target_column,
+                                       options.skip_bad_lines, roles=("source", "target"))
+        pairs = reader.rows()
+    else:
+        pairs = _two_file_pairs(options)
     while True:
         batch = list(itertools.islice(pairs, _SCAN_BATCH))
         if not batch:
@@ -292,36 +299,8 @@ def _scan(options):
                                     options.standardize)
         target_counts.update_tokens([t for _, t in train], options.target_level,
                                     options.standardize)
-    return PairScan(rows=rows, skipped_lines=state["skipped"], columns=state["columns"],
-                    num_fields=state["num_fields"], source_counts=source_counts,
-                    target_counts=target_counts)
-
-
-def _one_file_pairs(options, state):
-    """``(source, target)`` of every good line of a one-file layout, checking each line."""
-    path = options.path
-    numbered = file_lines.decoded_lines(path)
-    header_fields = None
-    if options.header:
-        _, first = next(numbered)
-        header_fields = file_lines.split_fields(first, options.file_format)
-    columns = (file_lines.field_lookup(path, header_fields, options.source_column, "source"),
-               file_lines.field_lookup(path, header_fields, options.target_column, "target"))
-    state["columns"] = columns
-    exact = header_fields is not None and options.file_format == "csv"
-    needed = len(header_fields) if exact else max(columns) + 1
-    state["num_fields"] = needed
-    kind = "comma-separated" if options.file_format == "csv" else "tab-separated"
-    for number, text in numbered:
-        fields = file_lines.split_fields(text, options.file_format)
-        if len(fields) != needed if exact else len(fields) < needed:
-            if options.skip_bad_lines:
-                state["skipped"] += 1
-                continue
-            expected = f"{needed}" if exact else f"at least {needed}"
-            raise DataFileError(path, f"{len(fields)} column(s), expected {expected} ({kind}"
-                                      f"); skip_bad_lines=True skips such lines", line=number)
-        yield fields[columns[0]], fields[columns[1]]
+    return PairScan(rows=rows, skipped_lines=reader.skipped if reader else 0, reader=reader,
+                    source_counts=source_counts, target_counts=target_counts)
 
 
 def _two_file_pairs(options):
@@ -347,26 +326,10 @@ def _two_file_pairs(options):
 def pair_texts(options, scan):
     """A ``tf.data`` of ``(source, target)`` strings streamed from the file(s), the lines the
     checking pass accepted, in file order."""
-    if options.target_path is not None:
-        lines = tf.data.Dataset.zip(
-            tf.data.TextLineDataset(str(options.path)).map(file_lines.clean_line),
-            tf.data.TextLineDataset(str(options.target_path)).map(file_lines.clean_line))
-        return lines.filter(lambda s, t: tf.logical_and(tf.strings.length(s) > 0,
-                                                        tf.strings.length(t) > 0))
-    if options.file_format == "csv":
-        # CSV quoting (a quoted comma, a doubled quote) is read by Python's csv, as the
-        # checking pass read it, so both see the same fields.
-        return tf.data.Dataset.from_generator(
-            lambda: _one_file_pairs(options, {"skipped": 0}),
-            output_signature=(tf.TensorSpec((), tf.string), tf.TensorSpec((), tf.string)))
-    source_index, target_index = scan.columns
-    lines = file_lines.text_lines(options.path, header=options.header)
-
-    def fields(line):
-        return tf.strings.split(line, "\t")
-
-    rows = lines.map(fields, num_parallel_calls=tf.data.AUTOTUNE)
-    if options.skip_bad_lines:
-        rows = rows.filter(lambda row: tf.size(row) >= scan.num_fields)
-    return rows.map(lambda row: (row[source_index], row[target_index]),
-                    num_parallel_calls=tf.data.AUTOTUNE)
+    if options.target_path is None:
+        return scan.reader.dataset()
+    lines = tf.data.Dataset.zip(
+        tf.data.TextLineDataset(str(options.path)).map(file_lines.clean_line),
+        tf.data.TextLineDataset(str(options.target_path)).map(file_lines.clean_line))
+    return lines.filter(lambda s, t: tf.logical_and(tf.strings.length(s) > 0,
+                                                    tf.strings.length(t) > 0))
