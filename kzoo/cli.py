@@ -338,8 +338,8 @@ def make_parser():
                              "(.csv, .npz); read by kzoo.datasets.from_file, its options "
                              "through --option")
     p.add_argument("--data-format", default=None, metavar="FORMAT",
-                   help="the format of --data when its extension does not say it "
-                        "(kzoo.datasets.from_file's formats)")
+                   help="text_pairs, series, text_classes or sequence_classes (default: "
+                        "from the extension and options, as kzoo.datasets.from_file decides)")
     p.add_argument("--skip-bad-lines", action="store_true",
                    help="with --data: skip lines with the wrong number of columns (counted "
                         "and reported) instead of stopping at the first")

@@ -41,7 +41,8 @@ class DataFile:
 
     Attributes:
         path: the file (or folder, for a folder per class), absolute.
-        format: the reader's format name (None: from the extension).
+        format: the data format of ``kzoo.datasets.from_file`` (``"text_pairs"``,
+            ``"series"``, ``"text_classes"``, ``"sequence_classes"``); None: from the path.
         sha256: the content hash, as :func:`data_sha256` computes it.
         size: the bytes hashed.
     """
@@ -57,7 +58,7 @@ class DataFile:
 
         Args:
             path: a file or folder.
-            format: the reader's format, or None (from the extension).
+            format: the data format of ``kzoo.datasets.from_file``, or None (from the path).
 
         Returns:
             A :class:`DataFile`.
@@ -185,15 +186,6 @@ def load_file_split(data_file, split, *, batch_size, seed=0, shuffle=None, optio
 
     if not os.path.exists(data_file.path):
         raise FileNotFoundError(f"the data file {data_file.path!r} is gone")
-    options = dict(options or {})
-    read = getattr(kzoo.datasets, "from_file", None)
-    if read is not None:
-        return read(data_file.path, format=data_file.format, split=split,
-                    batch_size=batch_size, seed=seed, shuffle=shuffle, **options)
-    # TEMPORARY until kzoo.datasets.from_file: a series names its target.
-    if "target" in options or data_file.format == "series":
-        return kzoo.datasets.from_csv(data_file.path, split, batch_size=batch_size, seed=seed,
-                                      shuffle=shuffle, **options)
-    return kzoo.datasets.from_text_pairs(data_file.path, split, batch_size=batch_size,
-                                         seed=seed, shuffle=shuffle,
-                                         file_format=data_file.format, **options)
+    return kzoo.datasets.from_file(data_file.path, split, data_format=data_file.format,
+                                   batch_size=batch_size, seed=seed, shuffle=shuffle,
+                                   **dict(options or {}))

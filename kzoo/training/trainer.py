@@ -119,7 +119,8 @@ def train(model_name, dataset=EXAMPLE_DATASET, *, out, epochs=5, batch_size=32,
             (a switch of the whole process).
         data: None, or the user's own data file (a path; a folder for a folder per class)
             to train on instead of ``dataset``, read by ``kzoo.datasets.from_file``.
-        data_format: the format of ``data`` (None: from its extension).
+        data_format: the data format of ``data`` (``kzoo.datasets.from_file``'s; None: from
+            its extension and options).
         data_changed_ok: resume a run on ``data`` although the file's content changed since
             the run was trained on it.
 
@@ -160,7 +161,12 @@ def train(model_name, dataset=EXAMPLE_DATASET, *, out, epochs=5, batch_size=32,
     overrides = dict(model_config or {})
     data_file = None
     if data is not None:
-        data_file = data if isinstance(data, DataFile) else DataFile.of(data, data_format)
+        if not isinstance(data, DataFile):
+            import kzoo.datasets
+
+            data_format = data_format or kzoo.datasets.data_format_of(data, dataset_options)
+            data = DataFile.of(data, data_format)
+        data_file = data
         # Before any data is read: a changed file is refused at once.
         check_unchanged(read_json(out / "config.json"), data_file, data_changed_ok)
         dataset = data_file
@@ -187,6 +193,8 @@ def train(model_name, dataset=EXAMPLE_DATASET, *, out, epochs=5, batch_size=32,
                   "data_options": dict(getattr(data.info, "options", None) or {})}
     if data_file is not None:
         run_config["data_file"] = data_file.record()
+    if getattr(data.info, "class_names", None):
+        run_config["class_names"] = list(data.info.class_names)   # for predict --input
     with dist.scope():
         model = kzoo.build(model_name, **data.model_config,
                            **_carried_vocabularies(info, data.info, overrides))

@@ -53,6 +53,7 @@ def translator_run(files, tmp_path_factory):
     return run
 
 
+@pytest.mark.slow   # a seq2seq run, evaluated and decoded: about 30 s on 2 idle cores
 def test_a_run_on_a_file_records_its_path_and_hash_and_carries_its_vocabularies(
         files, translator_run, capsys):
     config = json.loads((translator_run / "config.json").read_text())
