@@ -156,3 +156,25 @@ def test_predict_input_forecasts_after_every_window_in_the_targets_units(
     assert rows[k - 5 + 1][0] == series[k][0]
     assert float(rows[k - 5 + 1][1]) == pytest.approx(float(model.predict(window, verbose=0)[0, 0]),
                                                       rel=1e-4)
+
+
+@pytest.mark.slow   # a third training run
+def test_a_text_classifier_on_a_csv_predicts_a_known_label_for_every_row(tmp_path, capsys):
+    words = {"good": ["great", "fine", "lovely", "superb"], "bad": ["awful", "dull", "poor"]}
+    rows = [(f"a {w} film {i}", label) for i in range(12) for label, ws in words.items()
+            for w in ws]
+    data = tmp_path / "reviews.csv"
+    with data.open("w", newline="") as handle:
+        csv.writer(handle).writerows([("text", "label"), *rows])
+    run = tmp_path / "classifier"
+    assert kzoo("train", "many_to_one_gru", "--data", data, "--config", "units=4",
+                "--config", "embedding_dim=3", *TINY, "--out", run) == 0
+    assert json.loads((run / "config.json").read_text())["class_names"] == ["bad", "good"]
+    capsys.readouterr()
+    assert kzoo("predict", run, "--input", data) == 0
+    output = list(csv.reader(capsys.readouterr().out.splitlines()))
+    assert output[0] == ["row", "label", "probability"] and len(output) == len(rows) + 1
+    assert {label for _, label, _ in output[1:]} <= {"bad", "good"}
+    assert all(0.5 <= float(p) <= 1 for _, _, p in output[1:])   # the most likely of two
+    assert kzoo("predict", run, "a fine film") == 2   # text is for seq2seq runs
+    assert "decodes seq2seq" in capsys.readouterr().err
