@@ -6,7 +6,7 @@
 
 pairs: a file of English -> Spanish spelled numbers (num2words; a language pair no built-in
 dataset has), one pair per line, tab-separated. ``kzoo train seq2seq_attention --data
-pairs.tsv`` with its defaults is timed from the command's start to its end; then the
+pairs.tsv`` (its defaults, `--epochs` from the command line) is timed from start to end; then the
 hand-written Keras script below (TextVectorization, a GRU encoder-decoder with dot attention,
 what a user would write from the Keras examples) trains for the same wall time. Both are scored
 by the exact match of greedy decoding on the same held-out pairs: the file's test split as

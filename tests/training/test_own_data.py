@@ -69,29 +69,6 @@ def test_a_run_on_a_file_records_its_path_and_hash_and_carries_its_vocabularies(
     assert capsys.readouterr().out.strip()   # words of the target vocabulary, untrained
 
 
-def test_a_changed_file_is_refused_unless_asked(files, series_run, capsys, tmp_path):
-    changed = tmp_path / "series.csv"
-    changed.write_bytes(files[1].read_bytes())
-    run = tmp_path / "run"
-    args = ["train", "many_to_one_gru", "--data", changed, *SERIES, "--config", "units=4",
-            *TINY, "--out", run]
-    assert kzoo(*args) == 0
-    with open(changed, "a") as handle:
-        handle.write("2010/01/31 01:00,40.1\n")
-    capsys.readouterr()
-    assert kzoo(*args) == 2
-    error = capsys.readouterr().err.strip()
-    assert error.count("\n") == 0 and "series.csv changed since" in error and \
-        "--data-changed-ok" in error
-    # Asked for: the finished run has nothing to do; two epochs resume on the new content.
-    assert kzoo(*args, "--data-changed-ok") == 0
-    assert "nothing to do" in capsys.readouterr().out
-    args[args.index("--epochs") + 1] = "2"
-    assert kzoo(*args, "--data-changed-ok") == 0
-    config = json.loads((run / "config.json").read_text())
-    assert config["data_file"]["sha256"] == sha256(changed) and config["epochs"] == 2
-
-
 @pytest.mark.parametrize("case", ["missing column", "not a number", "empty file"])
 def test_bad_data_is_one_error_line_and_no_run_directory(tmp_path, capsys, case, files):
     data = tmp_path / "series.csv"
@@ -178,3 +155,23 @@ def test_a_text_classifier_on_a_csv_predicts_a_known_label_for_every_row(tmp_pat
     assert all(0.5 <= float(p) <= 1 for _, _, p in output[1:])   # the most likely of two
     assert kzoo("predict", run, "a fine film") == 2   # text is for seq2seq runs
     assert "decodes seq2seq" in capsys.readouterr().err
+
+
+def test_a_changed_file_is_refused_unless_asked(files, series_run, capsys):
+    """Last: it changes the shared series file."""
+    args = ["train", "many_to_one_gru", "--data", files[1], *SERIES, "--config", "units=4",
+            *TINY, "--out", series_run]
+    with open(files[1], "a") as handle:
+        handle.write("2010/01/31 01:00,40.1\n")
+    capsys.readouterr()
+    assert kzoo(*args) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "series.csv changed since" in error and \
+        "--data-changed-ok" in error
+    # Asked for: the finished run has nothing to do; two epochs resume on the new content.
+    assert kzoo(*args, "--data-changed-ok") == 0
+    assert "nothing to do" in capsys.readouterr().out
+    args[args.index("--epochs") + 1] = "2"
+    assert kzoo(*args, "--data-changed-ok") == 0
+    config = json.loads((series_run / "config.json").read_text())
+    assert config["data_file"]["sha256"] == sha256(files[1]) and config["epochs"] == 2
