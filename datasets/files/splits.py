@@ -41,6 +41,18 @@ def split_key(texts, standardize):
 def split_index(texts, standardize, fractions):
     """The split of each text (0 train, 1 validation, 2 test), an int32 tensor shaped like
     ``texts``."""
+    if tf.executing_eagerly():
+        return _split_index_graph(tf.convert_to_tensor(texts, tf.string), standardize,
+                                  tuple(fractions))
+    return _split_index(texts, standardize, fractions)
+
+
+@tf.function(autograph=False, reduce_retracing=True)
+def _split_index_graph(texts, standardize, fractions):
+    return _split_index(texts, standardize, fractions)
+
+
+def _split_index(texts, standardize, fractions):
     bucket = tf.strings.to_hash_bucket_fast(split_key(texts, standardize), BUCKETS)
     train_end = int(round(fractions[0] * BUCKETS))
     validation_end = int(round((fractions[0] + fractions[1]) * BUCKETS))

@@ -20,10 +20,10 @@ from kzoo.datasets.files import lines as file_lines
 from kzoo.datasets.files.errors import DataFileError
 from kzoo.datasets.files.splits import DEFAULT_FRACTIONS, check_fractions, split_index, \
     split_number
-from kzoo.datasets.files.vocabulary import DEFAULT_CAPACITY, BoundedCounter
+from kzoo.datasets.files.vocabulary import DEFAULT_CAPACITY, BoundedCounter, token_counts
 from kzoo.layers.text import LEVELS, STANDARDIZE, TokenVectorizer
 
-_SCAN_BATCH = 4096
+_SCAN_BATCH = 16384
 _SCANS = {}     # the checking pass of a file, by (file identity, options): one per process
 _SUFFIX_FORMATS = {".tsv": "tsv", ".tab": "tsv", ".txt": "tsv", ".csv": "csv"}
 
@@ -289,16 +289,18 @@ def _scan(options):
         batch = list(itertools.islice(pairs, _SCAN_BATCH))
         if not batch:
             break
-        sources = [s for s, _ in batch]
-        splits = split_index(tf.constant(sources, tf.string), options.standardize,
-                             options.split_fractions).numpy()
+        sources = tf.constant([s for s, _ in batch], tf.string)
+        splits = split_index(sources, options.standardize, options.split_fractions)
+        train = tf.equal(splits, 0)
+        splits = splits.numpy()
         for number, split in enumerate(core.SPLITS):
             rows[split] += int((splits == number).sum())
-        train = [pair for pair, s in zip(batch, splits) if s == 0]
-        source_counts.update_tokens([s for s, _ in train], options.source_level,
-                                    options.standardize)
-        target_counts.update_tokens([t for _, t in train], options.target_level,
-                                    options.standardize)
+        for counter, texts, level in (
+                (source_counts, sources, options.source_level),
+                (target_counts, tf.constant([t for _, t in batch], tf.string),
+                 options.target_level)):
+            unique, counts = token_counts(texts, level, options.standardize, keep=train)
+            counter.add(unique.numpy(), counts.numpy())
     return PairScan(rows=rows, skipped_lines=reader.skipped if reader else 0, reader=reader,
                     source_counts=source_counts, target_counts=target_counts)
 

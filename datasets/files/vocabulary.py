@@ -30,10 +30,13 @@ class BoundedCounter:
         """Counts the tokens of a batch of texts (a list of str), cut as ``tokenize`` cuts."""
         if not texts:
             return
-        tokens = tokenize(tf.constant(texts, tf.string), level, standardize).flat_values
-        unique, _, counts = tf.unique_with_counts(tokens)
+        unique, counts = token_counts(tf.constant(texts, tf.string), level, standardize)
+        self.add(unique.numpy(), counts.numpy())
+
+    def add(self, tokens, counts):
+        """Adds ``counts[i]`` to token ``tokens[i]`` (bytes), pruning when the table is full."""
         table = self.counts
-        for token, count in zip(unique.numpy().tolist(), counts.numpy().tolist()):
+        for token, count in zip(tokens.tolist(), counts.tolist()):
             table[token] = table.get(token, 0) + count
         if len(table) > self.capacity:
             self._prune()
@@ -58,3 +61,18 @@ class BoundedCounter:
         if max_size is not None:
             ordered = ordered[:max_size - len(RESERVED_TOKENS)]
         return ordered
+
+
+def token_counts(texts, level, standardize, keep=None):
+    """The distinct tokens of a batch of texts and how often each occurs (of the texts where
+    ``keep`` is True, when given), as two tensors; one graph call per batch."""
+    if keep is None:
+        keep = tf.ones(tf.shape(texts), tf.bool)
+    return _token_counts(texts, keep, level, standardize)
+
+
+@tf.function(autograph=False, reduce_retracing=True)
+def _token_counts(texts, keep, level, standardize):
+    tokens = tokenize(tf.boolean_mask(texts, keep), level, standardize).flat_values
+    unique, _, counts = tf.unique_with_counts(tokens)
+    return unique, counts
