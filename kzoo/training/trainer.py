@@ -193,6 +193,11 @@ def train(model_name, dataset=EXAMPLE_DATASET, *, out, epochs=5, batch_size=32,
                   "data_options": dict(getattr(data.info, "options", None) or {})}
     if data_file is not None:
         run_config["data_file"] = data_file.record()
+        skipped = (getattr(data.info, "statistics", None) or {}).get("skipped_lines")
+        if skipped:
+            run_config["data_file"]["skipped_lines"] = int(skipped)
+            print(f"{data_file.name}: skipped {skipped} bad line(s) (--skip-bad-lines)",
+                  flush=True)
     if getattr(data.info, "class_names", None):
         run_config["class_names"] = list(data.info.class_names)   # for predict --input
     with dist.scope():

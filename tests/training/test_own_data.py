@@ -93,6 +93,18 @@ def test_bad_data_is_one_error_line_and_no_run_directory(tmp_path, capsys, case,
     assert not run.exists()
 
 
+def test_a_pair_line_without_a_tab_names_its_line(files, tmp_path, capsys):
+    data = tmp_path / "pairs.tsv"
+    lines = files[0].read_text().splitlines()
+    lines[6] = lines[6].replace("\t", " ")
+    data.write_text("".join(line + "\n" for line in lines))
+    run = tmp_path / "run"
+    assert kzoo("train", "seq2seq_attention", "--data", data, *TINY, "--out", run) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "pairs.tsv, line 7" in error, error
+    assert not run.exists()
+
+
 def test_a_run_directory_made_by_a_run_that_fails_before_its_first_epoch_is_removed(
         files, tmp_path, monkeypatch):
     from kzoo.training import trainer
