@@ -147,16 +147,31 @@ def check_unchanged(previous_config, data_file, data_changed_ok=False):
 
 
 def run_data_file(config):
-    """The :class:`DataFile` of a run's config, or None for a run on a named dataset."""
+    """The data file a run was trained on.
+
+    Args:
+        config: the run's config (``read_run``).
+
+    Returns:
+        Its :class:`DataFile`, or None for a run on a named dataset.
+    """
     record = config.get("data_file")
     return DataFile.from_record(record) if record else None
 
 
 def changed_note(data_file):
-    """A line saying the run's data file changed or is gone since training, or None."""
+    """A line saying that a run's data file changed since the run was trained on it.
+
+    Args:
+        data_file: the run's :class:`DataFile`.
+
+    Returns:
+        The line, or None when the file is unchanged or gone (reading it then raises the
+        error that names it).
+    """
     path = pathlib.Path(data_file.path)
     if not path.exists():
-        return None   # reading it raises the error that names it
+        return None
     if data_sha256(path)[0] != data_file.sha256:
         return (f"note: {data_file.name} changed since the run was trained on it; its splits "
                 f"and vocabularies are read from the file as it is now")
