@@ -142,11 +142,14 @@ def from_labelled_text(path, split="train", *, text_column="text", label_column=
         tf.lookup.KeyValueTensorInitializer(tf.constant(class_names),
                                             tf.range(len(class_names), dtype=tf.int32)), -1)
     number = split_number(split)
-    examples = source.dataset().filter(
-        lambda text, label: split_index(text, standardize, fractions) == number)
-    examples = examples.map(lambda text, label: (vectorizer(text),
-                                                       table.lookup(tf.strings.strip(label))),
-                            num_parallel_calls=tf.data.AUTOTUNE)
+
+    def to_ids(texts, labels):
+        keep = tf.equal(split_index(texts, standardize, fractions), number)
+        ids = tf.RaggedTensor.from_tensor(vectorizer(tf.boolean_mask(texts, keep)), padding=0)
+        return ids, table.lookup(tf.strings.strip(tf.boolean_mask(labels, keep)))
+
+    examples = file_lines.unbatch_rows(
+        source.batches().map(to_ids, num_parallel_calls=tf.data.AUTOTUNE))
     data = core.finish(examples, batch_size=batch_size,
                        shuffle=split == "train" if shuffle is None else bool(shuffle),
                        seed=int(seed), num_examples=count,
@@ -259,11 +262,12 @@ class _FolderTexts:
                                           f"the file as UTF-8") from None
             yield text.removeprefix("\ufeff"), label
 
-    def dataset(self):
+    def batches(self, batch=file_lines.LINE_BATCH):
         names, labels = zip(*self.files)
         files = tf.data.Dataset.from_tensor_slices((list(names), list(labels)))
-        return files.map(lambda name, label: (tf.io.read_file(name), label),
-                         num_parallel_calls=tf.data.AUTOTUNE)
+        return files.map(lambda name, label: (tf.strings.regex_replace(
+            tf.io.read_file(name), "^\ufeff", ""), label),
+                         num_parallel_calls=tf.data.AUTOTUNE).batch(batch)
 
 
 # -- numeric sequences ----------------------------------------------------------------------------

@@ -1,9 +1,9 @@
 """Reading a user's text file line by line, in bounded memory, with errors that name the line.
 
 Both readers of a file agree on what a line is: the Python pass that checks the file and counts
-its tokens (:func:`read_rows`) and the ``tf.data`` pipeline that feeds training
-(:func:`text_lines`). A line ends at ``\\n`` (a ``\\r`` before it is dropped); an empty line is
-skipped; a UTF-8 byte-order mark at the start of the file is dropped.
+its tokens (:func:`decoded_lines`) and the ``tf.data`` pipeline that feeds training
+(:func:`text_line_batches`). A line ends at ``\\n`` (a ``\\r`` before it is dropped); an
+empty line is skipped; a UTF-8 byte-order mark at the start of the file is dropped.
 """
 
 import csv
@@ -71,12 +71,28 @@ def split_fields(text, file_format):
     return next(csv.reader([text]))
 
 
-def text_lines(path, header=False):
-    """``tf.data`` of the non-empty lines of ``path`` (as :func:`decoded_lines` sees them),
-    streamed from the file; ``header`` skips its first non-empty line."""
-    lines = tf.data.TextLineDataset(str(path)).map(clean_line)
-    lines = lines.filter(lambda line: tf.strings.length(line) > 0)
-    return lines.skip(1) if header else lines
+LINE_BATCH = 1024
+
+
+def text_line_batches(path, skip_lines=0, batch=LINE_BATCH):
+    """``tf.data`` of vectors of the non-empty lines of ``path`` (as :func:`decoded_lines` sees
+    them), streamed from the file, ``batch`` lines at a time (fewer once empty ones are
+    dropped), after its first ``skip_lines`` lines. Whole batches keep the per-line cost of
+    ``tf.data`` low: a line is a few string ops of a vector, not a pipeline step."""
+    lines = tf.data.TextLineDataset(str(path)).skip(skip_lines).batch(batch)
+    return lines.map(_non_empty, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def unbatch_rows(batches):
+    """One example per row of batches of ragged rows, each a dense tensor of its own length
+    (``unbatch`` alone gives ragged specs, which batching with padding refuses)."""
+    return batches.unbatch().map(lambda *parts: tf.nest.map_structure(tf.identity, parts),
+                                 num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _non_empty(lines):
+    lines = clean_line(lines)
+    return tf.boolean_mask(lines, tf.strings.length(lines) > 0)
 
 
 def clean_line(line):
@@ -105,9 +121,9 @@ class TwoColumns:
     """Two columns of every good line of a TSV or CSV file (sentence pairs, text and label).
 
     ``rows()`` checks and yields them in Python, counting skipped lines in ``skipped``;
-    ``dataset()`` streams the same strings through ``tf.data`` (pure TensorFlow for a
+    ``batches()`` streams the same strings through ``tf.data`` (pure TensorFlow for a
     tab-separated file; Python's ``csv`` for CSV, whose quoting TensorFlow's reader does not
-    share). Call ``dataset()`` after one full ``rows()`` pass has checked the file.
+    share). Call ``batches()`` after one full ``rows()`` pass has checked the file.
 
     Args:
         path: the file.
@@ -131,6 +147,7 @@ class TwoColumns:
         self.columns = None
         self.num_fields = None
         self.exact = False
+        self.header_line = 0
 
     def _resolve(self, header_fields):
         self.columns = tuple(field_lookup(self.path, header_fields, name, role)
@@ -143,7 +160,7 @@ class TwoColumns:
         numbered = decoded_lines(self.path)
         header_fields = None
         if self.header:
-            _, first = next(numbered)
+            self.header_line, first = next(numbered)
             header_fields = split_fields(first, self.file_format)
         self._resolve(header_fields)
         kind = "comma-separated" if self.file_format == "csv" else "tab-separated"
@@ -160,17 +177,25 @@ class TwoColumns:
                                                f"lines", line=number)
             yield fields[self.columns[0]], fields[self.columns[1]]
 
-    def dataset(self):
-        """A ``tf.data`` of the ``(first, second)`` strings ``rows()`` yields, in file order."""
+    def batches(self, batch=LINE_BATCH):
+        """A ``tf.data`` of ``(firsts, seconds)`` string vectors: the pairs ``rows()`` yields,
+        in file order, about ``batch`` at a time. Call after ``rows()`` has read the file."""
         if self.file_format == "csv":
             return tf.data.Dataset.from_generator(
                 lambda: self.rows(count_skipped=False),
-                output_signature=(tf.TensorSpec((), tf.string), tf.TensorSpec((), tf.string)))
+                output_signature=(tf.TensorSpec((), tf.string), tf.TensorSpec((), tf.string))
+            ).batch(batch)
         first, second = self.columns
         needed = self.num_fields
-        rows = text_lines(self.path, header=self.header).map(
-            lambda line: tf.strings.split(line, "\t"), num_parallel_calls=tf.data.AUTOTUNE)
-        if self.skip_bad_lines:
-            rows = rows.filter(lambda row: tf.size(row) >= needed)
-        return rows.map(lambda row: (row[first], row[second]),
-                        num_parallel_calls=tf.data.AUTOTUNE)
+        skip_bad_lines = self.skip_bad_lines
+
+        def columns(lines):
+            fields = tf.strings.split(lines, "\t")
+            if skip_bad_lines:
+                fields = tf.ragged.boolean_mask(fields, fields.row_lengths() >= needed)
+            starts = fields.row_starts()
+            return (tf.gather(fields.values, starts + first),
+                    tf.gather(fields.values, starts + second))
+
+        return text_line_batches(self.path, skip_lines=self.header_line, batch=batch).map(
+            columns, num_parallel_calls=tf.data.AUTOTUNE)

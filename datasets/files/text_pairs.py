@@ -139,16 +139,29 @@ def from_text_pairs(path, split="train", *, batch_size=32, shuffle=None, seed=0,
             name=f"{side}_vectorizer")
     source, target = vectorizers["source"], vectorizers["target"]
 
-    def to_ids(source_text, target_text):
-        target_ids = target(target_text)
-        return ((source(source_text), tf.concat([[1], target_ids], 0)),
-                tf.concat([target_ids, [2]], 0))
-
     number = split_number(split)
-    pairs = pair_texts(options, scan).filter(
-        lambda s, t: split_index(s, options.standardize, options.split_fractions) == number)
-    data = core.finish(pairs.map(to_ids, num_parallel_calls=tf.data.AUTOTUNE),
-                       batch_size=batch_size,
+
+    def to_ids(sources, targets):
+        # A batch of lines at a time: the split's rows, their ids as ragged rows (no padding
+        # beyond each row's length), unbatched below into one example per pair.
+        keep = tf.equal(split_index(sources, options.standardize, options.split_fractions),
+                        number)
+        source_ids = tf.RaggedTensor.from_tensor(source(tf.boolean_mask(sources, keep)),
+                                                 padding=0)
+        target_ids = tf.RaggedTensor.from_tensor(target(tf.boolean_mask(targets, keep)),
+                                                 padding=0)
+        rows = target_ids.nrows()
+
+        def column(token_id):
+            return tf.RaggedTensor.from_tensor(
+                tf.fill(tf.stack([rows, tf.constant(1, rows.dtype)]),
+                        tf.constant(token_id, target_ids.dtype)))
+
+        return ((source_ids, tf.concat([column(1), target_ids], axis=1)),
+                tf.concat([target_ids, column(2)], axis=1))
+
+    examples = pair_batches(options, scan).map(to_ids, num_parallel_calls=tf.data.AUTOTUNE)
+    data = core.finish(file_lines.unbatch_rows(examples), batch_size=batch_size,
                        shuffle=split == "train" if shuffle is None else bool(shuffle),
                        seed=int(seed), num_examples=count,
                        bucket_length=lambda x, y: tf.shape(y)[0])
@@ -325,13 +338,18 @@ def _two_file_pairs(options):
 
 
 # -- the training pipeline ------------------------------------------------------------------------
-def pair_texts(options, scan):
-    """A ``tf.data`` of ``(source, target)`` strings streamed from the file(s), the lines the
-    checking pass accepted, in file order."""
+def pair_batches(options, scan):
+    """A ``tf.data`` of ``(sources, targets)`` string vectors streamed from the file(s): the
+    pairs the checking pass accepted, in file order, a batch of lines at a time."""
     if options.target_path is None:
-        return scan.reader.dataset()
+        return scan.reader.batches()
     lines = tf.data.Dataset.zip(
         tf.data.TextLineDataset(str(options.path)).map(file_lines.clean_line),
         tf.data.TextLineDataset(str(options.target_path)).map(file_lines.clean_line))
-    return lines.filter(lambda s, t: tf.logical_and(tf.strings.length(s) > 0,
-                                                    tf.strings.length(t) > 0))
+
+    def non_empty(sources, targets):
+        keep = tf.logical_and(tf.strings.length(sources) > 0, tf.strings.length(targets) > 0)
+        return tf.boolean_mask(sources, keep), tf.boolean_mask(targets, keep)
+
+    return lines.batch(file_lines.LINE_BATCH).map(non_empty,
+                                                  num_parallel_calls=tf.data.AUTOTUNE)
