@@ -3,9 +3,11 @@
     kzoo list                                    # name, pattern, cell, parameters
     kzoo info seq2seq_attention
     kzoo train seq2seq_attention --dataset number_words --out runs/translator
+    kzoo train seq2seq_attention --data pairs.tsv --out runs/mine   # the user's own file
     kzoo evaluate runs/translator
     kzoo export runs/translator --format saved_model,tflite --quantize dynamic
     kzoo predict runs/translator "twenty-three"
+    kzoo predict runs/forecaster --input recent.csv --output forecast.csv
     kzoo bench many_to_one_lstm many_to_one_gru
 
 Usage errors (an unknown model or dataset, a missing run directory, a bad flag value) exit with
@@ -212,12 +214,17 @@ def cmd_train(args):
                          f"{sorted(info.default_config)}")
     out = args.out or os.path.join("runs", args.name)
     clipnorm = "default" if args.clipnorm == "default" else args.clipnorm
-    run = training.train(args.name, args.dataset, out=out, epochs=args.epochs,
+    options = dict(args.option)
+    if args.skip_bad_lines:
+        options["skip_bad_lines"] = True
+    dataset = training.EXAMPLE_DATASET if args.dataset is None else args.dataset
+    run = training.train(args.name, dataset, out=out, epochs=args.epochs,
                          batch_size=args.batch_size, learning_rate=args.lr, clipnorm=clipnorm,
                          seed=args.seed, strategy=args.strategy, model_config=config,
-                         dataset_options=dict(args.option), data_dir=args.data_dir,
+                         dataset_options=options, data_dir=args.data_dir,
                          steps_per_epoch=args.steps_per_epoch, tbptt=args.tbptt,
-                         verbose=0 if args.quiet else None)
+                         verbose=0 if args.quiet else None, data=args.data,
+                         data_format=args.data_format, data_changed_ok=args.data_changed_ok)
     print(training.final_metrics_line(run.history))
     print(f"run directory: {run.directory}")
     return 0
@@ -230,7 +237,9 @@ def cmd_evaluate(args):
     config = training.read_run(run_dir)
     metrics = training.evaluate(run_dir, split=args.split, batch_size=args.batch_size,
                                 data_dir=args.data_dir, max_examples=args.max_examples)
-    print(f"{config['model']} on {config['dataset']}/{args.split}: " +
+    dataset = os.path.basename(config["data_file"]["path"]) if config.get("data_file") \
+        else config["dataset"]
+    print(f"{config['model']} on {dataset}/{args.split}: " +
           " · ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
     return 0
 
@@ -260,6 +269,19 @@ def cmd_predict(args):
     from kzoo.models.seq2seq import UnknownTokensWarning
 
     run_dir = check_finished_run(args.run_dir)
+    if args.input is not None:
+        if args.text:
+            raise UsageError("give text or --input FILE, not both")
+        written = training.predict_file(run_dir, args.input, args.output)
+        if args.output is None:
+            sys.stdout.write(written)
+        else:
+            print(f"wrote {args.output}")
+        return 0
+    if args.output is not None:
+        raise UsageError("--output writes the predictions of an --input file")
+    if not args.text:
+        raise UsageError("give the text to decode, or --input FILE (forecasters, classifiers)")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UnknownTokensWarning)
         results = training.predict(run_dir, args.text, method="beam" if args.beam else "greedy",
@@ -303,10 +325,27 @@ def make_parser():
     p.add_argument("name")
     p.set_defaults(func=cmd_info)
 
-    p = commands.add_parser("train", help="train a model on a dataset into a run directory")
+    p = commands.add_parser("train", help="train a model on a dataset or your own file into a "
+                                          "run directory")
     p.add_argument("name", help="a registered model (kzoo list)")
-    p.add_argument("--dataset", required=True,
-                   help="a kzoo.datasets name, or 'example' (random data of the model's shape)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset",
+                        help="a kzoo.datasets name, or 'example' (random data of the model's "
+                             "shape)")
+    source.add_argument("--data", metavar="FILE",
+                        help="your own file (or a folder per class): text pairs (.tsv, .csv, "
+                             "two line-aligned files), a series (.csv), labelled sequences "
+                             "(.csv, .npz); read by kzoo.datasets.from_file, its options "
+                             "through --option")
+    p.add_argument("--data-format", default=None, metavar="FORMAT",
+                   help="text_pairs, series, text_classes or sequence_classes (default: "
+                        "from the extension and options, as kzoo.datasets.from_file decides)")
+    p.add_argument("--skip-bad-lines", action="store_true",
+                   help="with --data: skip lines with the wrong number of columns (counted "
+                        "and reported) instead of stopping at the first")
+    p.add_argument("--data-changed-ok", action="store_true",
+                   help="with --data: resume a run although the file's content changed since "
+                        "it was trained on it (refused by default)")
     p.add_argument("--epochs", type=_positive_int, default=DEFAULT_EPOCHS)
     p.add_argument("--batch-size", type=_positive_int, default=32,
                    help="the global batch (split over the replicas of a strategy)")
@@ -323,7 +362,9 @@ def make_parser():
     p.add_argument("--config", type=_key_value, action="append", default=[],
                    metavar="KEY=VALUE", help="override a model config value (repeatable)")
     p.add_argument("--option", type=_key_value, action="append", default=[],
-                   metavar="KEY=VALUE", help="a dataset option (repeatable)")
+                   metavar="KEY=VALUE",
+                   help="a dataset option, or with --data a reader option such as "
+                        "target=value (repeatable)")
     p.add_argument("--data-dir", default=None, help="where datasets are prepared")
     p.add_argument("--steps-per-epoch", type=_positive_int, default=None)
     p.add_argument("--tbptt", type=_positive_int, default=None, metavar="K",
@@ -357,9 +398,15 @@ def make_parser():
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_export)
 
-    p = commands.add_parser("predict", help="decode text with a trained seq2seq run")
+    p = commands.add_parser("predict", help="decode text with a trained seq2seq run, or "
+                                            "predict the rows of a file")
     p.add_argument("run_dir")
-    p.add_argument("text", nargs="+")
+    p.add_argument("text", nargs="*", help="texts to decode (seq2seq runs)")
+    p.add_argument("--input", default=None, metavar="FILE",
+                   help="a file like the run's data file (a forecaster's or classifier's): "
+                        "one prediction per window or row, as CSV")
+    p.add_argument("--output", default=None, metavar="FILE",
+                   help="where --input's predictions go (default stdout)")
     p.add_argument("--beam", type=_positive_int, default=None, metavar="WIDTH",
                    help="beam search of this width (default greedy)")
     p.add_argument("--max-length", type=_positive_int, default=None)
@@ -393,6 +440,9 @@ def main(argv=None):
             _check_model_name(name)  # likewise: the registry's metadata needs no TensorFlow
         if getattr(args, "dataset", None) is not None:
             _check_dataset_name(args.dataset)
+        for path in (getattr(args, "data", None), getattr(args, "input", None)):
+            if path is not None and not os.path.exists(path):
+                raise UsageError(f"no such file {path!r}")
         if args.func not in (cmd_list, cmd_info):
             _import_tensorflow()
         code = args.func(args)

@@ -10,6 +10,8 @@ the consecutive windows of truncated backpropagation through time.
 
 import types
 
+from kzoo.training.data_file import DataFile, load_file_split, run_data_file
+
 EXAMPLE_DATASET = "example"
 
 
@@ -30,7 +32,8 @@ def load_data(dataset, split, *, batch_size, model_name, model_config=None, seed
     """The batches of a dataset's split, and what a model needs to fit them.
 
     Args:
-        dataset: a name of :func:`list_datasets`.
+        dataset: a name of :func:`list_datasets`, or the user's own file (a
+            :class:`~kzoo.training.data_file.DataFile`, read by ``kzoo.datasets.from_file``).
         split: ``"train"``, ``"validation"`` or ``"test"``.
         batch_size: the rows per batch.
         model_name: the model the data is for (``"example"`` draws that model's example
@@ -38,8 +41,8 @@ def load_data(dataset, split, *, batch_size, model_name, model_config=None, seed
         model_config: ``kzoo.build`` keyword arguments of that model (``"example"`` only).
         seed: the seed of the shuffle (and of ``"example"``'s random data).
         data_dir: where ``kzoo.datasets`` prepares datasets (None: TFDS' default).
-        options: the dataset's options; ``"example"`` takes ``size`` (examples per split,
-            default 64).
+        options: the dataset's options (a file's: its reader's); ``"example"`` takes ``size``
+            (examples per split, default 64).
 
     Returns:
         ``(batches, info)``: a ``tf.data.Dataset`` of ``(inputs, targets)`` batches, and the
@@ -50,6 +53,9 @@ def load_data(dataset, split, *, batch_size, model_name, model_config=None, seed
         ValueError: an unknown dataset, split or option.
     """
     options = dict(options or {})
+    if isinstance(dataset, DataFile):
+        return load_file_split(dataset, split, batch_size=batch_size, seed=seed,
+                               options=options)
     if dataset == EXAMPLE_DATASET:
         return _example_data(split, batch_size=batch_size, model_name=model_name,
                              model_config=model_config or {}, seed=seed, **options)
@@ -92,14 +98,16 @@ def load_run_split(config, split, batch_size, data_dir=None):
         data_dir: where datasets are prepared.
 
     Returns:
-        ``(batches, the split used)``.
+        ``(batches, the split used, the split's DatasetInfo)``.
 
     Raises:
         ValueError: the dataset cannot be loaded.
+        FileNotFoundError: the data file of a run trained on one is gone.
     """
+    dataset = run_data_file(config) or config["dataset"]
     for candidate in dict.fromkeys([split, "validation", "train"]):
         try:
-            data, _ = load_data(config["dataset"], candidate, batch_size=batch_size,
+            data, info = load_data(dataset, candidate, batch_size=batch_size,
                                 model_name=config["model"],
                                 model_config=config["model_config"], seed=config["seed"],
                                 data_dir=data_dir, options=config.get("dataset_options"))
@@ -109,7 +117,7 @@ def load_run_split(config, split, batch_size, data_dir=None):
             continue
         if candidate != split:
             print(f"dataset {config['dataset']!r} has no {split!r} split; using {candidate!r}")
-        return data, candidate
+        return data, candidate, info
 
 
 # -- epochs ----------------------------------------------------------------------------------------

@@ -3,14 +3,18 @@
 import pathlib
 
 from kzoo.training.data import load_run_split
+from kzoo.training.data_file import changed_note, run_data_file
 from kzoo.training.run_dir import load_run_model, read_run, write_json
 
 
 def evaluate(run_dir, split="test", batch_size=64, data_dir=None, max_examples=500):
     """Evaluates a run's model on a split of its dataset (what ``kzoo evaluate`` runs).
 
-    The model's compiled loss and metrics, and for a seq2seq model the exact match of greedy
-    decoding (:func:`seq2seq_exact_match`); written to ``run_dir/eval.json`` too. A dataset
+    The model's compiled loss and metrics (accuracy for a classifier; MSE as the loss and MAE
+    for a forecaster, in the target's units), for a seq2seq model the exact match of greedy
+    decoding (:func:`seq2seq_exact_match`), and the reference scores the dataset gives for the
+    same split (its ``DatasetInfo.baselines``, e.g. ``persistence_mae``: a forecaster that
+    does not beat them has learned nothing); written to ``run_dir/eval.json`` too. A dataset
     without ``split`` is evaluated on its validation split, then its train split (said on
     stdout).
 
@@ -48,11 +52,17 @@ def evaluate(run_dir, split="test", batch_size=64, data_dir=None, max_examples=5
                          "on chunks in Python (kzoo.training.tbptt_chunks)")
     model = load_run_model(run_dir)
     model.compile(**km.compile_args(config["model"], **config["model_config"]))
-    data, used = load_run_split(config, split, batch_size, data_dir)
+    data_file = run_data_file(config)
+    note = changed_note(data_file) if data_file else None
+    if note:
+        print(note)
+    data, used, info = load_run_split(config, split, batch_size, data_dir)
     results = model.evaluate(data, verbose=0, return_dict=True)
     metrics = {key: float(value) for key, value in results.items()}
     if hasattr(model, "generate"):
         metrics["exact_match"] = seq2seq_exact_match(model, data, max_examples)
+    for name, value in (getattr(info, "baselines", None) or {}).items():
+        metrics.setdefault(name, float(value))
     write_json(pathlib.Path(run_dir) / "eval.json", {"split": used, "metrics": metrics})
     return metrics
 

@@ -40,7 +40,8 @@ def export_run(run_dir, formats=EXPORT_FORMATS, quantize=None, out=None, samples
     Into ``out``: ``saved_model/<version>/`` (``kzoo.export.saved_model``, TF Serving's layout)
     and ``model.tflite`` (``kzoo.export.tflite``), plus ``model.<quantize>.tflite``; then every
     artifact is checked against the Keras model on ``samples`` held-out examples
-    (``kzoo.export.verify``).
+    (``kzoo.export.verify``): the test split of the run's dataset, or of its own data file
+    (rows training never saw).
 
     Safe to rerun: ``out/report.json`` records the SHA-256 of the model.keras each artifact was
     exported from. An artifact exported from the current model.keras is kept as it is (when all
@@ -152,6 +153,6 @@ def _sample_batch(config, count, data_dir=None):
     """``(inputs, targets)`` of up to ``count`` held-out examples, as NumPy arrays."""
     import tensorflow as tf
 
-    data, _ = load_run_split(config, "test", count, data_dir)
+    data, _, _ = load_run_split(config, "test", count, data_dir)
     inputs, targets = next(iter(data.take(1)))
     return tf.nest.map_structure(lambda x: x.numpy(), (inputs, targets))

@@ -11,16 +11,18 @@ resumes with a different dropout noise sequence) and an epoch interrupted half-w
 
 import dataclasses
 import pathlib
+import shutil
 import sys
 import types
 
 from kzoo.checks import check_choice
 from kzoo.training.callbacks import ResetStatesEvery, history_callback
+from kzoo.training.data_file import DataFile, check_unchanged, file_model_defaults
 from kzoo.training.data import EXAMPLE_DATASET, count_batches, epoch_stream, even_batches, \
     full_batches, load_data, tbptt_chunks
 from kzoo.training.plots import write_plots
 from kzoo.training.run_dir import backup_epoch, load_run_model, previous_config, read_history, \
-    save_run_model, trained_epochs, write_json, write_vocabularies
+    read_json, save_run_model, trained_epochs, write_json, write_vocabularies
 from kzoo.training.strategies import STRATEGIES, make_strategy, train_multiworker, worker_task
 
 DEFAULT_CLIPNORM = 1.0
@@ -71,7 +73,7 @@ def default_clipnorm(model_name):
 def train(model_name, dataset=EXAMPLE_DATASET, *, out, epochs=5, batch_size=32,
           learning_rate=1e-3, clipnorm="default", seed=0, strategy="default", model_config=None,
           dataset_options=None, data_dir=None, steps_per_epoch=None, tbptt=None, verbose=None,
-          plots=True, deterministic=True):
+          plots=True, deterministic=True, data=None, data_format=None, data_changed_ok=False):
     """Trains a registered model on a dataset into a run directory (what ``kzoo train`` runs).
 
     Adam with gradient clipping, on the batches of ``dataset``'s train split in an order that
@@ -81,6 +83,12 @@ def train(model_name, dataset=EXAMPLE_DATASET, *, out, epochs=5, batch_size=32,
     model.keras when training ends, and plots. Rerunning the same call resumes after the last
     backed-up epoch; rerunning a finished one prints that it has nothing to do and changes no
     file; ``epochs`` may grow between calls, the other settings may not.
+
+    Trained on the user's own file (``data``), the run records the file's path and content
+    hash (:mod:`kzoo.training.data_file`); later commands read its held-out rows from it. A
+    bad file fails before the run directory is made, and a run directory this call made is
+    removed again when training fails before its first epoch is saved: no half-written run
+    is left behind.
 
     Args:
         model_name: a registered model (``kzoo.list_models()``).
@@ -99,7 +107,7 @@ def train(model_name, dataset=EXAMPLE_DATASET, *, out, epochs=5, batch_size=32,
         model_config: ``kzoo.build`` keyword arguments, over those the dataset gives (its
             vocabulary and output sizes).
         dataset_options: options of the dataset (``kzoo.datasets.load``'s keyword arguments;
-            ``{"size": n}`` for ``"example"``).
+            ``{"size": n}`` for ``"example"``; for ``data``, ``kzoo.datasets.from_file``'s).
         data_dir: where datasets are prepared (None: TFDS' default).
         steps_per_epoch: the most batches per epoch (None: the whole split).
         tbptt: None, or K: truncated backpropagation through time, a stateful many-to-many
@@ -109,14 +117,24 @@ def train(model_name, dataset=EXAMPLE_DATASET, *, out, epochs=5, batch_size=32,
         plots: whether to write plots/ (training curves, a seq2seq model's attention).
         deterministic: whether to switch on ``tf.config.experimental.enable_op_determinism``
             (a switch of the whole process).
+        data: None, or the user's own data file (a path; a folder for a folder per class)
+            to train on instead of ``dataset``, read by ``kzoo.datasets.from_file``.
+        data_format: the data format of ``data`` (``kzoo.datasets.from_file``'s; None: from
+            its extension and options).
+        data_changed_ok: resume a run on ``data`` although the file's content changed since
+            the run was trained on it.
 
     Returns:
         A :class:`Run`.
 
     Raises:
-        ValueError: an unknown model, dataset or strategy, a bad setting, ``out`` holding a
+        ValueError: an unknown model, dataset or strategy, a bad setting, a bad data file
+            (the reader's error names the file, line and column), ``out`` holding a
             run with other settings, ``tbptt`` for a model without a carried state or with
             several replicas, or a ``batch_size`` that the replicas do not divide.
+        DataChangedError: ``data`` changed since the run in ``out`` was trained on it (a
+            ``ValueError``).
+        FileNotFoundError: ``data`` does not exist.
 
     Example:
 
@@ -134,7 +152,6 @@ def train(model_name, dataset=EXAMPLE_DATASET, *, out, epochs=5, batch_size=32,
     import tensorflow as tf
 
     import kzoo
-    import kzoo.models as km
 
     check_choice("train", "strategy", strategy, STRATEGIES)
     info = kzoo.model_info(model_name)
@@ -142,6 +159,17 @@ def train(model_name, dataset=EXAMPLE_DATASET, *, out, epochs=5, batch_size=32,
     if clipnorm == "default":
         clipnorm = default_clipnorm(model_name)
     overrides = dict(model_config or {})
+    data_file = None
+    if data is not None:
+        if not isinstance(data, DataFile):
+            import kzoo.datasets
+
+            data_format = data_format or kzoo.datasets.data_format_of(data, dataset_options)
+            data = DataFile.of(data, data_format)
+        data_file = data
+        # Before any data is read: a changed file is refused at once.
+        check_unchanged(read_json(out / "config.json"), data_file, data_changed_ok)
+        dataset = data_file
     task_index = worker_task()[1] if strategy == "multiworker" else 0
     is_chief = task_index == 0
 
@@ -155,19 +183,52 @@ def train(model_name, dataset=EXAMPLE_DATASET, *, out, epochs=5, batch_size=32,
                          f"replicas of the {strategy!r} strategy")
     data = _training_data(model_name, info, dataset, dataset_options, overrides, batch_size,
                           seed, data_dir, tbptt, replicas, strategy)
-    run_config = {"model": model_name, "model_config": data.model_config, "dataset": dataset,
+    run_config = {"model": model_name, "model_config": data.model_config,
+                  "dataset": data_file.path if data_file else dataset,
                   "dataset_options": dict(dataset_options or {}), "epochs": epochs,
                   "batch_size": batch_size, "learning_rate": learning_rate,
                   "clipnorm": clipnorm, "seed": seed, "strategy": strategy, "tbptt": tbptt,
                   "steps_per_epoch": steps_per_epoch, "kzoo_version": kzoo.__version__,
                   # every option the data was made with (text level...), for predict
                   "data_options": dict(getattr(data.info, "options", None) or {})}
+    if data_file is not None:
+        run_config["data_file"] = data_file.record()
+        skipped = (getattr(data.info, "statistics", None) or {}).get("skipped_lines")
+        if skipped:
+            run_config["data_file"]["skipped_lines"] = int(skipped)
+            print(f"{data_file.name}: skipped {skipped} bad line(s) (--skip-bad-lines)",
+                  flush=True)
+    if getattr(data.info, "class_names", None):
+        run_config["class_names"] = list(data.info.class_names)   # for predict --input
     with dist.scope():
         model = kzoo.build(model_name, **data.model_config,
                            **_carried_vocabularies(info, data.info, overrides))
+        if data_file is not None:
+            import kzoo.datasets
+
+            # A series' scaling (its train split's statistics) inside the model: the run's
+            # model and its exports take raw values and answer in the target's units.
+            model = kzoo.datasets.with_scaling(model, data.info)
         optimizer = keras.optimizers.Adam(learning_rate, clipnorm=clipnorm)
     run_dir = out if is_chief else out / "workers" / str(task_index)
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _train_in(run_dir, run_config, model, optimizer, dist, data, strategy=strategy,
+                         epochs=epochs, seed=seed, steps_per_epoch=steps_per_epoch,
+                         verbose=verbose, plots=plots and is_chief, model_name=model_name)
+    except BaseException:
+        if created and backup_epoch(run_dir) == 0:
+            # Nothing to resume from: leave no half-written run directory behind.
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def _train_in(run_dir, run_config, model, optimizer, dist, data, *, strategy, epochs, seed,
+              steps_per_epoch, verbose, plots, model_name):
+    """The part of :func:`train` that writes into ``run_dir``: resume or start, fit, save."""
+    import kzoo.models as km
+
     previous = previous_config(run_dir, run_config)
     if previous is not None:
         trained = trained_epochs(run_dir)
@@ -195,7 +256,7 @@ def train(model_name, dataset=EXAMPLE_DATASET, *, out, epochs=5, batch_size=32,
                                  verbose=verbose)
 
     save_run_model(model, run_dir)
-    if plots and is_chief:
+    if plots:
         write_plots(run_dir, model, history,
                     data.validation if data.validation is not None else data.train)
     return Run(directory=run_dir, model=model, history=history, config=run_config,
@@ -204,14 +265,16 @@ def train(model_name, dataset=EXAMPLE_DATASET, *, out, epochs=5, batch_size=32,
 
 def _training_data(model_name, info, dataset, dataset_options, overrides, batch_size, seed,
                    data_dir, tbptt, replicas, strategy):
-    """The train and validation batches of a run, its model config (the dataset's, then
+    """The train and validation batches of a run, its model config (for a data file
+    :func:`~kzoo.training.data_file.file_model_defaults`, then the dataset's, then
     ``overrides``) and the dataset's info; with ``tbptt``, the chunks of its full batches and
     how many chunks a batch gives; with several replicas, batches cut to a multiple of their
     count."""
     train_data, data_info = load_data(dataset, "train", batch_size=batch_size,
                                       model_name=model_name, model_config=overrides, seed=seed,
                                       data_dir=data_dir, options=dataset_options)
-    config = {**dict(getattr(data_info, "model_config", {}) or {}), **overrides}
+    config = {**(file_model_defaults(info) if isinstance(dataset, DataFile) else {}),
+              **dict(getattr(data_info, "model_config", {}) or {}), **overrides}
     chunks_per_batch = tbptt_steps = None
     if tbptt is not None:
         if "stateful" not in info.default_config:
