@@ -8,6 +8,14 @@ Guide: docs/coming_from_keras.md.
 
 from kzoo.conversion.errors import (ConversionError, NoRecurrentLayerWarning,
                                     UnconvertedLayerWarning)
-from kzoo.conversion.model import convert
 
 __all__ = ["ConversionError", "NoRecurrentLayerWarning", "UnconvertedLayerWarning", "convert"]
+
+
+def __getattr__(name):
+    # Lazily, so that `kzoo convert`/`kzoo export` can check a file name before TensorFlow loads.
+    if name == "convert":
+        from kzoo.conversion.model import convert
+
+        return convert
+    raise AttributeError(f"module 'kzoo.conversion' has no attribute {name!r}")
