@@ -71,8 +71,8 @@ def convert(model, strict=True):
         return new
 
     try:
-        converted = keras.models.clone_model(model, clone_function=clone_function,
-                                             recursive=True)
+        converted = keras.models.clone_model(model, input_tensors=_named_inputs(model),
+                                             clone_function=clone_function, recursive=True)
     except ConversionError:
         raise
     except (ValueError, TypeError) as error:
@@ -94,6 +94,20 @@ def convert(model, strict=True):
         warnings.warn(f"kzoo.convert: model {model.name!r} has no Keras recurrent layer; "
                       f"returning a copy", NoRecurrentLayerWarning, stacklevel=2)
     return converted
+
+
+def _named_inputs(model):
+    """New inputs named as ``model``'s input layers (clone_model would name them after the
+    KerasTensors, "keras_tensor_3"), so the exported signatures keep their input names."""
+    if isinstance(model, keras.Sequential):
+        return None            # a Sequential clones its own InputLayer, name included
+
+    def named(tensor):
+        history = getattr(tensor, "_keras_history", None)
+        return keras.Input(batch_shape=tensor.shape, dtype=tensor.dtype,
+                           name=history.operation.name if history else None)
+
+    return keras.tree.map_structure(named, model.input)
 
 
 def _graphs(model):
