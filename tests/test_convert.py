@@ -2,7 +2,6 @@
 clear error (nothing written) for each input it cannot take."""
 
 import os
-import warnings
 
 import keras
 import numpy as np
