@@ -111,8 +111,8 @@ CASES = [
     # -- layers ----------------------------------------------------------------------------------
     ("layer: wrong rank", lambda w: lstm()(np.zeros((2, 3), np.float32)), ValueError,
      r"LSTM layer '.*' expects inputs of rank 3 \(batch, time, features\), got shape \(2, 3\)"),
-    ("layer: integer inputs", lambda w: lstm()(np.zeros((2, 3, 4), np.int32)), TypeError,
-     r"expects floating-point inputs, got int32 \(token ids need an Embedding layer first\)"),
+    ("layer: string inputs", lambda w: lstm()(tf.constant([[["a"]]])), TypeError,
+     r"expects numeric inputs, got string"),
     ("layer: empty sequence", lambda w: lstm()(np.zeros((2, 0, 4), np.float32)), ValueError,
      r"got a sequence of zero time steps"),
     ("layer: other feature size", lambda w: built_lstm(3)(np.zeros((1, 2, 5), np.float32)),

@@ -8,8 +8,10 @@ from kzoo.layers.simple_rnn import SimpleRNN, SimpleRNNCell
 from kzoo.layers.lstm import LSTM, LSTMCell
 from kzoo.layers.gru import GRU, GRUCell
 from kzoo.layers.jordan import Jordan, JordanCell
+from kzoo.layers.rnn import RNN
 from kzoo.layers.bidirectional import Bidirectional
-from kzoo.layers.conv_rnn import ConvGRU2D, ConvGRU2DCell, ConvLSTM2D, ConvLSTM2DCell
+from kzoo.layers.conv_rnn import (ConvGRU2D, ConvGRU2DCell, ConvLSTM1D, ConvLSTM1DCell,
+                                  ConvLSTM2D, ConvLSTM2DCell, ConvLSTM3D, ConvLSTM3DCell)
 from kzoo.layers.attention import (BahdanauAttention, BahdanauMonotonicAttention,
                                    LuongAttention, LuongMonotonicAttention)
 from kzoo.layers.torch_weights import from_torch, to_torch, to_torch_state_dict
@@ -20,9 +22,10 @@ from kzoo.layers.text import TokenVectorizer
 
 __all__ = [
     "AttentionWrapper", "BahdanauAttention", "BahdanauMonotonicAttention", "Bidirectional",
-    "ConvGRU2D", "ConvGRU2DCell", "ConvLSTM2D", "ConvLSTM2DCell", "Dense", "GRU", "GRUCell",
+    "ConvGRU2D", "ConvGRU2DCell", "ConvLSTM1D", "ConvLSTM1DCell",
+    "ConvLSTM2D", "ConvLSTM2DCell", "ConvLSTM3D", "ConvLSTM3DCell", "Dense", "GRU", "GRUCell",
     "Jordan", "JordanCell", "LSTM", "LSTMCell", "LuongAttention", "LuongMonotonicAttention",
-    "Recurrent", "RecurrentCell", "SimpleRNN", "SimpleRNNCell", "TokenEmbedding",
+    "RNN", "Recurrent", "RecurrentCell", "SimpleRNN", "SimpleRNNCell", "TokenEmbedding",
     "TokenVectorizer", "from_torch", "get_scan_mode", "get_trace_target", "record_plans", "scan",
     "scan_mode", "to_torch", "to_torch_state_dict", "trace_target",
 ]

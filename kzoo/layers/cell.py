@@ -212,7 +212,7 @@ class RecurrentCell(DropoutRNNCell, keras.layers.Layer):
         s = keras.saving.serialize_keras_object
         config = {
             "units": self.units,
-            "activation": s(self.activation),
+            "activation": keras.activations.serialize(self.activation),
             "use_bias": self.use_bias,
             "kernel_initializer": s(self.kernel_initializer),
             "recurrent_initializer": s(self.recurrent_initializer),
@@ -228,6 +228,12 @@ class RecurrentCell(DropoutRNNCell, keras.layers.Layer):
             "seed": self.seed,
         }
         return {**super().get_config(), **config}
+
+
+def check_implementation(layer_name, implementation):
+    """Keras' ``implementation`` argument of the LSTM and GRU cells: 0 (Keras 2's legacy
+    value, which Keras 3 reads as 2), 1 or 2."""
+    return check_choice(layer_name, "implementation", implementation, (0, 1, 2))
 
 
 def get_activation(layer_name, name, identifier):

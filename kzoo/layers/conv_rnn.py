@@ -1,4 +1,4 @@
-"""Convolutional recurrent cells (Shi et al. 2015): the LSTM and GRU with every matmul a 2-D conv.
+"""Convolutional recurrent cells (Shi et al. 2015): the LSTM and GRU with every matmul a conv.
 
     ConvLSTM:  i, f, c̃, o from  z = conv(x_t, W) + conv(h_{t-1}, U) + b   (gate order i, f, c, o)
                c' = f ⊙ c + i ⊙ tanh(z_c),  h' = o ⊙ tanh(c')
@@ -6,7 +6,9 @@
                ``h U`` -> conv(h, U)
 
 Inputs are frames ``(batch, rows, cols, channels)`` (``channels_last`` only), sequences are
-``(batch, time, rows, cols, channels)``. The input conv has the layer's strides, padding and
+``(batch, time, rows, cols, channels)``; the 1-D and 3-D ConvLSTM take frames of one spatial
+axis ``(batch, steps, channels)`` or three ``(batch, depth, rows, cols, channels)``. The input
+conv has the layer's strides, padding and
 dilation; the recurrent conv is always stride 1, ``"same"`` padding, no dilation, so the state
 keeps the output frame size ``(rows', cols', filters)``. Weights are those of
 ``keras.layers.ConvLSTM2D``: ``kernel`` (kh, kw, channels, k·filters), ``recurrent_kernel``
@@ -28,25 +30,33 @@ from kzoo.layers.scan import scan
 _LSTM_ONLY_OPTIONS = {"use_forget_gate": True, "peephole": False, "layer_norm": False,
                       "proj_units": None}
 _DENSE_ONLY_CONFIG = ("units", "use_forget_gate", "peephole", "layer_norm", "norm_epsilon",
-                      "proj_units")
+                      "proj_units", "implementation")
 
 
-def _int_pair(layer_name, name, value):
-    """An int or a pair of ints -> a tuple of two positive ints."""
-    pair = (value, value) if isinstance(value, int) and not isinstance(value, bool) else value
+# The frame of each spatial rank, in the words of the error messages.
+FRAME_AXES = {1: "steps", 2: "rows, cols", 3: "depth, rows, cols"}
+
+
+def _int_tuple(layer_name, name, value, rank=2):
+    """An int or ``rank`` ints -> a tuple of ``rank`` positive ints."""
+    ints = (value,) * rank if isinstance(value, int) and not isinstance(value, bool) else value
     try:
-        pair = tuple(pair)
+        ints = tuple(ints)
     except TypeError:
-        pair = None
-    if pair is None or len(pair) != 2 or not all(
-            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in pair):
-        raise ValueError(f"{layer_name}: `{name}` must be a positive integer or a pair of "
+        ints = None
+    if ints is None or len(ints) != rank or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in ints):
+        what = {1: "one", 2: "a pair of", 3: "three"}[rank]
+        raise ValueError(f"{layer_name}: `{name}` must be a positive integer or {what} "
                          f"positive integers, got {value!r}")
-    return pair
+    return ints
 
 
 class _ConvFrames:
-    """The convolution arguments, frame shapes and convs shared by the two conv cells."""
+    """The convolution arguments, frame shapes and convs shared by the conv cells."""
+
+    # Spatial axes of a frame: 1, 2 or 3.
+    spatial_rank = 2
 
     def engine_step(self, recurrent_mask=None):
         # The dense cells' step gradients derive a recurrent matmul, not a convolution.
@@ -60,20 +70,21 @@ class _ConvFrames:
                             dilation_rate):
         name = type(self).__name__
         self.filters = check_positive_int(name, "filters", filters)
-        self.kernel_size = _int_pair(name, "kernel_size", kernel_size)
-        self.strides = _int_pair(name, "strides", strides)
+        rank = self.spatial_rank
+        self.kernel_size = _int_tuple(name, "kernel_size", kernel_size, rank)
+        self.strides = _int_tuple(name, "strides", strides, rank)
         self.padding = check_choice(name, "padding",
                                     padding.lower() if isinstance(padding, str) else padding,
                                     ("same", "valid"))
         if data_format not in (None, "channels_last"):
             raise ValueError(f"{name}: only data_format='channels_last' (inputs "
-                             f"(batch, time, rows, cols, channels)) is supported, got "
+                             f"(batch, time, {FRAME_AXES[rank]}, channels)) is supported, got "
                              f"{data_format!r}; transpose channels_first inputs first")
         self.data_format = "channels_last"
-        self.dilation_rate = _int_pair(name, "dilation_rate", dilation_rate)
+        self.dilation_rate = _int_tuple(name, "dilation_rate", dilation_rate, rank)
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
-            raise ValueError(f"{name}: `strides` > 1 cannot be combined with `dilation_rate` "
-                             f"> 1, got strides={self.strides}, "
+            raise ValueError(f"{name}: Specifying `strides > 1` is not compatible with "
+                             f"`dilation_rate > 1` (as in Keras), got strides={self.strides}, "
                              f"dilation_rate={self.dilation_rate}")
         # Known once built from the input frame shape.
         self.frame_shape = None
@@ -83,46 +94,50 @@ class _ConvFrames:
         """Record the input frame shape and the state's frame shape; returns the channel count."""
         name = type(self).__name__
         input_shape = tuple(input_shape)
-        if len(input_shape) != 4:
-            raise ValueError(f"{name} expects frames of rank 4 (batch, rows, cols, channels), "
-                             f"got shape {input_shape}")
-        rows, cols, channels = input_shape[1:]
-        if rows is None or cols is None or channels is None:
-            raise ValueError(f"{name} needs static rows, cols and channels to size its state, "
+        rank, axes = self.spatial_rank, FRAME_AXES[self.spatial_rank]
+        if len(input_shape) != rank + 2:
+            raise ValueError(f"{name} expects frames of rank {rank + 2} (batch, {axes}, "
+                             f"channels), got shape {input_shape}")
+        *sizes, channels = input_shape[1:]
+        if None in sizes or channels is None:
+            raise ValueError(f"{name} needs static {axes} and channels to size its state, "
                              f"got frame shape {input_shape}")
         output = []
-        for size, k, s, d in zip((rows, cols), self.kernel_size, self.strides,
-                                 self.dilation_rate):
+        for size, k, s, d in zip(sizes, self.kernel_size, self.strides, self.dilation_rate):
             if self.padding == "same":
                 output.append(math.ceil(size / s))
             else:
                 output.append((size - (k - 1) * d - 1) // s + 1)
         if min(output) < 1:
-            raise ValueError(f"{name}: frames of {rows}x{cols} are smaller than the dilated "
+            raise ValueError(f"{name}: frames of {'x'.join(map(str, sizes))} are smaller than "
+                             f"the dilated "
                              f"kernel {self.kernel_size} (dilation {self.dilation_rate}) with "
                              f"padding='valid'")
-        self.frame_shape = (rows, cols)
+        self.frame_shape = tuple(sizes)
         self.output_frame_shape = tuple(output)
         self.input_features = channels
         return channels
 
     def _conv_state_size(self, count):
-        rows_cols = self.output_frame_shape or (None, None)
-        return [(*rows_cols, self.filters)] * count
+        frame = self.output_frame_shape or (None,) * self.spatial_rank
+        return [(*frame, self.filters)] * count
 
     def _conv_inputs(self, inputs, kernel):
-        """conv(x, kernel) of frames (B, H, W, C) or of whole sequences (B, T, H, W, C)."""
+        """conv(x, kernel) of frames (B, H, W, C) or of whole sequences (B, T, H, W, C) (one
+        spatial axis less or more for the 1-D and 3-D cells)."""
         if not tf.is_tensor(inputs):
             inputs = tf.convert_to_tensor(inputs, dtype=self.compute_dtype)
-        if inputs.shape.rank == 5:
+        rank = self.spatial_rank
+        if inputs.shape.rank == rank + 3:
             # One conv over all B·T frames instead of T convs inside the loop.
             leading = tf.shape(inputs)[:2]
             frames = tf.reshape(inputs, [-1, *inputs.shape[2:]])
             out = self._conv_inputs(frames, kernel)
             return tf.reshape(out, tf.concat([leading, out.shape[1:]], 0))
-        if inputs.shape.rank != 4:
-            raise ValueError(f"{type(self).__name__} expects frames (batch, rows, cols, "
-                             f"channels) or sequences (batch, time, rows, cols, channels), "
+        if inputs.shape.rank != rank + 2:
+            axes = FRAME_AXES[rank]
+            raise ValueError(f"{type(self).__name__} expects frames (batch, {axes}, "
+                             f"channels) or sequences (batch, time, {axes}, channels), "
                              f"got shape {tuple(inputs.shape)}")
         return tf.nn.convolution(inputs, kernel, strides=self.strides,
                                  padding=self.padding.upper(), dilations=self.dilation_rate)
@@ -142,7 +157,7 @@ class _ConvFrames:
         }
 
     def step_input_rank(self):
-        return 4
+        return self.spatial_rank + 2
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
@@ -332,7 +347,8 @@ class ConvGRU2DCell(_ConvFrames, GRUCell):
         return self._conv_state(h, kernel)
 
     def get_config(self):
-        config = {k: v for k, v in super().get_config().items() if k != "units"}
+        config = {k: v for k, v in super().get_config().items()
+                  if k not in ("units", "implementation")}
         return {**config, **self._conv_config()}
 
 
@@ -344,10 +360,12 @@ class _ConvRecurrent(Recurrent):
         super()._check_shape(shape)
         shape = tuple(shape)
         expected = self.cell.frame_shape
-        if self.cell.built and expected is not None and None not in shape[2:4] \
-                and tuple(shape[2:4]) != expected:
-            raise ValueError(f"{self._describe()} was built for frames of {expected[0]}x"
-                             f"{expected[1]} (rows x cols), got shape {shape}")
+        frame = shape[2:-1]
+        if self.cell.built and expected is not None and None not in frame \
+                and tuple(frame) != expected:
+            axes = FRAME_AXES[self.cell.spatial_rank].replace(", ", " x ")
+            raise ValueError(f"{self._describe()} was built for frames of "
+                             f"{'x'.join(map(str, expected))} ({axes}), got shape {shape}")
 
     def _run(self, sequences, states, mask, recurrent_mask):
         # The step output goes to the scan flattened to a vector: its TFLite form collects
@@ -472,4 +490,163 @@ class ConvGRU2D(_ConvRecurrent):
         layer_kwargs, cell_kwargs = self._split_kwargs(kwargs)
         cell = ConvGRU2DCell(filters, kernel_size, dtype=layer_kwargs.get("dtype"),
                              name="conv_gru_cell", **cell_kwargs)
+        super().__init__(cell, **layer_kwargs)
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class ConvLSTM1DCell(ConvLSTM2DCell):
+    """:class:`ConvLSTM2DCell` over frames of one spatial axis ``(batch, steps, channels)``,
+    weight for weight ``keras.layers.ConvLSTM1D``'s cell (``channels_last``).
+
+    Equations: those of :class:`ConvLSTM2DCell` with ∗ the 1-D convolution. ``kernel`` (k,
+    channels, 4·filters), ``recurrent_kernel`` (k, filters, 4·filters).
+
+    Args:
+      filters: positive int, the channels of ``h``.
+      kernel_size: int or one int, the convolution window.
+      **kwargs: the other arguments of :class:`ConvLSTM2DCell`, each an int or one int.
+
+    Call arguments:
+      inputs: ``(batch, steps, channels)``, one frame.
+      states: ``[h, c]`` of the previous step.
+      training: apply dropout; default False.
+
+    Returns:
+      ``(h', [h', c'])``.
+
+    Example:
+
+    ```python
+    import tensorflow as tf
+    import kzoo
+
+    cell = kzoo.layers.ConvLSTM1DCell(2, 3, padding="same")
+    h = kzoo.layers.Recurrent(cell)(tf.zeros((1, 4, 6, 1)))       # (1, 6, 2)
+    ```
+    """
+
+    spatial_rank = 1
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class ConvLSTM3DCell(ConvLSTM2DCell):
+    """:class:`ConvLSTM2DCell` over frames of three spatial axes ``(batch, depth, rows, cols,
+    channels)``, weight for weight ``keras.layers.ConvLSTM3D``'s cell (``channels_last``).
+
+    Equations: those of :class:`ConvLSTM2DCell` with ∗ the 3-D convolution. ``kernel`` (kd, kh,
+    kw, channels, 4·filters), ``recurrent_kernel`` (kd, kh, kw, filters, 4·filters).
+
+    Args:
+      filters: positive int, the channels of ``h``.
+      kernel_size: int or three ints, the convolution window.
+      **kwargs: the other arguments of :class:`ConvLSTM2DCell`, each an int or three ints.
+
+    Call arguments:
+      inputs: ``(batch, depth, rows, cols, channels)``, one frame.
+      states: ``[h, c]`` of the previous step.
+      training: apply dropout; default False.
+
+    Returns:
+      ``(h', [h', c'])``.
+
+    Example:
+
+    ```python
+    import tensorflow as tf
+    import kzoo
+
+    cell = kzoo.layers.ConvLSTM3DCell(2, 3, padding="same")
+    h = kzoo.layers.Recurrent(cell)(tf.zeros((1, 2, 3, 4, 4, 1)))     # (1, 3, 4, 4, 2)
+    ```
+    """
+
+    spatial_rank = 3
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class ConvLSTM1D(_ConvRecurrent):
+    """ConvLSTM over ``(batch, time, steps, channels)``; the arguments of
+    ``keras.layers.ConvLSTM1D`` (``channels_last``); the equations of :class:`ConvLSTM2DCell`
+    with a 1-D convolution.
+
+    Args:
+      filters: positive int, the channels of ``h``.
+      kernel_size: int or one int, the convolution window.
+      **kwargs: the cell's (:class:`ConvLSTM1DCell`: ``strides``, ``padding``...) and the
+        layer's (:class:`kzoo.layers.Recurrent`) arguments.
+
+    Call arguments:
+      sequences: ``(batch, time, steps, channels)``.
+      initial_state: ``[h, c]``, each ``(batch, steps', filters)``; zeros by default.
+      mask: ``(batch, time)`` bool, False at padded steps.
+      training: apply dropout.
+
+    Returns:
+      ``h`` of the last step ``(batch, steps', filters)``, or every step's with
+      ``return_sequences``; then with ``return_state`` the final ``h`` and ``c``.
+
+    Raises:
+      ValueError: the cell's argument errors, frames of another size than the layer was built
+        for, and as :class:`kzoo.layers.Recurrent`.
+
+    Example:
+
+    ```python
+    import tensorflow as tf
+    import kzoo
+
+    layer = kzoo.layers.ConvLSTM1D(2, 3, return_sequences=True)
+    frames = layer(tf.zeros((1, 4, 6, 1)))          # (1, 4, 4, 2): "valid" padding
+    ```
+    """
+
+    def __init__(self, filters, kernel_size, **kwargs):
+        layer_kwargs, cell_kwargs = self._split_kwargs(kwargs)
+        cell = ConvLSTM1DCell(filters, kernel_size, dtype=layer_kwargs.get("dtype"),
+                              name="conv_lstm_cell", **cell_kwargs)
+        super().__init__(cell, **layer_kwargs)
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class ConvLSTM3D(_ConvRecurrent):
+    """ConvLSTM over ``(batch, time, depth, rows, cols, channels)``; the arguments of
+    ``keras.layers.ConvLSTM3D`` (``channels_last``); the equations of :class:`ConvLSTM2DCell`
+    with a 3-D convolution.
+
+    Args:
+      filters: positive int, the channels of ``h``.
+      kernel_size: int or three ints, the convolution window.
+      **kwargs: the cell's (:class:`ConvLSTM3DCell`: ``strides``, ``padding``...) and the
+        layer's (:class:`kzoo.layers.Recurrent`) arguments.
+
+    Call arguments:
+      sequences: ``(batch, time, depth, rows, cols, channels)``.
+      initial_state: ``[h, c]``, each ``(batch, depth', rows', cols', filters)``; zeros by
+        default.
+      mask: ``(batch, time)`` bool, False at padded steps.
+      training: apply dropout.
+
+    Returns:
+      ``h`` of the last step ``(batch, depth', rows', cols', filters)``, or every step's with
+      ``return_sequences``; then with ``return_state`` the final ``h`` and ``c``.
+
+    Raises:
+      ValueError: the cell's argument errors, frames of another size than the layer was built
+        for, and as :class:`kzoo.layers.Recurrent`.
+
+    Example:
+
+    ```python
+    import tensorflow as tf
+    import kzoo
+
+    layer = kzoo.layers.ConvLSTM3D(2, 3, padding="same")
+    h = layer(tf.zeros((1, 2, 3, 4, 4, 1)))          # (1, 3, 4, 4, 2)
+    ```
+    """
+
+    def __init__(self, filters, kernel_size, **kwargs):
+        layer_kwargs, cell_kwargs = self._split_kwargs(kwargs)
+        cell = ConvLSTM3DCell(filters, kernel_size, dtype=layer_kwargs.get("dtype"),
+                              name="conv_lstm_cell", **cell_kwargs)
         super().__init__(cell, **layer_kwargs)

@@ -17,10 +17,10 @@ import dataclasses
 import keras
 import tensorflow as tf
 
-from kzoo.layers.cell import RecurrentCell, dense, get_activation, in_compute_dtype, \
-    with_cell_args
+from kzoo.layers.cell import RecurrentCell, check_implementation, dense, get_activation, \
+    in_compute_dtype, with_cell_args
 from kzoo.layers.cudnn import keras_rnn_module
-from kzoo.layers.recurrent import Recurrent
+from kzoo.layers.recurrent import Recurrent, check_use_cudnn
 from kzoo.layers.step_gradient import (EngineStep, StepGradient, bias_gradient, kernel_gradient,
                                        sigmoid_grad, standard_activations, tanh_grad)
 
@@ -48,6 +48,8 @@ class GRUCell(RecurrentCell):
       recurrent_activation: of the gates; default ``"sigmoid"``.
       reset_after: apply the reset gate after the recurrent matmul (Keras' default, the cuDNN
         form); ``bias`` is then (2, 3·units).
+      implementation: 0, 1 or 2, accepted as Keras takes it (Keras 3 picks between one fused
+        matmul and three; kzoo always projects all gates in one matmul, with equal results).
       **kwargs: the arguments every cell shares (:class:`kzoo.layers.RecurrentCell`):
         {cell_args}
 
@@ -63,8 +65,9 @@ class GRUCell(RecurrentCell):
     """
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
-                 reset_after=True, **kwargs):
+                 reset_after=True, implementation=2, **kwargs):
         super().__init__(units, activation=activation, **kwargs)
+        self.implementation = check_implementation(type(self).__name__, implementation)
         self.recurrent_activation = get_activation(type(self).__name__, "recurrent_activation",
                                                    recurrent_activation)
         self.reset_after = bool(reset_after)
@@ -145,9 +148,9 @@ class GRUCell(RecurrentCell):
 
     def get_config(self):
         config = {
-            "recurrent_activation": keras.saving.serialize_keras_object(
-                self.recurrent_activation),
+            "recurrent_activation": keras.activations.serialize(self.recurrent_activation),
             "reset_after": self.reset_after,
+            "implementation": self.implementation,
         }
         return {**super().get_config(), **config}
 
@@ -205,6 +208,9 @@ class GRU(Recurrent):
 
     Args:
       units: positive int, the size of the hidden state.
+      use_cudnn: ``"auto"`` (default) runs Keras' cuDNN kernel where a GPU is visible and the
+        configuration allows; True raises a ``ValueError`` at call time where it cannot run
+        (as Keras does; an export still traces the portable loop); False never uses it.
       **kwargs: the cell's (:class:`GRUCell`) and the layer's
         (:class:`kzoo.layers.Recurrent`) arguments.
 
@@ -232,7 +238,11 @@ class GRU(Recurrent):
     ```
     """
 
-    def __init__(self, units, **kwargs):
+    def __init__(self, units, use_cudnn="auto", **kwargs):
         layer_kwargs, cell_kwargs = self._split_kwargs(kwargs)
         cell = GRUCell(units, dtype=layer_kwargs.get("dtype"), name="gru_cell", **cell_kwargs)
         super().__init__(cell, **layer_kwargs)
+        self.use_cudnn = check_use_cudnn(type(self).__name__, use_cudnn)
+
+    def get_config(self):
+        return {**super().get_config(), "use_cudnn": self.use_cudnn}

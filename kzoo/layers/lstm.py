@@ -19,10 +19,10 @@ import dataclasses
 import keras
 import tensorflow as tf
 
-from kzoo.layers.cell import RecurrentCell, check_positive_int, dense, get_activation, \
-    in_compute_dtype, with_cell_args
+from kzoo.layers.cell import RecurrentCell, check_implementation, check_positive_int, dense, \
+    get_activation, in_compute_dtype, with_cell_args
 from kzoo.layers.cudnn import keras_rnn_module
-from kzoo.layers.recurrent import Recurrent
+from kzoo.layers.recurrent import Recurrent, check_use_cudnn
 from kzoo.layers.step_gradient import (EngineStep, StepGradient, kernel_gradient, sigmoid_grad,
                                        standard_activations, tanh_grad)
 
@@ -56,6 +56,8 @@ class LSTMCell(RecurrentCell):
       layer_norm: normalize ``x W``, ``h U`` and ``c'``.
       norm_epsilon: the layer norms' epsilon.
       proj_units: project ``h'`` to this many features (PyTorch's ``proj_size``).
+      implementation: 0, 1 or 2, accepted as Keras takes it (Keras 3 picks between one fused
+        matmul and four; kzoo always projects all gates in one matmul, with equal results).
       **kwargs: the arguments every cell shares (:class:`kzoo.layers.RecurrentCell`):
         {cell_args}
 
@@ -72,9 +74,10 @@ class LSTMCell(RecurrentCell):
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
                  use_forget_gate=True, unit_forget_bias=True, peephole=False, layer_norm=False,
-                 norm_epsilon=1e-3, proj_units=None, **kwargs):
+                 norm_epsilon=1e-3, proj_units=None, implementation=2, **kwargs):
         super().__init__(units, activation=activation, **kwargs)
         name = type(self).__name__
+        self.implementation = check_implementation(name, implementation)
         self.recurrent_activation = get_activation(name, "recurrent_activation",
                                                    recurrent_activation)
         self.use_forget_gate = bool(use_forget_gate)
@@ -213,14 +216,14 @@ class LSTMCell(RecurrentCell):
 
     def get_config(self):
         config = {
-            "recurrent_activation": keras.saving.serialize_keras_object(
-                self.recurrent_activation),
+            "recurrent_activation": keras.activations.serialize(self.recurrent_activation),
             "use_forget_gate": self.use_forget_gate,
             "unit_forget_bias": self.unit_forget_bias,
             "peephole": self.peephole,
             "layer_norm": self.layer_norm,
             "norm_epsilon": self.norm_epsilon,
             "proj_units": self.proj_units,
+            "implementation": self.implementation,
         }
         return {**super().get_config(), **config}
 
@@ -283,6 +286,9 @@ class LSTM(Recurrent):
 
     Args:
       units: positive int, the size of the cell state.
+      use_cudnn: ``"auto"`` (default) runs Keras' cuDNN kernel where a GPU is visible and the
+        configuration allows; True raises a ``ValueError`` at call time where it cannot run
+        (as Keras does; an export still traces the portable loop); False never uses it.
       **kwargs: the cell's (:class:`LSTMCell`) and the layer's
         (:class:`kzoo.layers.Recurrent`) arguments.
 
@@ -310,7 +316,11 @@ class LSTM(Recurrent):
     ```
     """
 
-    def __init__(self, units, **kwargs):
+    def __init__(self, units, use_cudnn="auto", **kwargs):
         layer_kwargs, cell_kwargs = self._split_kwargs(kwargs)
         cell = LSTMCell(units, dtype=layer_kwargs.get("dtype"), name="lstm_cell", **cell_kwargs)
         super().__init__(cell, **layer_kwargs)
+        self.use_cudnn = check_use_cudnn(type(self).__name__, use_cudnn)
+
+    def get_config(self):
+        return {**super().get_config(), "use_cudnn": self.use_cudnn}

@@ -4,21 +4,32 @@
 ``cell.project_inputs`` to all time steps in one matmul or step by step, and hands the engine
 what the cell offers beyond its step: its engine step (``cell.engine_step``) and its cuDNN kernel
 (``cell.cudnn_kernel``). It takes the arguments ``keras.layers.RNN`` users know:
-``return_sequences``, ``return_state``, ``go_backwards``, ``stateful``, ``zero_output_for_mask``,
-``initial_state=`` and ``mask=``.
+``return_sequences``, ``return_state``, ``go_backwards``, ``stateful``, ``unroll``,
+``zero_output_for_mask``, ``initial_state=`` and ``mask=``.
 """
 
 import keras
 import tensorflow as tf
 
 from kzoo.layers.cell import RecurrentCell
-from kzoo.layers.cudnn import cudnn_refusal, run_cudnn
+from kzoo.layers.cudnn import cudnn_refusal, gpu_available, run_cudnn
 from kzoo.layers.scan import scan
-from kzoo.layers.target import tracing_for_tflite
+from kzoo.layers.target import get_trace_target, tracing_for_tflite
 
-_LAYER_KEYS = ("return_sequences", "return_state", "go_backwards", "stateful",
+_LAYER_KEYS = ("return_sequences", "return_state", "go_backwards", "stateful", "unroll",
                "zero_output_for_mask")
 _BASE_KEYS = ("name", "trainable", "dtype")
+
+
+USE_CUDNN = ("auto", True, False)
+
+
+def check_use_cudnn(layer_name, use_cudnn):
+    """``use_cudnn`` as Keras' LSTM and GRU take it: ``"auto"``, True or False."""
+    if not any(use_cudnn is v or (isinstance(v, str) and use_cudnn == v) for v in USE_CUDNN):
+        raise ValueError(f"{layer_name}: `use_cudnn` must be one of {USE_CUDNN}, got "
+                         f"{use_cudnn!r}")
+    return use_cudnn
 
 
 class Recurrent(keras.layers.Layer):
@@ -34,13 +45,17 @@ class Recurrent(keras.layers.Layer):
       go_backwards: process the sequence in reverse (outputs in processing order, as Keras).
       stateful: the final states of a batch are the initial states of the next (needs a fixed
         batch size).
+      unroll: accepted as Keras takes it, and kept in the config. Keras unrolls the loop into
+        one op per step; kzoo computes the same result with the scan engine's loop (a static
+        time axis is still needed, as in Keras, which refuses to unroll an undefined one).
       zero_output_for_mask: masked steps output zeros instead of the previous output.
       **kwargs: ``keras.layers.Layer`` arguments (``name``, ``dtype``, ``trainable``,
         ``activity_regularizer``).
 
     Call arguments:
       sequences: ``(batch, time, features)`` (frames ``(batch, time, rows, cols, channels)`` for
-        the convolutional cells), floating point.
+        the convolutional cells). Integer and bool inputs are cast to the layer's dtype, as
+        Keras casts them.
       initial_state: a tensor or list of tensors, one per state; zeros by default.
       mask: ``(batch, time)`` bool, False at padded steps.
       training: apply dropout.
@@ -51,8 +66,9 @@ class Recurrent(keras.layers.Layer):
     Raises:
       ValueError: inputs of the wrong rank, zero time steps, a last dimension other than the
         one the cell was built for, a mask not of shape (batch, time), a wrong number of initial
-        states, or ``stateful`` without a fixed batch size.
-      TypeError: non-floating inputs or a cell that is not a kzoo ``RecurrentCell``.
+        states, ``stateful`` without a fixed batch size, ``unroll`` with an undefined time
+        axis, or ``use_cudnn=True`` where cuDNN cannot run.
+      TypeError: non-numeric (string) inputs or a cell that is not a kzoo ``RecurrentCell``.
 
     Example:
 
@@ -68,19 +84,23 @@ class Recurrent(keras.layers.Layer):
     cell_class = None
 
     def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False,
-                 stateful=False, zero_output_for_mask=False, **kwargs):
+                 stateful=False, unroll=False, zero_output_for_mask=False, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(cell, RecurrentCell):
-            raise TypeError(f"{type(self).__name__}: `cell` must be a kzoo RecurrentCell, "
-                            f"got {type(cell).__name__}")
+        self._check_cell(cell)
         self.cell = cell
         self.return_sequences = bool(return_sequences)
         self.return_state = bool(return_state)
         self.go_backwards = bool(go_backwards)
         self.stateful = bool(stateful)
+        self.unroll = bool(unroll)
         self.zero_output_for_mask = bool(zero_output_for_mask)
         self.supports_masking = True
         self.states = None
+
+    def _check_cell(self, cell):
+        if not isinstance(cell, RecurrentCell):
+            raise TypeError(f"{type(self).__name__}: `cell` must be a kzoo RecurrentCell, "
+                            f"got {type(cell).__name__}")
 
     @classmethod
     def _split_kwargs(cls, kwargs):
@@ -103,25 +123,39 @@ class Recurrent(keras.layers.Layer):
     def _check_shape(self, shape):
         shape = tuple(shape)
         rank = self._rank
-        if len(shape) != rank:
-            expected = ("(batch, time, features)" if rank == 3
-                        else "(batch, time, rows, cols, channels)")
+        if rank is not None and len(shape) != rank:
+            expected = {3: "(batch, time, features)", 4: "(batch, time, steps, channels)",
+                        5: "(batch, time, rows, cols, channels)",
+                        6: "(batch, time, depth, rows, cols, channels)"}[rank]
             raise ValueError(f"{self._describe()} expects inputs of rank {rank} {expected}, "
                              f"got shape {shape}")
         if shape[1] == 0:
             raise ValueError(f"{self._describe()} got a sequence of zero time steps "
                              f"(shape {shape}); every sequence needs at least one step")
+        if self.unroll and shape[1] is None:
+            raise ValueError(f"{self._describe()} has unroll=True and needs a defined time "
+                             f"axis, got shape {shape}: give the Input a `shape` with the "
+                             f"number of steps, or pass unroll=False (the result is the same)")
         expected_features = getattr(self.cell, "input_features", None)
         if self.cell.built and expected_features is not None and shape[-1] is not None \
                 and shape[-1] != expected_features:
             raise ValueError(f"{self._describe()} was built for inputs with last dimension "
                              f"{expected_features}, got shape {shape}")
 
+    def _check_batch(self, sequences):
+        """A stateful layer's batch size is the one its states were made for."""
+        if self.stateful and self.states:
+            expected = self.states[0].shape[0]
+            batch = sequences.shape[0]
+            if batch is not None and expected is not None and batch != expected:
+                raise ValueError(f"{self._describe()} is stateful: the batch size of the inputs "
+                                 f"must be the batch size its states were made for, {expected}, "
+                                 f"got {batch}")
+
     def _check_dtype(self, sequences):
         dtype = tf.as_dtype(sequences.dtype)
-        if not dtype.is_floating:
-            raise TypeError(f"{self._describe()} expects floating-point inputs, got {dtype.name} "
-                            f"(token ids need an Embedding layer first)")
+        if not (dtype.is_floating or dtype.is_integer or dtype == tf.bool):
+            raise TypeError(f"{self._describe()} expects numeric inputs, got {dtype.name}")
 
     def build(self, sequences_shape, initial_state_shape=None):
         self._check_shape(sequences_shape)
@@ -199,6 +233,7 @@ class Recurrent(keras.layers.Layer):
     def call(self, sequences, initial_state=None, mask=None, training=False):
         self._check_dtype(sequences)
         self._check_shape(sequences.shape)
+        self._check_batch(sequences)
         sequences = tf.cast(sequences, self.cell.compute_dtype)
         mask = self._check_mask(sequences, mask)
         if mask is not None and not tracing_for_tflite():
@@ -227,8 +262,15 @@ class Recurrent(keras.layers.Layer):
                 variable.assign(value)
         output = outputs if self.return_sequences else last_output
         if self.return_state:
-            return [output, *final_states]
-        return output
+            return self._in_layer_dtype([output, *final_states])
+        return self._in_layer_dtype(output)
+
+    def _in_layer_dtype(self, results):
+        """The results in the layer's compute dtype, as Keras returns them (a cell made apart
+        may compute in another)."""
+        dtype = self.compute_dtype
+        return tf.nest.map_structure(
+            lambda x: x if x.dtype == dtype else tf.cast(x, dtype), results)
 
     def _run(self, sequences, states, mask, recurrent_mask):
         cell = self.cell
@@ -240,9 +282,8 @@ class Recurrent(keras.layers.Layer):
             return cell.step(projected_t, step_states, recurrent_mask)
 
         cudnn = None
-        # cuDNN emits zeros at padded steps: with a mask, only where that is what we emit too.
-        zeros_at_padding = mask is None or not self.return_sequences or self.zero_output_for_mask
-        if zeros_at_padding and cudnn_refusal(cell, recurrent_mask) is None:
+        refusal = self._cudnn_refusal(mask, recurrent_mask)
+        if refusal is None:
             kernel = cell.cudnn_kernel()
 
             def cudnn(portable):
@@ -256,8 +297,30 @@ class Recurrent(keras.layers.Layer):
                     independent_rows=recurrent_mask is None,
                     engine_step=cell.engine_step(recurrent_mask), cudnn=cudnn)
 
+    def _cudnn_refusal(self, mask, recurrent_mask):
+        """Why this call may not run on cuDNN, or None; raises where ``use_cudnn=True`` and
+        cuDNN cannot run, as Keras raises."""
+        use_cudnn = getattr(self, "use_cudnn", "auto")
+        if use_cudnn is False:
+            return "use_cudnn=False"
+        # cuDNN emits zeros at padded steps: with a mask, only where that is what we emit too.
+        zeros_at_padding = mask is None or not self.return_sequences or self.zero_output_for_mask
+        refusal = None if zeros_at_padding else \
+            "a mask with return_sequences and zero_output_for_mask=False"
+        refusal = refusal or cudnn_refusal(self.cell, recurrent_mask)
+        if use_cudnn is True and get_trace_target() == "keras":
+            reason = refusal or (None if gpu_available() else "TensorFlow sees no GPU")
+            if reason is not None:
+                raise ValueError(
+                    f"{self._describe()}: use_cudnn=True was specified, but cuDNN cannot run "
+                    f"this layer here ({reason}). Pass use_cudnn='auto' to fall back to the "
+                    f"portable loop.")
+        return refusal
+
     # -- config ---------------------------------------------------------------------------------
     def get_config(self):
         cell_config = {k: v for k, v in self.cell.get_config().items() if k not in _BASE_KEYS}
         layer_config = {k: getattr(self, k) for k in _LAYER_KEYS}
+        layer_config["activity_regularizer"] = keras.regularizers.serialize(
+            self.activity_regularizer)
         return {**super().get_config(), **cell_config, **layer_config}

@@ -3,6 +3,7 @@ in model.fit, inside (kzoo and keras) Bidirectional; bad input gives a clear err
 
 import keras
 import numpy as np
+import tensorflow as tf
 import pytest
 
 import kzoo
@@ -124,8 +125,8 @@ def test_bidirectional_sum_equals_its_two_directions(rng):
 BAD_INPUTS = [
     ("a 2-D input", lambda: L.LSTM(3)(np.zeros((2, 4), "float32")), ValueError,
      r"LSTM layer '.*' expects inputs of rank 3 \(batch, time, features\), got shape \(2, 4\)"),
-    ("an integer input", lambda: L.GRU(3)(np.zeros((2, 4, 3), "int32")), TypeError,
-     r"GRU layer '.*' expects floating-point inputs, got int32"),
+    ("a string input", lambda: L.GRU(3)(tf.constant([[["a"]]])), TypeError,
+     r"GRU layer '.*' expects numeric inputs, got string"),
     ("zero time steps", lambda: L.SimpleRNN(3)(np.zeros((2, 0, 3), "float32")), ValueError,
      r"SimpleRNN layer '.*' got a sequence of zero time steps"),
     ("an unknown activation", lambda: L.LSTM(3, activation="tanhh"), ValueError,
