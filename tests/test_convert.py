@@ -50,18 +50,19 @@ def features():
 
 
 def test_every_recurrent_layer_is_replaced_with_its_weights(features):
-    # RNN over a standard cell, the loop-only `unroll`, stateful with its current states,
-    # a Dense between: each kept exactly.
+    # RNN over stacked standard cells, `unroll`, stateful with its current states, a Dense.
     inputs = keras.Input(batch_shape=(2, 4, 3))
     x = keras.layers.SimpleRNN(4, return_sequences=True, unroll=True)(inputs)
-    x = keras.layers.RNN(keras.layers.LSTMCell(3), return_sequences=True)(x)
+    cells = keras.layers.StackedRNNCells([keras.layers.LSTMCell(3), keras.layers.GRUCell(2)])
+    x = keras.layers.RNN(cells, return_sequences=True)(x)
     x = keras.layers.GRU(5, stateful=True, reset_after=False)(x)
     model = keras.Model(inputs, keras.layers.Dense(2)(x))
     model(features)                          # the stateful GRU now holds non-zero states
     converted = kzoo.convert(model)
     layers = converted.layers
     assert [type(layer) for layer in layers[1:]] == [
-        kzoo.layers.SimpleRNN, kzoo.layers.LSTM, kzoo.layers.GRU, keras.layers.Dense]
+        kzoo.layers.SimpleRNN, kzoo.layers.RNN, kzoo.layers.GRU, keras.layers.Dense]
+    assert layers[1].unroll and type(layers[2].cell.cells[1]) is kzoo.layers.GRUCell
     assert layers[3].stateful and not layers[3].cell.reset_after
     assert [layer.name for layer in layers] == [layer.name for layer in model.layers]
     np.testing.assert_allclose(layers[3].states[0], model.layers[3].states[0], atol=0)

@@ -4,7 +4,8 @@
 cloned model: kzoo's sequence layer for Keras' ``SimpleRNN``, ``LSTM``, ``GRU``, ``ConvLSTM1D/2D/
 3D`` and ``RNN`` over Keras' standard cells; a ``kzoo.layers.Bidirectional`` (and a
 ``TimeDistributed``) around the converted inner layer; a fresh copy of any other layer (built from
-its config, as ``keras.models.clone_model`` does). ``copy_weights(old, new)`` then gives the new
+its config, as ``keras.models.clone_model`` does), but ``kzoo.layers.TimeDistributed`` in the place
+of Keras' (which needs Flex ops in TFLite). ``copy_weights(old, new)`` then gives the new
 layer the old one's values, once the clone has built it.
 """
 
@@ -134,6 +135,11 @@ def convert_layer(layer, strict=True):
       ConversionError: with ``strict``, a recurrent layer kzoo cannot replace (a custom cell or
         recurrent layer, a ``Bidirectional`` around one); its name and class are in the message.
     """
+    if type(layer) is keras.layers.TimeDistributed and not is_keras_recurrent(layer):
+        # Keras' maps its layer over a dynamic time axis with TensorList ops (Flex in TFLite).
+        return _kzoo_layers().TimeDistributed(copy_of(layer.layer), name=layer.name,
+                                              dtype=layer.dtype_policy,
+                                              trainable=layer.trainable)
     if not is_keras_recurrent(layer):
         return copy_of(layer)
     try:
@@ -147,7 +153,7 @@ def convert_layer(layer, strict=True):
             if converted is not None:
                 return converted
         if isinstance(layer, keras.layers.TimeDistributed):
-            return keras.layers.TimeDistributed(convert_layer(layer.layer, strict=True),
+            return _kzoo_layers().TimeDistributed(convert_layer(layer.layer, strict=True),
                                                 name=layer.name, dtype=layer.dtype_policy,
                                                 trainable=layer.trainable)
         raise ConversionError(
