@@ -28,7 +28,7 @@ import kzoo.export  # noqa: E402
 
 COST_COLUMNS = ["model", "(B, T, F, U)", "convert s", "saved_model s", "tflite s"]
 SPEED_COLUMNS = ["model", "(B, T, F, U)", "kzoo train ms", "Keras train ms", "train ratio",
-                 "kzoo infer ms", "Keras infer ms", "infer ratio", "max |diff|"]
+                 "kzoo infer ms", "Keras infer ms", "infer ratio", "max abs diff"]
 
 
 def _shape(text):
@@ -90,7 +90,7 @@ def main(argv=None):
         "kzoo train ms": f"{train[0] * 1e3:.1f}", "Keras train ms": f"{train[1] * 1e3:.1f}",
         "train ratio": f"{train[0] / train[1]:.2f}",
         "kzoo infer ms": f"{infer[0] * 1e3:.1f}", "Keras infer ms": f"{infer[1] * 1e3:.1f}",
-        "infer ratio": f"{infer[0] / infer[1]:.2f}", "max |diff|": f"{diff:.1e}"}]))
+        "infer ratio": f"{infer[0] / infer[1]:.2f}", "max abs diff": f"{diff:.1e}"}]))
 
 
 if __name__ == "__main__":
