@@ -140,6 +140,19 @@ LAYER_CASES = {
     "ConvLSTM2D": (lambda: L.ConvLSTM2D(2, 3, padding="same"), lambda layer: layer(FRAMES)),
     "ConvGRU2D": (lambda: L.ConvGRU2D(2, 3, return_sequences=True),
                   lambda layer: layer(FRAMES)),
+    "ConvLSTM1D": (lambda: L.ConvLSTM1D(2, 3, padding="same"),
+                   lambda layer: layer(FRAMES[:, :, 0])),
+    "ConvLSTM3D": (lambda: L.ConvLSTM3D(2, 3, padding="same"),
+                   lambda layer: layer(FRAMES[:, :, None])),
+    "ConvLSTM1DCell in kzoo.layers.RNN": (
+        lambda: L.RNN(L.ConvLSTM1DCell(2, 3, padding="same")),
+        lambda layer: layer(FRAMES[:, :, 0])),
+    "ConvLSTM3DCell in kzoo.layers.RNN": (
+        lambda: L.RNN(L.ConvLSTM3DCell(2, 2, padding="same")),
+        lambda layer: layer(FRAMES[:, :, None])),
+    "RNN over a stack of Keras and kzoo cells": (
+        lambda: L.RNN([keras.layers.LSTMCell(4), L.GRUCell(3)], return_sequences=True),
+        lambda layer: layer(X, mask=X_MASK)),
     "SimpleRNNCell in keras.layers.RNN": (lambda: keras.layers.RNN(L.SimpleRNNCell(4)),
                                           lambda layer: layer(X)),
     "LSTMCell in keras.layers.RNN": (lambda: keras.layers.RNN(L.LSTMCell(4)),

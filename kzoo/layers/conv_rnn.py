@@ -504,7 +504,15 @@ class ConvLSTM1DCell(ConvLSTM2DCell):
     Args:
       filters: positive int, the channels of ``h``.
       kernel_size: int or one int, the convolution window.
-      **kwargs: the other arguments of :class:`ConvLSTM2DCell`, each an int or one int.
+      strides: int or one int, the input convolution's strides; default 1.
+      padding: ``"valid"`` (default) or ``"same"``, the input convolution's padding.
+      data_format: None or ``"channels_last"`` (the only layout).
+      dilation_rate: int or one int, the input convolution's dilation; default 1.
+      activation: of the candidate (and of ``c'``); default ``"tanh"``.
+      recurrent_activation: of the gates; default ``"sigmoid"``.
+      use_bias: whether the cell adds a bias; default True.
+      unit_forget_bias: the forget gate's bias starts at 1; default True.
+      **kwargs: the other arguments of :class:`ConvLSTM2DCell`.
 
     Call arguments:
       inputs: ``(batch, steps, channels)``, one frame.
@@ -539,7 +547,15 @@ class ConvLSTM3DCell(ConvLSTM2DCell):
     Args:
       filters: positive int, the channels of ``h``.
       kernel_size: int or three ints, the convolution window.
-      **kwargs: the other arguments of :class:`ConvLSTM2DCell`, each an int or three ints.
+      strides: int or three ints, the input convolution's strides; default 1.
+      padding: ``"valid"`` (default) or ``"same"``, the input convolution's padding.
+      data_format: None or ``"channels_last"`` (the only layout).
+      dilation_rate: int or three ints, the input convolution's dilation; default 1.
+      activation: of the candidate (and of ``c'``); default ``"tanh"``.
+      recurrent_activation: of the gates; default ``"sigmoid"``.
+      use_bias: whether the cell adds a bias; default True.
+      unit_forget_bias: the forget gate's bias starts at 1; default True.
+      **kwargs: the other arguments of :class:`ConvLSTM2DCell`.
 
     Call arguments:
       inputs: ``(batch, depth, rows, cols, channels)``, one frame.

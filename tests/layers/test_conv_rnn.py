@@ -268,3 +268,63 @@ def test_conv_lstm_converts_to_builtin_tflite(rng):
         interpreter.invoke()
         got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
         np.testing.assert_allclose(got, model(x), atol=1e-5)
+
+
+# -- ConvLSTM1D and ConvLSTM3D: Keras' layers on the same conv cell with one or three axes --------
+CONV_1D_3D = [(L.ConvLSTM1D, keras.layers.ConvLSTM1D, (ROWS,)),
+              (L.ConvLSTM3D, keras.layers.ConvLSTM3D, (3, 4, 4))]
+
+
+@pytest.mark.parametrize("layer_class,keras_class,frame", CONV_1D_3D, ids=["1d", "3d"])
+def test_conv_lstm_1d_3d_match_keras(layer_class, keras_class, frame, rng, mask):
+    x = rng.normal(size=(BATCH, TIME, *frame, CHANNELS)).astype("float32")
+    keras_layer = keras_class(FILTERS, 3, padding="same", strides=2, return_sequences=True,
+                              return_state=True, go_backwards=True)
+    expected = keras_layer(x, mask=mask)
+    randomize(keras_layer, rng)
+    expected = keras_layer(x, mask=mask)
+    layer = layer_class.from_config(keras_layer.get_config())
+    layer.build(x.shape)
+    layer.set_weights(keras_layer.get_weights())
+    for got, want in zip(layer(x, mask=mask), expected):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    assert layer.get_config() == keras_layer.get_config() | {"name": layer.name}
+
+
+def test_conv_lstm_1d_3d_keras_file_round_trip_and_builtin_tflite(rng, tmp_path):
+    """One model with both layers: saved and loaded as .keras, and converted to a TFLite file
+    of builtin ops that LiteRT runs with Keras' numbers."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    sequence_1d = keras.Input((None, ROWS, CHANNELS))
+    sequence_3d = keras.Input((None, 2, 4, 4, CHANNELS))
+    h_1d = L.ConvLSTM1D(2, 3, padding="same")(sequence_1d)
+    h_3d = L.ConvLSTM3D(2, 3, padding="same", go_backwards=True)(sequence_3d)
+    outputs = keras.layers.Concatenate()([keras.layers.Flatten()(h_1d),
+                                          keras.layers.Flatten()(h_3d)])
+    model = keras.Model([sequence_1d, sequence_3d], outputs)
+    x = [rng.normal(size=(BATCH, TIME, ROWS, CHANNELS)).astype("float32"),
+         rng.normal(size=(BATCH, TIME, 2, 4, 4, CHANNELS)).astype("float32")]
+    expected = model(x)
+    model.save(tmp_path / "conv.keras")
+    loaded = keras.saving.load_model(tmp_path / "conv.keras")
+    assert [type(layer) for layer in loaded.layers[2:4]] == [L.ConvLSTM1D, L.ConvLSTM3D]
+    np.testing.assert_allclose(loaded(x), expected, atol=1e-6)
+
+    with L.trace_target("tflite"):
+        function = tf.function(lambda a, b: model([a, b]), input_signature=[
+            tf.TensorSpec([None, None, ROWS, CHANNELS], tf.float32),
+            tf.TensorSpec([None, None, 2, 4, 4, CHANNELS], tf.float32)])
+        concrete = function.get_concrete_function()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    interpreter = Interpreter(model_content=converter.convert())
+    by_rank = {value.ndim: value for value in x}
+    for detail in interpreter.get_input_details():
+        interpreter.resize_tensor_input(detail["index"], by_rank[len(detail["shape"])].shape)
+    interpreter.allocate_tensors()
+    for detail in interpreter.get_input_details():
+        interpreter.set_tensor(detail["index"], by_rank[len(detail["shape"])])
+    interpreter.invoke()
+    got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    np.testing.assert_allclose(got, expected, atol=1e-5)

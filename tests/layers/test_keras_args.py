@@ -167,5 +167,29 @@ def test_stacked_rnn_keras_file_round_trip(sequences, tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path)
     assert isinstance(loaded.layers[1], L.RNN)
-    np.testing.assert_allclose(loaded.predict(sequences, verbose=0),
-                               model.predict(sequences, verbose=0), atol=1e-6)
+    np.testing.assert_allclose(loaded(sequences), model(sequences), atol=1e-6)
+
+
+def test_rnn_over_a_stack_with_a_custom_cell_converts_to_builtin_tflite(sequences):
+    """The generic loop has the TFLite form of kzoo's own layers: builtin ops only, batch and
+    time dynamic, LiteRT's numbers equal Keras'."""
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    inputs = keras.Input((None, FEATURES))
+    outputs = L.RNN([keras.layers.LSTMCell(4), SumCell(2)], return_sequences=True)(inputs)
+    model = keras.Model(inputs, outputs)
+    with L.trace_target("tflite"):
+        concrete = tf.function(lambda x: model(x), input_signature=[
+            tf.TensorSpec([None, None, FEATURES], tf.float32)]).get_concrete_function()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    interpreter = Interpreter(model_content=converter.convert())
+    source = interpreter.get_input_details()[0]["index"]
+    for x in (sequences, sequences[:1, :2]):
+        interpreter.resize_tensor_input(source, x.shape)
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(source, x)
+        interpreter.invoke()
+        got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+        np.testing.assert_allclose(got, model(x), atol=1e-5)
