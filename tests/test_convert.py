@@ -154,3 +154,11 @@ def test_bad_files_write_nothing(keras_file, tmp_path):
             convert_file(source, out if source != keras_file else tmp_path / "out.h5")
     registered["test_convert>CustomCell"] = cell
     assert sorted(os.listdir(tmp_path)) == ["custom.keras", "text.keras"]
+
+
+def test_a_legacy_h5_file_converts(features, tmp_path):
+    model = _model(keras.layers.GRU(4), keras.layers.Dense(2))
+    model.save(tmp_path / "legacy.h5")
+    converted = convert_file(tmp_path / "legacy.h5", tmp_path / "legacy.keras")
+    assert type(converted.layers[0]) is kzoo.layers.GRU
+    np.testing.assert_allclose(converted(features), model(features), atol=ATOL)
