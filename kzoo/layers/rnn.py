@@ -168,6 +168,10 @@ class RNN(Recurrent):
         states = make(batch_size=batch)
         return list(states) if tf.nest.is_nested(states) else [states]
 
+    def get_initial_state(self, batch_size):
+        """The zero states of a batch, as ``keras.layers.RNN.get_initial_state`` gives them."""
+        return self._zero_states(batch_size)
+
     def build(self, sequences_shape, initial_state_shape=None):
         if not self._generic:
             return super().build(sequences_shape, initial_state_shape)
