@@ -235,6 +235,9 @@ def _run_functional(model, inputs, lengths=None, initial_states=None):
 
     def run_operation(operation):
         call = operation_fn(operation, training=False)
+        if lengths is not None and getattr(operation, "supports_masking", False) and \
+                not isinstance(operation, (Recurrent, keras.layers.Bidirectional)):
+            call = _mask_passed_over_frames(call)
         if operation not in layers:
             return call
         index = layers.index(operation)
@@ -253,7 +256,7 @@ def _run_functional(model, inputs, lengths=None, initial_states=None):
             finally:
                 operation.return_state = previous
             final_states[index] = states
-            return output
+            return [output, *states] if previous else output
 
         return call_with_state
 
@@ -263,6 +266,25 @@ def _run_functional(model, inputs, lengths=None, initial_states=None):
     graph = model._functional if isinstance(model, keras.Sequential) else model
     outputs = graph._run_through_graph(inputs, operation_fn=run_operation)
     return outputs, [final_states[k] for k in range(len(layers))]
+
+
+def _mask_passed_over_frames(call):
+    """Keras' per-step layers (BatchNormalization, Dropout...) take a mask one rank below their
+    inputs and refuse the (batch, time) mask of frames (batch, time, rows, cols, channels):
+    such a layer runs unmasked, as in the Keras model, and its output carries the mask on."""
+    from keras.src.backend import get_keras_mask, set_keras_mask
+
+    def call_over_frames(*args, **kwargs):
+        first = args[0] if args else None
+        mask = get_keras_mask(first) if tf.is_tensor(first) else None
+        if mask is None or len(mask.shape) + 1 >= len(first.shape):
+            return call(*args, **kwargs)
+        output = call(tf.identity(first), *args[1:], **kwargs)
+        if tf.is_tensor(output):
+            set_keras_mask(output, mask)
+        return output
+
+    return call_over_frames
 
 
 def _output_dict(model, outputs):
@@ -304,6 +326,11 @@ def streamable(model):
         return False
     recurrent = _stream_layers(model)
     if not recurrent:
+        return False
+    # The stream walks the model's own graph: a recurrent layer inside a nested model is not
+    # reached there, so its states could not be fed (a converted Keras model can nest models).
+    graph = model._functional if isinstance(model, keras.Sequential) else model
+    if not all(layer in graph._operations for layer in recurrent):
         return False
     wrapped = [layer for layer in model._flatten_layers(include_self=False, recursive=True)
                if isinstance(layer, keras.layers.Bidirectional)]

@@ -2,6 +2,7 @@
 
     model = kzoo.build("seq2seq_attention")
     kzoo.list_models()
+    model = kzoo.convert(keras_model)     # a Keras model with kzoo's recurrent layers
 """
 
 import os as _os
@@ -10,7 +11,7 @@ import sys as _sys
 __version__ = "0.1.0"
 
 _REGISTRY_NAMES = ("build", "list_models", "model_info")
-__all__ = ["build", "list_models", "model_info", "layers"]
+__all__ = ["build", "convert", "list_models", "model_info", "layers"]
 
 
 def __getattr__(name):
@@ -19,6 +20,10 @@ def __getattr__(name):
         from kzoo.models import registry
 
         return getattr(registry, name)
+    if name == "convert":
+        from kzoo.conversion import convert
+
+        return convert
     if name == "layers":
         import kzoo.layers
 
@@ -38,5 +43,6 @@ if _os.path.basename(_sys.argv[0] if _sys.argv else "") != "kzoo":
 
     quiet.import_tensorflow()
     from kzoo import layers  # noqa: E402
+    from kzoo.conversion import convert  # noqa: E402
     from kzoo.models import zoo as _zoo  # noqa: E402,F401
     from kzoo.models.registry import build, list_models, model_info  # noqa: E402

@@ -1,4 +1,4 @@
-"""The ``kzoo`` command: list, info, train, evaluate, export, predict, bench.
+"""The ``kzoo`` command: list, info, train, evaluate, export, predict, bench, convert.
 
     kzoo list                                    # name, pattern, cell, parameters
     kzoo info seq2seq_attention
@@ -6,6 +6,8 @@
     kzoo train seq2seq_attention --data pairs.tsv --out runs/mine   # the user's own file
     kzoo evaluate runs/translator
     kzoo export runs/translator --format saved_model,tflite --quantize dynamic
+    kzoo export model.keras --out exported        # a Keras model file: converted, then exported
+    kzoo convert model.keras model.kzoo.keras     # a Keras model file with kzoo's RNN layers
     kzoo predict runs/translator "twenty-three"
     kzoo predict runs/forecaster --input recent.csv --output forecast.csv
     kzoo bench many_to_one_lstm many_to_one_gru
@@ -32,6 +34,7 @@ import textwrap
 from kzoo import quiet
 from kzoo.checks import close_matches
 from kzoo.choices import QUANTIZE_MODES, STRATEGIES
+from kzoo.conversion.files import is_model_file
 from kzoo.quiet import silenced_stderr
 from kzoo.training.exporting import EXPORT_FORMATS
 from kzoo.training.run_dir import check_finished_run
@@ -44,6 +47,7 @@ DATASETS = ("adding", "copy", "digits", "imdb_reviews", "number_words", "reverse
 # --quantize none: no quantized file (None in the library).
 QUANTIZE = ("none", *(mode for mode in QUANTIZE_MODES if mode is not None))
 DEFAULT_EPOCHS = 10
+RUN_SAMPLES = 32      # `kzoo export RUN_DIR`: held-out examples verified on, by default
 INFO_WIDTH = 100      # `kzoo info` wraps to the terminal's width, at most this
 INFO_KEY_WIDTH = 30   # a wider KEY=VALUE gets a line of its own above its explanation
 VERBOSE_HELP = ("also show the log lines of TensorFlow, the TFLite converter, LiteRT and TFDS "
@@ -116,6 +120,17 @@ def _key_value(text):
         return key, json.loads(value)
     except json.JSONDecodeError:
         return key, value
+
+
+def _samples(text):
+    """``--samples``: a count of held-out examples (a run) or a .npz file of inputs (a file)."""
+    if text.lower().endswith(".npz"):
+        return text
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or a .npz file, got "
+                                         f"{text!r}") from None
 
 
 def _formats(text):
@@ -244,13 +259,24 @@ def cmd_evaluate(args):
     return 0
 
 
+def _print_warnings(command, caught):
+    for warning in caught:
+        message = " ".join(str(warning.message).split())
+        print(f"kzoo {command}: warning: {message}", file=sys.stderr)
+
+
 def cmd_export(args):
     from kzoo import training
 
+    if is_model_file(args.run_dir):
+        return _export_model_file(args)
+    if isinstance(args.samples, str):
+        raise UsageError("--samples FILE.npz goes with a model file; a run directory takes a "
+                         "number of held-out examples")
     run_dir = check_finished_run(args.run_dir)
     quantize = None if args.quantize == "none" else args.quantize
     result = training.export_run(run_dir, formats=args.format, quantize=quantize, out=args.out,
-                                 samples=args.samples, data_dir=args.data_dir,
+                                 samples=args.samples or RUN_SAMPLES, data_dir=args.data_dir,
                                  overwrite=args.overwrite)
     if not result.written:
         print(f"{result.directory} is up to date with {run_dir / 'model.keras'}; nothing to "
@@ -259,6 +285,39 @@ def cmd_export(args):
     for path in result.written:
         print(f"wrote {path}")
     print(result.report)
+    return 0
+
+
+def _export_model_file(args):
+    import warnings
+
+    from kzoo.conversion import files
+
+    quantize = None if args.quantize == "none" else args.quantize
+    samples = None if args.samples is None or isinstance(args.samples, int) else args.samples
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        result = files.export_file(args.run_dir, out=args.out, samples=samples,
+                                   formats=args.format, quantize=quantize,
+                                   overwrite=args.overwrite)
+    _print_warnings("export", [w for w in caught if "kzoo" in str(w.message)])
+    for path in result.paths:
+        print(f"wrote {path}")
+    print(result)
+    return 0
+
+
+def cmd_convert(args):
+    import warnings
+
+    from kzoo.conversion import files
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        files.convert_file(args.source, args.destination, overwrite=args.overwrite,
+                           strict=not args.keep_unconverted)
+    _print_warnings("convert", [w for w in caught if "kzoo" in str(w.message)])
+    print(f"wrote {args.destination}")
     return 0
 
 
@@ -384,16 +443,21 @@ def make_parser():
     p.add_argument("--data-dir", default=None)
     p.set_defaults(func=cmd_evaluate)
 
-    p = commands.add_parser("export", help="export a trained run (SavedModel, TFLite) and "
-                                           "verify it")
-    p.add_argument("run_dir")
+    p = commands.add_parser("export", help="export a trained run or a Keras model file "
+                                           "(SavedModel, TFLite) and verify it")
+    p.add_argument("run_dir", metavar="RUN_DIR_OR_FILE",
+                   help="a run directory, or a Keras model file (.keras, .h5), which is "
+                        "converted to kzoo's layers first (kzoo convert)")
     p.add_argument("--format", type=_formats, default=list(EXPORT_FORMATS),
                    help="comma-separated: saved_model,tflite (default both)")
     p.add_argument("--quantize", choices=QUANTIZE, default="none",
                    help="an extra quantized TFLite file beside the float one")
-    p.add_argument("--out", default=None, help="default RUN_DIR/export")
-    p.add_argument("--samples", type=_positive_int, default=32,
-                   help="held-out examples the verification runs on")
+    p.add_argument("--out", default=None,
+                   help="default RUN_DIR/export, or FILE_STEM_export next to a model file")
+    p.add_argument("--samples", type=_samples, default=None,
+                   help="held-out examples the verification runs on (a run; default 32), or a "
+                        ".npz file of inputs, one array per input name (a model file; default "
+                        "random inputs of a few time lengths)")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_export)
@@ -423,6 +487,16 @@ def make_parser():
     p.add_argument("--config", type=_key_value, action="append", default=[],
                    metavar="KEY=VALUE", help="override a config value of every model")
     p.set_defaults(func=cmd_bench)
+
+    p = commands.add_parser("convert", help="rewrite a Keras model file with kzoo's recurrent "
+                                            "layers (same weights, builtins-only TFLite)")
+    p.add_argument("source", metavar="IN", help="a Keras model file (.keras, or legacy .h5)")
+    p.add_argument("destination", metavar="OUT", help="the converted model's .keras file")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    p.add_argument("--keep-unconverted", action="store_true",
+                   help="keep a recurrent layer kzoo cannot replace (a custom cell) as it is, "
+                        "with a warning, instead of failing")
+    p.set_defaults(func=cmd_convert)
     for command in commands.choices.values():  # `kzoo train ... -v` as well as `kzoo -v train`
         command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                              help=VERBOSE_HELP)
@@ -434,8 +508,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     quiet.set_verbose(args.verbose)
     try:
-        if getattr(args, "run_dir", None) is not None:
+        run_dir = getattr(args, "run_dir", None)
+        if run_dir is not None and is_model_file(run_dir):
+            _check_model_file(run_dir)
+        elif run_dir is not None:
             check_finished_run(args.run_dir)  # before TensorFlow: a typo fails at once
+        if args.func is cmd_convert:
+            _check_model_file(args.source)
         for name in _model_names(args):
             _check_model_name(name)  # likewise: the registry's metadata needs no TensorFlow
         if getattr(args, "dataset", None) is not None:
@@ -455,6 +534,11 @@ def main(argv=None):
         message = " ".join(str(error).split())
         print(f"kzoo {args.command}: error: {message}", file=sys.stderr)
         return 2
+
+
+def _check_model_file(path):
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no model file {path!r}")
 
 
 def _reader_gone():

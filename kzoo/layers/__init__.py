@@ -19,13 +19,14 @@ from kzoo.layers.attention_wrapper import AttentionWrapper
 from kzoo.layers.embedding import TokenEmbedding
 from kzoo.layers.dense import Dense
 from kzoo.layers.text import TokenVectorizer
+from kzoo.layers.time_distributed import TimeDistributed
 
 __all__ = [
     "AttentionWrapper", "BahdanauAttention", "BahdanauMonotonicAttention", "Bidirectional",
     "ConvGRU2D", "ConvGRU2DCell", "ConvLSTM1D", "ConvLSTM1DCell",
     "ConvLSTM2D", "ConvLSTM2DCell", "ConvLSTM3D", "ConvLSTM3DCell", "Dense", "GRU", "GRUCell",
     "Jordan", "JordanCell", "LSTM", "LSTMCell", "LuongAttention", "LuongMonotonicAttention",
-    "RNN", "Recurrent", "RecurrentCell", "SimpleRNN", "SimpleRNNCell", "TokenEmbedding",
-    "TokenVectorizer", "from_torch", "get_scan_mode", "get_trace_target", "record_plans", "scan",
-    "scan_mode", "to_torch", "to_torch_state_dict", "trace_target",
+    "RNN", "Recurrent", "RecurrentCell", "SimpleRNN", "SimpleRNNCell", "TimeDistributed",
+    "TokenEmbedding", "TokenVectorizer", "from_torch", "get_scan_mode", "get_trace_target",
+    "record_plans", "scan", "scan_mode", "to_torch", "to_torch_state_dict", "trace_target",
 ]
