@@ -328,18 +328,13 @@ def streamable(model):
     if not recurrent:
         return False
     # The stream walks the model's own graph: a recurrent layer inside a nested model is not
-    # reached there, so its states could not be fed (a converted Keras model can nest models).
+    # reached there, so its states could not be fed (a converted Keras model, a model wrapped in
+    # scaling layers).
     graph = model._functional if isinstance(model, keras.Sequential) else model
     if not all(layer in graph._operations for layer in recurrent):
         return False
     wrapped = [layer for layer in model._flatten_layers(include_self=False, recursive=True)
                if isinstance(layer, keras.layers.Bidirectional)]
-    # The stream hands states to the recurrent layers the graph walk of _run_functional meets;
-    # one inside a nested model (a model wrapped in scaling layers) is called by that model.
-    graph = model._functional if isinstance(model, keras.Sequential) else model
-    operations = getattr(graph, "operations", None)
-    if operations is not None and any(layer not in operations for layer in recurrent):
-        return False
     return not wrapped and not any(layer.go_backwards for layer in recurrent)
 
 
