@@ -311,3 +311,26 @@ def test_bash_blocks(page, tmp_path, tfds_data_dir):
 @pytest.mark.parametrize("page", _pages("bash", slow=True))
 def test_bash_blocks_with_the_slow_ones(page, tmp_path, tfds_data_dir):
     run_bash(page, True, tmp_path, tfds_data_dir)
+
+
+# Every public name of TF Addons 0.23's ``tensorflow_addons/seq2seq/__init__.py``.
+TFA_SEQ2SEQ_NAMES = (
+    "AttentionMechanism", "AttentionWrapper", "AttentionWrapperState", "BahdanauAttention",
+    "BahdanauMonotonicAttention", "LuongAttention", "LuongMonotonicAttention", "hardmax",
+    "monotonic_attention", "safe_cumprod", "BasicDecoder", "BasicDecoderOutput",
+    "BeamSearchDecoder", "BeamSearchDecoderOutput", "BeamSearchDecoderState",
+    "FinalBeamSearchDecoderOutput", "gather_tree", "gather_tree_from_array", "tile_batch",
+    "BaseDecoder", "Decoder", "dynamic_decode", "SequenceLoss", "sequence_loss",
+    "CustomSampler", "GreedyEmbeddingSampler", "InferenceSampler", "SampleEmbeddingSampler",
+    "Sampler", "ScheduledEmbeddingTrainingSampler", "ScheduledOutputTrainingSampler",
+    "TrainingSampler")
+
+
+def test_the_migration_table_names_every_public_tfa_seq2seq_name():
+    rows = [line.split("|")[1] for line in
+            (ROOT / "docs" / "tfa_seq2seq_migration.md").read_text().splitlines()
+            if line.startswith("| `")]
+    first_cells = " ".join(rows)
+    missing = [name for name in TFA_SEQ2SEQ_NAMES
+               if re.search(rf"`{name}[`(.]", first_cells) is None]
+    assert not missing, f"tfa.seq2seq names without a row: {missing}"
