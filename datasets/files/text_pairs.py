@@ -108,8 +108,7 @@ def from_text_pairs(path, split="train", *, batch_size=32, shuffle=None, seed=0,
     (source, target_in), target_out = next(iter(data))
     print(info.suggested_models[0], info.num_examples, source.shape[0])
     model = kzoo.build("seq2seq_attention", **info.model_config, units=8,
-                       vocabularies=info.vectorizers)
-    print(model.translate(["good morning"]))      # untrained: any words
+                       vocabularies=info.vectorizers)   # model.translate(["good morning"])
     ```
     """
     options = _options(path, target_path=target_path, file_format=file_format,
