@@ -259,7 +259,7 @@ CLI_CASES = [
     ("predict: a run that is not seq2seq", lambda w: ["predict", w.run, "1 2 3"],
      r"kzoo predict: error: predict decodes seq2seq models; many_to_one_gru is not one"),
     ("predict: no text", lambda w: ["predict", w.run],
-     r"kzoo predict: error: the following arguments are required: text"),
+     r"kzoo predict: error: give the text to decode, or --input FILE"),
     ("info: unknown model", lambda w: ["info", "lstmm"],
      r"kzoo info: error: unknown model 'lstmm'"),
     ("list: no match", lambda w: ["list", "*nothing*"],

@@ -140,6 +140,8 @@ LAYER_CASES = {
     "ConvLSTM2D": (lambda: L.ConvLSTM2D(2, 3, padding="same"), lambda layer: layer(FRAMES)),
     "ConvGRU2D": (lambda: L.ConvGRU2D(2, 3, return_sequences=True),
                   lambda layer: layer(FRAMES)),
+    "TimeDistributed": (lambda: L.TimeDistributed(L.Dense(3)),
+                        lambda layer: layer(X, mask=X_MASK)),
     "ConvLSTM1D": (lambda: L.ConvLSTM1D(2, 3, padding="same"),
                    lambda layer: layer(FRAMES[:, :, 0])),
     "ConvLSTM3D": (lambda: L.ConvLSTM3D(2, 3, padding="same"),
