@@ -23,6 +23,15 @@ def header(title):
             f"{time.strftime('%Y-%m-%d')}")
 
 
+def status_kib(field):
+    """A field of /proc/self/status in KiB ("VmRSS" resident now, "VmHWM" its peak)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field} line")
+
+
 def median_seconds(fn, repeats, warmup=2):
     """Median wall time of ``fn()`` over ``repeats`` calls, after ``warmup`` untimed calls
     (tracing, allocation and caches happen in those)."""

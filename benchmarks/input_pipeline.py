@@ -75,19 +75,12 @@ def generate(path, size, seed=0):
     return lines
 
 
-def _status_kib(field):
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"/proc/self/status has no {field} line")
-
-
 def child_pipeline(path, batch, batches):
     """The checking pass and the train split's batches of ``path``: speeds and memory."""
     import kzoo.datasets as kd
+    from common import status_kib
 
-    baseline = _status_kib("VmRSS")
+    baseline = status_kib("VmRSS")
     start = time.perf_counter()
     data, info = kd.from_text_pairs(path, batch_size=batch)
     scan = time.perf_counter() - start
@@ -100,8 +93,8 @@ def child_pipeline(path, batch, batches):
         examples += int(next(iterator)[1].shape[0])
     seconds = time.perf_counter() - start
     return {"pairs": sum(info.statistics["rows"].values()), "scan_s": scan,
-            "pipeline": examples / seconds, "peak_kib": _status_kib("VmHWM"),
-            "growth_kib": _status_kib("VmHWM") - baseline}
+            "pipeline": examples / seconds, "peak_kib": status_kib("VmHWM"),
+            "growth_kib": status_kib("VmHWM") - baseline}
 
 
 def child_training(path, batch, units, steps):

@@ -45,14 +45,6 @@ COLUMNS = ("cell", "(B, T, F, U)", "mode", "kzoo MiB", "Keras MiB", "ratio", "kz
            "Keras base MiB")
 
 
-def _status_kib(field):
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"/proc/self/status has no {field} line")
-
-
 def _layer_class(cell, layer):
     import keras
 
@@ -75,16 +67,16 @@ def child(cell, layer, mode, shape, seed=0):
                               keras.layers.Dense(1)])
     x = tf.constant(np.random.default_rng(seed).normal(size=(batch, steps, features)),
                     tf.float32)
-    from common import step_functions
+    from common import status_kib, step_functions
 
     train_step, infer = step_functions(model, x)
 
     gc.collect()
-    resting = _status_kib("VmRSS")
+    resting = status_kib("VmRSS")
     with open("/proc/self/clear_refs", "w") as refs:
         refs.write("5")  # VmHWM := VmRSS
     (train_step if mode == "train" else infer)().numpy()
-    return (_status_kib("VmHWM") - resting) * 1024
+    return (status_kib("VmHWM") - resting) * 1024
 
 
 def measure(cell, layer, mode, shape):

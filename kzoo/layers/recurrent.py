@@ -163,15 +163,20 @@ class Recurrent(keras.layers.Layer):
         if not self.cell.built:
             self.cell.build(step_shape)
         if self.stateful:
-            batch = sequences_shape[0]
-            if batch is None:
-                raise ValueError(f"{self._describe()} is stateful and needs a fixed batch size: "
-                                 f"give the Input a `batch_size` (got shape {sequences_shape})")
-            self.states = [
-                self.add_weight(name=f"state_{i}", shape=tuple(s.shape), initializer="zeros",
-                                trainable=False)
-                for i, s in enumerate(self.cell.get_initial_state(batch))
-            ]
+            self._add_state_weights(sequences_shape, self.cell.get_initial_state)
+
+    def _add_state_weights(self, sequences_shape, initial_states):
+        """A stateful layer's non-trainable state variables, shaped as ``initial_states(batch)``
+        (a flat list of tensors)."""
+        batch = sequences_shape[0]
+        if batch is None:
+            raise ValueError(f"{self._describe()} is stateful and needs a fixed batch size: "
+                             f"give the Input a `batch_size` (got shape {sequences_shape})")
+        self.states = [
+            self.add_weight(name=f"state_{i}", shape=tuple(s.shape), initializer="zeros",
+                            trainable=False)
+            for i, s in enumerate(initial_states(batch))
+        ]
 
     def reset_state(self):
         if self.states is not None:

@@ -181,15 +181,8 @@ class RNN(Recurrent):
             self.cell.build(step_shape)
             self.cell.built = True
         if self.stateful:
-            batch = sequences_shape[0]
-            if batch is None:
-                raise ValueError(f"{self._describe()} is stateful and needs a fixed batch size: "
-                                 f"give the Input a `batch_size` (got shape {sequences_shape})")
-            self.states = [
-                self.add_weight(name=f"state_{i}", shape=tuple(s.shape), initializer="zeros",
-                                trainable=False)
-                for i, s in enumerate(tf.nest.flatten(self._zero_states(batch)))
-            ]
+            self._add_state_weights(
+                sequences_shape, lambda batch: tf.nest.flatten(self._zero_states(batch)))
 
     def compute_output_shape(self, sequences_shape, initial_state_shape=None):
         if not self._generic:
