@@ -77,13 +77,18 @@ def build_vocabulary(texts, *, level="word", standardize=None, max_size=None, mi
     for batch in batches:
         tokens = tokenize(tf.convert_to_tensor(batch, tf.string), level, standardize)
         counts.update(t.decode("utf-8") for t in tokens.flat_values.numpy())
-    for token in RESERVED_TOKENS:
-        counts.pop(token, None)
-    ordered = sorted((t for t, c in counts.items() if c >= min_count),
-                     key=lambda t: (-counts[t], t))
+    return vocabulary_of_counts(counts, max_size=max_size, min_count=min_count)
+
+
+def vocabulary_of_counts(counts, *, max_size=None, min_count=1, where="build_vocabulary"):
+    """The vocabulary :func:`build_vocabulary` makes from token counts (a mapping str -> int):
+    reserved tokens left out, tokens below ``min_count`` dropped, most frequent first with ties
+    alphabetical, at most ``max_size - 4`` tokens. ``where`` names the caller in errors."""
+    counts = {t: c for t, c in counts.items() if t not in RESERVED_TOKENS and c >= min_count}
+    ordered = sorted(counts, key=lambda t: (-counts[t], t))
     if max_size is not None:
         if max_size <= len(RESERVED_TOKENS):
-            raise ValueError(f"build_vocabulary: `max_size` must exceed the "
+            raise ValueError(f"{where}: `max_size` must exceed the "
                              f"{len(RESERVED_TOKENS)} reserved tokens, got {max_size}")
         ordered = ordered[:max_size - len(RESERVED_TOKENS)]
     return ordered

@@ -12,7 +12,8 @@ import heapq
 
 import tensorflow as tf
 
-from kzoo.layers.text import RESERVED_TOKENS, tokenize
+from kzoo.datasets.text import vocabulary_of_counts
+from kzoo.layers.text import tokenize
 
 DEFAULT_CAPACITY = 200_000
 
@@ -53,14 +54,9 @@ class BoundedCounter:
     def vocabulary(self, max_size=None, min_count=1):
         """The tokens, most frequent first, ties alphabetical, as ``build_vocabulary`` orders
         them (reserved tokens left out; ``max_size`` counts the 4 reserved ids)."""
-        counts = {t.decode("utf-8"): c for t, c in self.counts.items()}
-        for token in RESERVED_TOKENS:
-            counts.pop(token, None)
-        ordered = sorted((t for t, c in counts.items() if c >= min_count),
-                         key=lambda t: (-counts[t], t))
-        if max_size is not None:
-            ordered = ordered[:max_size - len(RESERVED_TOKENS)]
-        return ordered
+        return vocabulary_of_counts({t.decode("utf-8"): c for t, c in self.counts.items()},
+                                    max_size=max_size, min_count=min_count,
+                                    where="vocabulary")
 
 
 def token_counts(texts, level, standardize, keep=None):
