@@ -13,35 +13,20 @@ import keras
 
 from kzoo.conversion.errors import ConversionError
 
-# Keras arguments that choose how the loop runs, not what it computes: where the kzoo layer does
-# not take one (it always runs its own scan engine), it is dropped from the config.
-LOOP_ONLY_KEYS = ("unroll", "implementation", "use_cudnn")
-# keras.layers.RNN's own arguments: with a standard cell they go to kzoo's sequence layer.
-RNN_KEYS = ("name", "trainable", "dtype", "return_sequences", "return_state", "go_backwards",
-            "stateful", "unroll", "zero_output_for_mask", "activity_regularizer")
-_CELL_BASE_KEYS = ("name", "trainable", "dtype")
-
-
 def _kzoo_layers():
     import kzoo.layers
 
     return kzoo.layers
 
 
+SEQUENCE_LAYERS = ("SimpleRNN", "LSTM", "GRU", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D")
+STANDARD_CELLS = (keras.layers.SimpleRNNCell, keras.layers.LSTMCell, keras.layers.GRUCell)
+
+
 def _sequence_classes():
-    """{Keras sequence layer class: kzoo's}, for the classes this kzoo has."""
+    """{Keras sequence layer class: kzoo's namesake} (they take the same config)."""
     kzoo_layers = _kzoo_layers()
-    names = ("SimpleRNN", "LSTM", "GRU", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D")
-    return {getattr(keras.layers, name): getattr(kzoo_layers, name) for name in names
-            if hasattr(kzoo_layers, name)}
-
-
-def _cell_layers():
-    """{Keras standard cell class: kzoo's sequence layer over the same cell}."""
-    kzoo_layers = _kzoo_layers()
-    return {keras.layers.SimpleRNNCell: kzoo_layers.SimpleRNN,
-            keras.layers.LSTMCell: kzoo_layers.LSTM,
-            keras.layers.GRUCell: kzoo_layers.GRU}
+    return {getattr(keras.layers, name): getattr(kzoo_layers, name) for name in SEQUENCE_LAYERS}
 
 
 def describe(layer):
@@ -70,40 +55,26 @@ def is_keras_recurrent(layer):
 
 
 def _from_config(kzoo_class, config, layer):
-    attempts = [dict(config)]
-    dropped = [key for key in LOOP_ONLY_KEYS if key in config]
-    if dropped:
-        attempts.append({k: v for k, v in config.items() if k not in dropped})
-    for attempt in attempts:
-        try:
-            return kzoo_class.from_config(attempt)
-        except (ValueError, TypeError) as error:
-            failure = error
-    raise ConversionError(f"kzoo.convert: cannot build kzoo.layers.{kzoo_class.__name__} "
-                          f"from the config of {describe(layer)}: {failure}") from failure
+    try:
+        return kzoo_class.from_config(config)
+    except (ValueError, TypeError) as error:
+        raise ConversionError(f"kzoo.convert: cannot build kzoo.layers.{kzoo_class.__name__} "
+                              f"from the config of {describe(layer)}: {error}") from error
 
 
 def _convert_rnn(layer):
-    """``keras.layers.RNN(cell)``: kzoo.layers.RNN where this kzoo has it, else the sequence
-    layer of a single standard cell (the same computation, the same weights)."""
-    kzoo_layers = _kzoo_layers()
+    """``keras.layers.RNN(cell)`` over standard cells: kzoo.layers.RNN, which maps each of them
+    to kzoo's cell with the same config and weights."""
     cell = layer.cell
     cells = cell.cells if isinstance(cell, keras.layers.StackedRNNCells) else [cell]
-    custom = [c for c in cells if type(c) not in _cell_layers()]
+    custom = [c for c in cells if type(c) not in STANDARD_CELLS]
     if custom:
         raise ConversionError(
             f"kzoo.convert: {describe(layer)} runs the cell {describe(custom[0])}, which kzoo "
             f"cannot replace (it replaces keras.layers.SimpleRNNCell, LSTMCell, GRUCell and "
             f"StackedRNNCells of them); write the cell as a kzoo.layers.RecurrentCell, or pass "
             f"strict=False to keep the layer as it is")
-    if hasattr(kzoo_layers, "RNN"):
-        return _from_config(kzoo_layers.RNN, layer.get_config(), layer)
-    if len(cells) != 1 or cell is not cells[0]:
-        raise ConversionError(f"kzoo.convert: {describe(layer)} runs StackedRNNCells, which this "
-                              f"kzoo cannot replace yet (kzoo.layers.RNN is missing)")
-    cell_config = {k: v for k, v in cell.get_config().items() if k not in _CELL_BASE_KEYS}
-    rnn_config = {k: v for k, v in layer.get_config().items() if k in RNN_KEYS}
-    return _from_config(_cell_layers()[type(cell)], {**cell_config, **rnn_config}, layer)
+    return _from_config(_kzoo_layers().RNN, layer.get_config(), layer)
 
 
 def _convert_bidirectional(layer, strict):
