@@ -23,6 +23,7 @@ import numbers
 import tensorflow as tf
 
 from kzoo.checks import fail
+from kzoo.models.decoding import NEG_INF as _NEG_INF   # -inf would give NaN in softmax
 
 # The Mersenne prime 2^31 - 1 and the MINSTD multiplier (Park and Miller): products of two
 # residues stay below 2^62, so int64 arithmetic is exact in every runtime.
@@ -247,7 +248,3 @@ class TokenSampler:
             return drawn
         greedy = tf.argmax(log_probs, -1, output_type=tf.int32)
         return tf.where(tf.cast(self.temperature, tf.float32) > 0, drawn, greedy)
-
-
-# Finite stand-in for log(0) (as in kzoo.models.decoding): -inf would give NaN in softmax.
-_NEG_INF = -1e9

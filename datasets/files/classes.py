@@ -178,13 +178,8 @@ class _TextScan:
     skipped_lines: int
 
 
-def _identity(path):
-    stat = path.stat()
-    return str(path.resolve()), stat.st_size, stat.st_mtime_ns
-
-
 def _scan_texts(path, source, options):
-    key = (_identity(path), repr(sorted(options.items())))
+    key = (file_lines.file_version(path), repr(sorted(options.items())))
     if key not in _SCANS:
         _SCANS.clear()
         _SCANS[key] = _count_texts(path, source, options)

@@ -27,6 +27,15 @@ def check_file(path):
     return path
 
 
+def file_version(path):
+    """What tells one version of a file from another without reading it (its path, size and
+    modification time), the key under which a checking pass is cached; None for no path."""
+    if path is None:
+        return None
+    stat = path.stat()
+    return str(path.resolve()), stat.st_size, stat.st_mtime_ns
+
+
 def all_lines(path):
     """``(line number, text)`` of every line of ``path`` (1-based; empty lines too, so two
     files stay aligned), one at a time.

@@ -269,16 +269,10 @@ class PairScan:
         return sum(self.rows.values())
 
 
-def _identity(path):
-    if path is None:
-        return None
-    stat = path.stat()
-    return str(path.resolve()), stat.st_size, stat.st_mtime_ns
-
-
 def scan_text_pairs(options):
     """The checking pass over the file(s) of ``options`` (cached per file version)."""
-    key = (_identity(options.path), _identity(options.target_path), options)
+    key = (file_lines.file_version(options.path), file_lines.file_version(options.target_path),
+           options)
     if key not in _SCANS:
         _SCANS.clear()      # one file's counts at a time: a process reads one data file
         _SCANS[key] = _scan(options)

@@ -19,7 +19,8 @@ import hashlib
 import os
 import pathlib
 
-HASH_BLOCK = 1 << 20   # bytes read at a time: memory stays flat whatever the file's size
+from kzoo.training.run_dir import hash_into
+
 
 # The model settings ``train`` uses on a data file unless ``model_config`` says otherwise, by
 # the model's pattern. The zoo's defaults are small (units=64) so that every model builds and
@@ -104,7 +105,7 @@ def file_model_defaults(info):
 
 def data_sha256(path):
     """The SHA-256 of a data file's bytes, or of a folder's files (relative path and bytes of
-    each, in sorted order), read in blocks of :data:`HASH_BLOCK` bytes.
+    each, in sorted order), read a block at a time (``run_dir.hash_into``).
 
     Args:
         path: a file or folder.
@@ -119,10 +120,7 @@ def data_sha256(path):
     for file in files:
         if file is not path:
             digest.update(file.relative_to(path).as_posix().encode() + b"\0")
-        with open(file, "rb") as handle:
-            for block in iter(lambda: handle.read(HASH_BLOCK), b""):
-                digest.update(block)
-                size += len(block)
+        size += hash_into(digest, file)
     return digest.hexdigest(), size
 
 

@@ -298,7 +298,24 @@ def file_sha256(path):
     import hashlib
 
     digest = hashlib.sha256()
+    hash_into(digest, path)
+    return digest.hexdigest()
+
+
+def hash_into(digest, path):
+    """Feeds a file's bytes to a ``hashlib`` digest, a block at a time (memory stays flat
+    whatever the file's size).
+
+    Args:
+        digest: a ``hashlib`` object.
+        path: the file.
+
+    Returns:
+        The bytes read.
+    """
+    size = 0
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    return digest.hexdigest()
+            size += len(block)
+    return size
